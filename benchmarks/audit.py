@@ -1,0 +1,90 @@
+"""Time the leakage audit on a synthetic corpus and extrapolate to MIMIC-III scale.
+
+    PYTHONPATH=src python benchmarks/audit.py                       # ~20k train / 2k test, clean split
+    PYTHONPATH=src python benchmarks/audit.py --split note          # the leaky note-level split
+    PYTHONPATH=src python benchmarks/audit.py --test 100000 --val 100000 --train 20000   # MIMIC-sized index
+
+Builds prepared-style examples from `notelm.synthetic` nursing notes in memory (prompt = first half
+of the words), splits them by subject (clean) or by note (leaky), and times `leakage.audit` twice:
+with no train notes (indexing test and val) and with them (indexing + scanning train). Train scan
+time grows linearly with train notes, so it prints the estimate for 800k train notes against the
+held-out splits actually indexed, with notes/s and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import time
+
+from notelm import leakage, synthetic
+
+MIMIC_TRAIN = 800_000
+
+
+def examples(n: int, seed: int) -> list[dict]:
+    """About `n` prepared-style examples from synthetic nursing notes (~10 notes per patient)."""
+    cfg = synthetic.SyntheticConfig(seed=seed, patients=max(1, n // 9), error_rows=0, blank_rows=0)
+    out = []
+    for row in synthetic.generate_rows(cfg):
+        if row["CATEGORY"] in synthetic.NURSING_CATEGORIES:
+            words = row["TEXT"].split()
+            half = len(words) // 2
+            out.append({"note_id": str(row["ROW_ID"]), "subject_id": row["SUBJECT_ID"], "hadm_id": row["HADM_ID"],
+                        "prompt": " ".join(words[:half]), "target": " ".join(words[half:])})
+    return out
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train", type=int, default=20_000, help="train notes (about)")
+    parser.add_argument("--test", type=int, default=2_000, help="test notes (about)")
+    parser.add_argument("--val", type=int, default=0, help="val notes (about)")
+    parser.add_argument("--split", choices=["subject", "note"], default="subject")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    rows = examples(args.train + args.test + args.val, args.seed)
+    rng = random.Random(args.seed)
+    if args.split == "subject":  # whole patients, in a random order
+        order = sorted({r["subject_id"] for r in rows})
+        rng.shuffle(order)
+        rank = {s: i for i, s in enumerate(order)}
+        rows.sort(key=lambda r: rank[r["subject_id"]])
+    else:
+        rng.shuffle(rows)
+    total = args.train + args.test + args.val
+    cut = [len(rows) * args.test // total, len(rows) * (args.test + args.val) // total]
+    for i in range(2):
+        while args.split == "subject" and 0 < cut[i] < len(rows) and \
+                rows[cut[i]]["subject_id"] == rows[cut[i] - 1]["subject_id"]:
+            cut[i] += 1  # keep each patient in one split
+    a, b = cut
+    test, val, train = rows[:a], rows[a:b], rows[b:]
+    print(f"corpus: {len(train)} train / {len(val)} val / {len(test)} test notes ({args.split} split), "
+          f"built in {time.perf_counter() - t0:.1f}s, RSS {rss_mb():,.0f} MB")
+
+    cfg = leakage.AuditConfig()
+    t0 = time.perf_counter()
+    leakage.audit(iter([]), iter(test), cfg, val_rows=iter(val) if val else None)
+    index = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics = leakage.audit(iter(train), iter(test), cfg, val_rows=iter(val) if val else None)
+    wall = time.perf_counter() - t0
+    scan = max(wall - index, 1e-9)
+    print({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+    print(f"audit: {wall:.1f}s wall = {index:.1f}s indexing {len(test) + len(val)} held-out notes "
+          f"+ {scan:.1f}s scanning {len(train)} train notes ({len(train) / scan:,.0f} train notes/s); "
+          f"peak RSS {rss_mb():,.0f} MB")
+    print(f"estimate for {MIMIC_TRAIN:,} train notes against this index: "
+          f"{(index + scan * MIMIC_TRAIN / max(len(train), 1)) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Throughput of the evaluate stage's scorers: ROUGE and BERTScore on synthetic pairs.
+
+    PYTHONPATH=src python benchmarks/evaluate.py [--pairs 1000] [--words 60]
+
+Builds `--pairs` seeded synthetic nursing-note pairs of about `--words` words each
+(prediction and reference share some sentences, as real continuations do), scores
+them with `notelm.evaluate.rouge_scores` and `bertscore_scores` using the default
+`evaluate` params (bundled all-MiniLM-L6-v2, layer 6), once per `evaluate.bertscore_dtype`
+(float32, the default, and bfloat16), and prints pairs/s, wall time and how far bf16 moves F1.
+The machine is shared: run it when it is otherwise idle. Target (issue 5): ROUGE + BERTScore on 1,000 pairs in <= 60 s on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import platform
+import time
+
+import numpy as np
+
+from notelm.evaluate import EvaluateConfig, _load_encoder, bertscore_scores, rouge_scores
+
+SENTENCES = [
+    "Pt alert and oriented x3, follows commands, MAE.",
+    "HR 80s NSR, no ectopy noted, BP 110s/60s.",
+    "Lungs clear bilaterally, diminished at bases, on 2L NC with sats 95-98%.",
+    "Abd soft, nontender, +BS, tolerating clear liquids.",
+    "Foley draining clear yellow urine, 40-60cc/hr.",
+    "Heparin gtt at 900 units/hr, PTT pending at 1800.",
+    "Skin intact, turned q2h, heels elevated.",
+    "Pain 3/10 at incision, morphine 2mg IV given with relief.",
+    "Wife at bedside, updated on plan of care by team.",
+    "Plan: continue to monitor hemodynamics, wean O2 as tolerated.",
+    "Afebrile, WBC trending down, cont on vanc/zosyn.",
+    "K 3.6 repleted with 40 meq KCl PO, recheck lytes in am.",
+    "Pt slept intermittently overnight, calm and cooperative.",
+    "Lasix 20mg IV given with good response, -1L so far.",
+    "Tele: NSR with occasional PVCs, MD aware.",
+    "Access: R IJ TLC, site clean and dry, L PIV 20g.",
+]
+
+
+def synthetic_pairs(n: int, words: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """n (prediction, reference) pairs of ~`words` words drawn from SENTENCES, seeded."""
+    rng = np.random.default_rng(seed)
+
+    def text() -> list[str]:
+        out, count = [], 0
+        while count < words:
+            s = SENTENCES[rng.integers(len(SENTENCES))]
+            out.append(s)
+            count += len(s.split())
+        return out
+
+    preds, refs = [], []
+    for _ in range(n):
+        ref = text()
+        pred = [s if rng.random() < 0.4 else SENTENCES[rng.integers(len(SENTENCES))] for s in ref]
+        preds.append(" ".join(pred))
+        refs.append(" ".join(ref))
+    return preds, refs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=int, default=1000)
+    ap.add_argument("--words", type=int, default=60)
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], help="evaluate.bertscore_dtype values to time")
+    args = ap.parse_args()
+
+    import torch
+
+    preds, refs = synthetic_pairs(args.pairs, args.words)
+    mean_words = np.mean([len(t.split()) for t in preds + refs])
+    cfg = EvaluateConfig()
+    wall0 = time.perf_counter()
+
+    t = time.perf_counter()
+    rouge_scores(preds, refs)
+    rouge_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    _load_encoder(cfg.bertscore_model, cfg.bertscore_layer, cfg.seed)
+    load_s = time.perf_counter() - t
+
+    bert_s, f1 = {}, {}
+    for dtype in args.dtypes:
+        t = time.perf_counter()
+        f1[dtype] = bertscore_scores(preds, refs, dataclasses.replace(cfg, bertscore_dtype=dtype))["bertscore_f1"]
+        bert_s[dtype] = time.perf_counter() - t
+    wall = time.perf_counter() - wall0
+
+    print(f"{args.pairs} pairs, {mean_words:.1f} words/text on average; encoder {cfg.bertscore_model} layer {cfg.bertscore_layer}; "
+          f"{os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(f"{'step':<34}{'seconds':>9}{'pairs/s':>10}")
+    print(f"{'ROUGE-1/2/L/Lsum':<34}{rouge_s:9.2f}{args.pairs / rouge_s:10.1f}")
+    print(f"{'BERTScore encoder load (once)':<34}{load_s:9.2f}")
+    for dtype, sec in bert_s.items():
+        print(f"{'BERTScore ' + dtype:<34}{sec:9.2f}{args.pairs / sec:10.1f}")
+    for dtype, sec in bert_s.items():
+        both = rouge_s + load_s + sec
+        verdict = "meets" if both <= 60 else "misses"
+        print(f"{'ROUGE + load + BERTScore ' + dtype:<34}{both:9.2f}{args.pairs / both:10.1f}   {verdict} the 60 s target")
+    if "float32" in f1 and "bfloat16" in f1:
+        d = f1["bfloat16"] - f1["float32"]
+        print(f"bfloat16 vs float32 F1: mean shift {d.mean():+.1e}, max |diff| {np.abs(d).max():.1e}")
+    print(f"{'total wall (all of the above)':<34}{wall:9.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,641 @@
+"""The `prepare` stage: raw MIMIC notes → cleaned, split prompt/target examples.
+
+Reads MIMIC-III `NOTEEVENTS.csv(.gz)` or a MIMIC-IV-Note CSV (`discharge.csv`,
+`radiology.csv`), keeps the configured categories, cleans the text, splits the
+notes into train/val/test by patient (or admission, or note), subsamples train
+only, and writes `data/prepared/{train,val,test}.jsonl`, `rejects.jsonl` and
+`metrics/data.json`.
+
+How it stays within memory on the full 4 GB NOTEEVENTS: the CSV is streamed
+row by row; each kept note is turned into its JSON line at once and appended to
+a spool file, and only a few integers per note (subject, admission, time,
+offset, length, word counts) plus a 16-byte hash for de-duplication stay in
+memory. Once every group is known, groups are assigned to splits and the lines
+are copied from the spool into the sorted split files.
+
+Why the `csv` module and not pandas' `read_csv(chunksize=...)`: on a 177 MB
+multi-line sample both parse at ~200-300 MB/s (pandas C engine 0.54 s, csv
+0.79 s), a small share of the stage's time, but pandas' C engine silently pads
+a row with too few fields with NaN, reports a row with too many only as a
+warning string without its content, and offers no row callback; the python
+engine that does is several times slower. `csv.reader` hands over every
+record with its true field count and line number, so every malformed row can
+be counted and sampled, and it never aborts mid-file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import functools
+import gzip
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import time
+import zlib
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+# Every reason a raw row can be dropped, in the order rows are checked; each
+# dropped row is counted once, under the first reason that applies. All keys
+# are always present in metrics/data.json so `dvc metrics diff` stays stable.
+MALFORMED = ("broken_quoting", "undecodable_bytes", "non_numeric_id", "unparsable_time")
+FILTERED = (
+    "category",
+    "iserror",
+    "blank_text",
+    "too_few_chars",
+    "too_many_chars",
+    "too_few_words",
+    "too_many_words",
+    "duplicate",
+)
+REASONS = MALFORMED + FILTERED
+
+# Column names (lower-cased) per supported schema: internal field → CSV column.
+SCHEMAS: dict[str, dict[str, str]] = {
+    "MIMIC-III NOTEEVENTS": {
+        "note_id": "row_id",
+        "subject_id": "subject_id",
+        "hadm_id": "hadm_id",
+        "chartdate": "chartdate",
+        "charttime": "charttime",
+        "category": "category",
+        "iserror": "iserror",
+        "text": "text",
+    },
+    "MIMIC-IV-Note": {
+        "note_id": "note_id",
+        "subject_id": "subject_id",
+        "hadm_id": "hadm_id",
+        "category": "note_type",
+        "charttime": "charttime",
+        "text": "text",
+    },
+}
+
+# A record start inside a note's text means an unbalanced quote made the parser
+# swallow the following record(s) into this one.
+_EMBEDDED_RECORD = {
+    "MIMIC-III NOTEEVENTS": re.compile(r"\n\d+,\d+,\d*,\d{4}-\d\d-\d\d,"),
+    "MIMIC-IV-Note": re.compile(r"\n\d+-[A-Z]{2}-\d+,\d+,\d*,[A-Z]{2},"),
+}
+
+_DEID = re.compile(r"\[\*\*(.*?)\*\*\]")
+_WORD = re.compile(r"\S+")
+_FIELD_LIMIT = 1 << 26  # 64 MiB: far above any real note, low enough to bound a runaway quoted field
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The `data:` section of params.yaml (see the comments there for each key)."""
+
+    raw_path: str = "data/raw/NOTEEVENTS.csv.gz"
+    out_dir: str = "data/prepared"
+    metrics_path: str = "metrics/data.json"
+    categories: list[str] = field(default_factory=lambda: ["Nursing", "Nursing/other"])
+    split_by: str = "subject"
+    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
+    fraction: float = 1.0
+    seed: int = 42
+    normalize_whitespace: bool = True
+    deid: str = "normalize"
+    min_chars: int = 50
+    max_chars: int | None = 20000
+    min_words: int = 10
+    max_words: int | None = 1000
+    drop_duplicates: bool = True
+    prompt_fraction: float = 0.5
+    max_target_words: int | None = 64
+    rejects_sample: int = 100
+
+    def __post_init__(self) -> None:
+        def bad(key: str, msg: str) -> ParamsError:
+            return ParamsError(f"params.yaml: data.{key}: {msg}")
+
+        if self.split_by not in ("subject", "admission", "note"):
+            raise bad("split_by", f"expected subject, admission or note, got {self.split_by!r}")
+        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or abs(sum(self.ratios) - 1) > 1e-6:
+            raise bad("ratios", f"expected three non-negative shares [train, val, test] summing to 1, got {self.ratios}")
+        if self.ratios[0] <= 0:
+            raise bad("ratios", "the train share must be positive")
+        if not self.fraction > 0 or (self.fraction > 1 and not float(self.fraction).is_integer()):
+            raise bad(
+                "fraction",
+                f"expected a share in (0, 1] or a whole number of train notes > 1, got {self.fraction}",
+            )
+        if not 0 < self.prompt_fraction < 1:
+            raise bad("prompt_fraction", f"expected a number strictly between 0 and 1, got {self.prompt_fraction}")
+        if self.max_target_words is not None and self.max_target_words < 1:
+            raise bad("max_target_words", f"expected a positive integer or null, got {self.max_target_words}")
+        if self.min_words < 2:
+            raise bad("min_words", f"a note needs at least 2 words to give a prompt and a target, got {self.min_words}")
+        if self.max_words is not None and self.max_words < self.min_words:
+            raise bad("max_words", f"{self.max_words} is below data.min_words ({self.min_words})")
+        if self.min_chars < 0:
+            raise bad("min_chars", f"expected a non-negative integer, got {self.min_chars}")
+        if self.max_chars is not None and self.max_chars < self.min_chars:
+            raise bad("max_chars", f"{self.max_chars} is below data.min_chars ({self.min_chars})")
+        if self.deid not in ("keep", "normalize", "remove"):
+            raise bad("deid", f"expected keep, normalize or remove, got {self.deid!r}")
+        if self.rejects_sample < 0:
+            raise bad("rejects_sample", f"expected a non-negative integer, got {self.rejects_sample}")
+
+
+@dataclass(slots=True)
+class Note:
+    """One note, in the same shape whichever schema it was read from."""
+
+    note_id: str
+    subject_id: int
+    hadm_id: int | None
+    category: str  # stripped of surrounding whitespace (MIMIC-III has 'Physician ')
+    chartdate: str  # YYYY-MM-DD
+    charttime: str | None  # YYYY-MM-DD HH:MM:SS, or None where the source has no time
+    text: str
+    iserror: bool
+
+
+@dataclass
+class ReadStats:
+    """Counts of rows read and dropped per reason, plus the first `rejects_sample` malformed rows per reason."""
+
+    rejects_sample: int = 100
+    rows_read: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def drop(self, reason: str, line: int | None = None, detail: str = "", row: list[str] | None = None) -> None:
+        """Count one dropped row under `reason`; keep it as a sample if `row` is given and the quota allows."""
+        self.dropped[reason] += 1
+        if row is not None and self.dropped[reason] <= self.rejects_sample:
+            self.rejects.append({"reason": reason, "line": line, "detail": detail, "fields": [_printable(v)[:300] for v in row]})
+
+
+def _printable(value: str) -> str:
+    """Undecodable bytes (kept as surrogate escapes) shown as `\\xNN` so the value can be written as UTF-8."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _open_text(path: Path):
+    """Open `path` as text, gunzipping if it starts with the gzip magic; undecodable bytes become surrogate escapes."""
+    with path.open("rb") as fh:
+        gz = fh.read(2) == b"\x1f\x8b"
+    kwargs = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+    return gzip.open(path, "rt", **kwargs) if gz else path.open(**kwargs)
+
+
+def _shown(schema: str, columns: list[str]) -> str:
+    """Column names as the schema's files spell them (MIMIC-III upper case, MIMIC-IV lower case)."""
+    return ", ".join(c.upper() if schema.startswith("MIMIC-III") else c for c in columns)
+
+
+def _detect_schema(header: list[str], path: Path) -> tuple[str, dict[str, int]]:
+    """Pick the schema whose columns the header holds; map each internal field to its column index (case-insensitive)."""
+    position = {h.strip().lower(): i for i, h in enumerate(header)}
+    best = max(SCHEMAS, key=lambda s: len(set(SCHEMAS[s].values()) & set(position)))
+    missing = [c for c in SCHEMAS[best].values() if c not in position]
+    if missing:
+        other = next(s for s in SCHEMAS if s != best)
+        raise NoteLMError(
+            f"{path}: missing required column(s) {_shown(best, missing)} for the {best} schema "
+            f"(found: {', '.join(h.strip() for h in header)}); a {other} file needs "
+            f"{_shown(other, list(SCHEMAS[other].values()))}"
+        )
+    return best, {key: position[col] for key, col in SCHEMAS[best].items()}
+
+
+def _to_int(value: str) -> int | None:
+    """'123' or '123.0' → 123; anything else → None."""
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return int(value)
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _parse_time(value: str) -> dt.datetime | None:
+    """ISO date or date-time → datetime; None if it does not parse."""
+    try:
+        return dt.datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+
+
+def _parse_row(row: list[str], cols: dict[str, int], names: dict[str, str], schema: str) -> Note | tuple[str, str]:
+    """Validate one CSV record; return a Note, or (reason, detail) for a malformed row (`names`: column names for messages)."""
+    values = {key: row[i] for key, i in cols.items()}
+    for key, value in values.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return "undecodable_bytes", f"undecodable bytes in {names[key]}"
+    note_id = values["note_id"].strip()
+    if not note_id or (schema.startswith("MIMIC-III") and _to_int(note_id) is None):
+        return "non_numeric_id", f"{names['note_id']}={note_id!r} is not a valid id"
+    subject_id = _to_int(values["subject_id"])
+    if subject_id is None:
+        return "non_numeric_id", f"{names['subject_id']}={values['subject_id']!r} is not an integer"
+    hadm_id = None
+    if values["hadm_id"].strip():
+        hadm_id = _to_int(values["hadm_id"])
+        if hadm_id is None:
+            return "non_numeric_id", f"{names['hadm_id']}={values['hadm_id']!r} is not an integer"
+
+    charttime = None
+    if values["charttime"].strip():
+        parsed = _parse_time(values["charttime"])
+        if parsed is None:
+            return "unparsable_time", f"{names['charttime']}={values['charttime']!r} is not a date-time"
+        charttime = parsed.isoformat(sep=" ", timespec="seconds")
+    if "chartdate" in values:
+        parsed = _parse_time(values["chartdate"])
+        if parsed is None:
+            return "unparsable_time", f"{names['chartdate']}={values['chartdate']!r} is not a date"
+        chartdate = parsed.date().isoformat()
+    elif charttime is not None:
+        chartdate = charttime[:10]
+    else:
+        return "unparsable_time", f"{names['charttime']} is empty"
+
+    text = values["text"]
+    if _EMBEDDED_RECORD[schema].search(text):
+        return "broken_quoting", "the text holds the start of another record (unbalanced quotes)"
+    iserror = values.get("iserror", "").strip() not in ("", "0", "0.0")
+    return Note(note_id, subject_id, hadm_id, values["category"].strip(), chartdate, charttime, text, iserror)
+
+
+def read_notes(path: str | Path, stats: ReadStats | None = None) -> Iterator[Note]:
+    """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain or gzip), one record at a time.
+
+    Every data record is counted in `stats.rows_read`; a malformed one (wrong field count,
+    undecodable bytes, non-numeric id, unparsable time) is not yielded but counted under its
+    reason in `stats.dropped` and sampled in `stats.rejects`. Raises NoteLMError for a missing,
+    empty, header-only or unreadable file, or a header lacking required columns.
+    """
+    path = Path(path)
+    stats = stats if stats is not None else ReadStats()
+    if not path.is_file():
+        raise NoteLMError(
+            f"{path}: raw notes file not found; run `dvc repro synthesize` to build the synthetic corpus, "
+            f"or set data.raw_path in params.yaml to your NOTEEVENTS.csv(.gz) or MIMIC-IV-Note CSV"
+        )
+    if path.stat().st_size == 0:
+        raise NoteLMError(f"{path}: the file is empty; expected a CSV header and note rows")
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
+                raise NoteLMError(f"{path}: the file is empty (no header row); expected a CSV header and note rows")
+            schema, cols = _detect_schema(header, path)
+            names = {key: header[i].strip() for key, i in cols.items()}
+            ncols = len(header)
+            line = reader.line_num + 1  # first physical line of the next record
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    stats.rows_read += 1
+                    stats.drop("broken_quoting", line, str(exc), [])
+                    line = reader.line_num + 1
+                    continue
+                start, line = line, reader.line_num + 1
+                if not row:  # a blank physical line holds no record
+                    continue
+                stats.rows_read += 1
+                if len(row) != ncols:
+                    stats.drop("broken_quoting", start, f"expected {ncols} fields, got {len(row)}", row)
+                    continue
+                parsed = _parse_row(row, cols, names, schema)
+                if isinstance(parsed, Note):
+                    yield parsed
+                else:
+                    stats.drop(parsed[0], start, parsed[1], row)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise NoteLMError(
+            f"{path}: could not read past data row {stats.rows_read} ({exc}); the file looks truncated or corrupt"
+        ) from exc
+    if stats.rows_read == 0:
+        raise NoteLMError(f"{path}: the file has a header but no data rows")
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def deid_token(content: str) -> str:
+    """The type token for one MIMIC placeholder's inside, e.g. 'Known lastname 123' → '[**NAME**]'.
+
+    Types, checked in this order: DATE (digits with - or /, or a month/day/year/date/holiday
+    label), AGE, PHONE (telephone, fax, pager), HOSPITAL (hospital, ward), NAME (name,
+    initial), ID (number, identifier, record, e-mail, url, contact), LOCATION (location,
+    address, street, state, country, university, company); anything else → [**DEID**].
+    """
+    c = content.lower()
+    if re.fullmatch(r"[\d\s/-]+", c) or re.search(r"month|year|\bday|date|holiday", c):
+        kind = "DATE"
+    elif re.search(r"\bage\b", c):
+        kind = "AGE"
+    elif re.search(r"telephone|fax|phone|pager", c):
+        kind = "PHONE"
+    elif re.search(r"hospital|ward", c):
+        kind = "HOSPITAL"
+    elif re.search(r"name|initial", c):
+        kind = "NAME"
+    elif re.search(r"number|identifier|record|serial|e-mail|url|contact|\bid\b", c):
+        kind = "ID"
+    elif re.search(r"location|address|street|state|country|city|university|college|company", c):
+        kind = "LOCATION"
+    else:
+        kind = "DEID"
+    return f"[**{kind}**]"
+
+
+def clean_text(text: str, cfg: DataConfig) -> str:
+    """Apply the de-identification mode and whitespace normalisation; always strip both ends.
+
+    deid: `keep` leaves `[**...**]` placeholders as they are; `normalize` replaces each with
+    its type token (see `deid_token`), so the arbitrary surrogate numbers disappear;
+    `remove` deletes them. normalize_whitespace collapses every run of whitespace
+    (newlines included, as the original study did) into one space.
+    """
+    if cfg.deid != "keep" and "[**" in text:
+        if cfg.deid == "normalize":
+            text = _DEID.sub(lambda m: deid_token(m.group(1)), text)
+        else:
+            text = _DEID.sub("", text)
+    if cfg.normalize_whitespace:
+        return " ".join(text.split())
+    return text.strip()
+
+
+def count_words(text: str, cfg: DataConfig) -> int:
+    """Number of whitespace-separated words in a cleaned text."""
+    if cfg.normalize_whitespace:
+        return text.count(" ") + 1 if text else 0
+    return len(text.split())
+
+
+def _cut(n_words: int, cfg: DataConfig) -> tuple[int, int]:
+    """(words in the prompt, word index where the target ends) for a note of `n_words` ≥ 2 words."""
+    prompt = min(max(1, math.floor(n_words * cfg.prompt_fraction)), n_words - 1)
+    end = n_words if cfg.max_target_words is None else min(n_words, prompt + cfg.max_target_words)
+    return prompt, end
+
+
+def make_example(note: Note, cfg: DataConfig) -> dict[str, Any]:
+    """Turn a note whose `text` is already cleaned (`clean_text`) and has ≥ 2 words into an example.
+
+    prompt = the first `prompt_fraction` of its words (at least one, never all), ending at a word
+    boundary; target = the following words, at most `max_target_words`. With whitespace
+    normalised, `prompt + " " + target` is the cleaned note up to the target cap; without,
+    the original whitespace is kept inside each part and the run between them is dropped.
+    """
+    text = note.text
+    if cfg.normalize_whitespace:
+        words = text.split(" ")
+        p, end = _cut(len(words), cfg)
+        prompt, target = " ".join(words[:p]), " ".join(words[p:end])
+    else:
+        spans = [m.span() for m in _WORD.finditer(text)]
+        p, end = _cut(len(spans), cfg)
+        prompt, target = text[: spans[p - 1][1]], text[spans[p][0] : spans[end - 1][1]]
+    return {
+        "note_id": note.note_id,
+        "subject_id": note.subject_id,
+        "hadm_id": note.hadm_id,
+        "category": note.category,
+        "chartdate": note.chartdate,
+        "prompt": prompt,
+        "target": target,
+    }
+
+
+def _split_counts(n: int, ratios: list[float]) -> tuple[int, int, int]:
+    """Groups per split: val and test rounded from their shares (at least 1 each when positive and n ≥ 3)."""
+    counts = []
+    for share in ratios[1:]:
+        k = int(n * share + 0.5)
+        if share > 0 and k == 0 and n >= 3:
+            k = 1
+        counts.append(k)
+    n_val, n_test = counts
+    n_test = min(n_test, max(n - 1, 0))
+    n_val = min(n_val, max(n - 1 - n_test, 0))
+    return n - n_val - n_test, n_val, n_test
+
+
+def split_groups(keys: np.ndarray, ratios: list[float], seed: int) -> np.ndarray:
+    """Assign each element's group to a split (0 train, 1 val, 2 test); returns one code per element.
+
+    The distinct keys are sorted and shuffled by a permutation seeded with `seed`; the first
+    share goes to train, the next to val, the rest to test. Every element of a group gets the
+    same code, so no group is in two splits, and the result depends only on the set of keys,
+    the ratios and the seed.
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    uniq = np.unique(keys)
+    n_train, n_val, _ = _split_counts(len(uniq), ratios)
+    order = np.random.default_rng([seed, 0]).permutation(len(uniq))
+    code = np.full(len(uniq), 2, dtype=np.int8)
+    code[order[:n_train]] = 0
+    code[order[n_train : n_train + n_val]] = 1
+    return code[np.searchsorted(uniq, keys)]
+
+
+def subsample_train(n_train: int, fraction: float, seed: int) -> np.ndarray:
+    """Sorted positions of the train notes kept by `fraction` (share if ≤ 1, else a count), seeded.
+
+    Positions come from one seeded permutation of 0..n_train-1, so a smaller fraction keeps
+    a subset of what a larger one keeps.
+    """
+    if fraction > 1:
+        k = min(int(fraction), n_train)
+    elif fraction == 1 or n_train == 0:
+        k = n_train
+    else:
+        k = max(1, int(n_train * fraction + 0.5))
+    order = np.random.default_rng([seed, 1]).permutation(n_train)
+    return np.sort(order[:k])
+
+
+def _group_keys(split_by: str, subject: np.ndarray, hadm: np.ndarray) -> np.ndarray:
+    """One int64 group key per note: its subject, its admission (notes without one: a per-subject group), or itself."""
+    if split_by == "subject":
+        return subject
+    if split_by == "admission":
+        return np.where(hadm >= 0, hadm, -subject - 1)  # negative keys never collide with admission ids
+    return np.arange(len(subject), dtype=np.int64)
+
+
+def _filter_reason(cleaned: str, n_words: int, cfg: DataConfig) -> str | None:
+    """The first length filter `cleaned` fails, or None."""
+    if len(cleaned) < cfg.min_chars:
+        return "too_few_chars"
+    if cfg.max_chars is not None and len(cleaned) > cfg.max_chars:
+        return "too_many_chars"
+    if n_words < cfg.min_words:
+        return "too_few_words"
+    if cfg.max_words is not None and n_words > cfg.max_words:
+        return "too_many_words"
+    return None
+
+
+def _time_key(note: Note) -> int:
+    """YYYYMMDDhhmmss as an int for ordering a patient's notes (no time → start of the day)."""
+    stamp = note.charttime or f"{note.chartdate} 00:00:00"
+    return int(stamp[0:4] + stamp[5:7] + stamp[8:10] + stamp[11:13] + stamp[14:16] + stamp[17:19])
+
+
+def _split_summary(idx: np.ndarray, subject: np.ndarray, hadm: np.ndarray, words: np.ndarray, target_words: np.ndarray) -> dict[str, Any]:
+    """Notes, patients, admissions and mean word counts of one split."""
+    admissions = hadm[idx]
+    return {
+        "notes": int(len(idx)),
+        "patients": int(len(np.unique(subject[idx]))),
+        "admissions": int(len(np.unique(admissions[admissions >= 0]))),
+        "mean_words": round(float(words[idx].mean()), 2) if len(idx) else 0.0,
+        "mean_target_words": round(float(target_words[idx].mean()), 2) if len(idx) else 0.0,
+    }
+
+
+def prepare(cfg: DataConfig) -> dict[str, Any]:
+    """Run the whole stage: read, filter, clean, de-duplicate, split, subsample train, write.
+
+    Writes `{out_dir}/{train,val,test}.jsonl` (each sorted by subject, chart time, file order),
+    `{out_dir}/rejects.jsonl` (sampled malformed rows) atomically as one directory, then
+    `metrics_path`; returns the metrics. Raises NoteLMError, leaving earlier outputs as they
+    were, when the input is unusable or no split can be filled.
+    """
+    started = time.monotonic()
+    stats = ReadStats(rejects_sample=cfg.rejects_sample)
+    keep = {c.strip() for c in cfg.categories}
+    seen_categories: Counter = Counter()
+    seen_hashes: set[bytes] = set()
+    # One entry per kept note, in file order: compact int arrays, not Python objects.
+    subject, hadm, when, offset, length, words, target_words = (array("q") for _ in range(7))
+
+    with atomic_dir(cfg.out_dir) as tmp:
+        spool_path = tmp / ".spool.jsonl"
+        position, next_log = 0, 250_000
+        with spool_path.open("wb") as spool:
+            for note in read_notes(cfg.raw_path, stats):
+                if stats.rows_read >= next_log:
+                    rate = stats.rows_read / (time.monotonic() - started)
+                    log.info("prepare: %d rows read, %d notes kept, %.0f rows/s", stats.rows_read, len(offset), rate)
+                    next_log += 250_000
+                if len(seen_categories) < 1000 or note.category in seen_categories:
+                    seen_categories[note.category] += 1
+                if keep and note.category not in keep:
+                    stats.drop("category")
+                    continue
+                if note.iserror:
+                    stats.drop("iserror")
+                    continue
+                note.text = clean_text(note.text, cfg)
+                if not note.text:
+                    stats.drop("blank_text")
+                    continue
+                n_words = count_words(note.text, cfg)
+                reason = _filter_reason(note.text, n_words, cfg)
+                if reason:
+                    stats.drop(reason)
+                    continue
+                if cfg.drop_duplicates:
+                    digest = hashlib.blake2b(note.text.encode("utf-8"), digest_size=16).digest()
+                    if digest in seen_hashes:
+                        stats.drop("duplicate")
+                        continue
+                    seen_hashes.add(digest)
+                line = (json.dumps(make_example(note, cfg), ensure_ascii=False) + "\n").encode("utf-8")
+                spool.write(line)
+                p, end = _cut(n_words, cfg)
+                subject.append(note.subject_id)
+                hadm.append(-1 if note.hadm_id is None else note.hadm_id)
+                when.append(_time_key(note))
+                offset.append(position)
+                length.append(len(line))
+                words.append(n_words)
+                target_words.append(end - p)
+                position += len(line)
+        del seen_hashes
+
+        if not offset:
+            shown = ", ".join(f"{c!r} ({n})" for c, n in seen_categories.most_common(10)) or "none"
+            dropped = ", ".join(f"{r}: {n}" for r, n in stats.dropped.most_common())
+            raise NoteLMError(
+                f"{cfg.raw_path}: no notes left after filtering {stats.rows_read} rows ({dropped}); "
+                f"data.categories is {cfg.categories}, categories seen: {shown}"
+            )
+
+        subject_a, hadm_a = np.frombuffer(subject, np.int64), np.frombuffer(hadm, np.int64)
+        words_a, target_a = np.frombuffer(words, np.int64), np.frombuffer(target_words, np.int64)
+        offset_a, length_a = np.frombuffer(offset, np.int64), np.frombuffer(length, np.int64)
+        order = np.lexsort((np.arange(len(offset_a)), np.frombuffer(when, np.int64), subject_a))
+        groups = _group_keys(cfg.split_by, subject_a, hadm_a)
+        code = split_groups(groups, cfg.ratios, cfg.seed)[order]
+        members = {name: order[code == i] for i, name in enumerate(SPLITS)}
+        for name, share in zip(SPLITS, cfg.ratios):
+            if share > 0 and len(members[name]) == 0:
+                n_groups = len(np.unique(groups))
+                raise NoteLMError(
+                    f"{cfg.raw_path}: the {name} split is empty: {len(offset_a)} notes in {n_groups} "
+                    f"{cfg.split_by} group(s) are too few for data.ratios {cfg.ratios}"
+                )
+        pool = len(members["train"])
+        members["train"] = members["train"][subsample_train(pool, cfg.fraction, cfg.seed)]
+        if cfg.fraction > 1 and cfg.fraction > pool:
+            log.warning("data.fraction=%d asks for more train notes than the %d available; using all", int(cfg.fraction), pool)
+
+        # pread, not mmap: mapped pages would count in the stage's RSS (~1 GB of spool on full MIMIC)
+        with spool_path.open("rb") as fh:
+            for name in SPLITS:
+                with (tmp / f"{name}.jsonl").open("wb") as out:
+                    for i in members[name].tolist():
+                        out.write(os.pread(fh.fileno(), int(length_a[i]), int(offset_a[i])))
+        spool_path.unlink()
+        with (tmp / "rejects.jsonl").open("w", encoding="utf-8") as out:
+            for reject in stats.rejects:
+                out.write(json.dumps(reject, ensure_ascii=False) + "\n")
+
+    metrics: dict[str, Any] = {
+        "rows_read": stats.rows_read,
+        "notes_kept": int(len(offset_a)),
+        "train_pool_notes": pool,
+        "dropped": {reason: stats.dropped.get(reason, 0) for reason in REASONS},
+    }
+    for name in SPLITS:
+        metrics[name] = _split_summary(members[name], subject_a, hadm_a, words_a, target_a)
+    write_json(cfg.metrics_path, metrics)
+    log.info(
+        "prepare: %d rows → train %d / val %d / test %d notes in %.1f s",
+        stats.rows_read, metrics["train"]["notes"], metrics["val"]["notes"], metrics["test"]["notes"], time.monotonic() - started,
+    )
+    return metrics
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    """The `prepare` stage entry point: build DataConfig from `params['data']` and run `prepare`."""
+    return prepare(load_section(DataConfig, params, "data"))

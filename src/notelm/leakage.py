@@ -1,0 +1,652 @@
+"""audit stage: how much of the test split (and of val) is already in train → metrics/leakage.json.
+
+The original study had to redo every number because test notes were in its training set. This stage
+reads `data/prepared/{train,val,test}.jsonl` and measures, for test against train:
+
+    n_train, n_test                  notes in each split
+    n_test_subjects                  distinct subject_id in test
+    n_test_admissions                distinct non-null hadm_id in test
+    subject_overlap                  test subjects that also have notes in train
+    subject_overlap_rate               ... as a share of n_test_subjects
+    admission_overlap                test admissions that also appear in train
+    admission_overlap_rate             ... as a share of n_test_admissions
+    exact_dup_test_in_train          test notes whose whole text (prompt + " " + target, whitespace
+                                     normalised) is also a train note
+    exact_dup_test_in_train_rate       ... as a share of n_test
+    target_in_train                  test notes whose (non-empty) target occurs verbatim, as a substring,
+                                     inside some train note's text (whitespace normalised, case kept)
+    target_in_train_rate               ... as a share of n_test
+    ngram13_containment              share of the distinct word 13-grams of test (lowercased `\\w+` words)
+                                     that occur in train, as in n-gram decontamination; the 13 is
+                                     `audit.ngram`, so the key is `ngram<N>_containment`
+    near_dup_test_in_train           test notes with a train note whose set of word `audit.shingle`-grams
+                                     has Jaccard similarity >= `audit.minhash_threshold` with theirs
+                                     (exact duplicates included)
+    near_dup_test_in_train_rate        ... as a share of n_test
+
+and the same for val against train under `val_vs_train`, with "test" replaced by "val" in every key
+(`val_vs_train.n_val`, `val_vs_train.exact_dup_val_in_train`, `val_vs_train.subject_overlap`, ...).
+DVC flattens the file, so `dvc exp show` and `dvc metrics diff` list e.g. `subject_overlap` and
+`val_vs_train.subject_overlap`. Rates are rounded to 6 decimals and are 0.0 when their denominator is 0.
+
+`audit.fail_on` maps any of these keys (the `n_*` counts excepted) to the largest value allowed, or to
+null for no check. By default any shared subject or any exact duplicate fails the stage with a
+`LeakageError` naming what leaked and by how much; the metrics file is written first, so the numbers are
+there to look at. `audit.enforce: false` turns the failure into a loud WARNING, for a deliberate demo:
+
+    notelm audit                                                # or: dvc repro audit
+    dvc exp run -S data.split_by=note -S audit.enforce=false    # the original study's leaky note-level split
+    dvc exp show                                                # leakage metrics and ROUGE jump side by side
+    dvc metrics diff                                            # against the committed baseline
+    dvc exp run -S audit.fail_on.near_dup_test_in_train=0       # also fail on any near-duplicate
+
+How it scales (MIMIC-III: ~800k train and ~100k test notes): test and val are indexed once, train is
+streamed through in batches and never held in memory. Words are hashed once (blake2b, so values are
+the same in every process) and word n-grams are 64-bit polynomial hashes computed with numpy over a
+whole batch. Containment looks train n-grams up in the sorted array of distinct test n-grams. A target
+is only searched for (`str in`) in the train notes that contain all of its anchors, up to three word
+n-grams from inside it. Near-duplicates use MinHash signatures that are exactly datasketch's (`MinHash`,
+"affine32" scheme, `audit.num_perm` permutations, `audit.seed`), banded for LSH so that a pair at the
+threshold becomes a candidate with probability >= 98%; each candidate is then confirmed by the exact
+Jaccard of the two shingle sets, so the LSH affects speed and (slightly) recall, never precision. The
+banding is done with sorted numpy arrays rather than `datasketch.MinHashLSH`, whose dict of Python
+sets costs about 5 KB per indexed note (≈1 GB for MIMIC's test and val) against ~0.2 KB here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasketch import MinHash
+
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.io import write_json
+
+log = logging.getLogger(__name__)
+
+# Count metrics (in their test form) -> (denominator key, what is counted, for messages).
+COUNTS: dict[str, tuple[str, str]] = {
+    "subject_overlap": ("n_test_subjects", "test subjects also have notes in train"),
+    "admission_overlap": ("n_test_admissions", "test admissions also appear in train"),
+    "exact_dup_test_in_train": ("n_test", "test notes have an exact copy in train"),
+    "target_in_train": ("n_test", "test targets occur verbatim inside a train note"),
+    "near_dup_test_in_train": ("n_test", "test notes have a near-duplicate in train (Jaccard >= {thr})"),
+}
+VAL_BLOCK = "val_vs_train"
+
+_WORD = re.compile(r"\w+")
+_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial n-gram hash
+_MASK = (1 << 64) - 1
+_BATCH_NOTES = 2048  # notes per vectorised batch: bounds memory, amortises numpy call overhead
+_BLOCK_ROWS = 1 << 15  # shingles per MinHash block: a (rows x num_perm) uint32 temp of ~16 MB
+_VOCAB_CAP = 4_000_000  # memoised word hashes; stable hashes make the cache safe to drop
+_LSH_RECALL = 0.98
+_ANCHORS = 3  # word n-grams from inside a target that a train note must contain before it is searched  # chance that a pair at exactly the threshold becomes an LSH candidate
+
+
+class LeakageError(NoteLMError):
+    """The audit found more leakage than `audit.fail_on` allows."""
+
+
+def metric_names(ngram: int = 13) -> list[str]:
+    """The metrics `audit.fail_on` may name: every key of metrics/leakage.json but the `n_*` counts."""
+    test = [k for c in COUNTS for k in (c, f"{c}_rate")] + [f"ngram{ngram}_containment"]
+    return test + [f"{VAL_BLOCK}.{k.replace('test', 'val')}" for k in test]
+
+
+def _default_fail_on() -> dict[str, float | None]:
+    return {"subject_overlap": 0, "exact_dup_test_in_train": 0}
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The `audit:` section of params.yaml."""
+
+    prepared_dir: str = "data/prepared"
+    metrics_path: str = "metrics/leakage.json"
+    ngram: int = 13
+    shingle: int = 5
+    num_perm: int = 128
+    minhash_threshold: float = 0.8
+    seed: int = 1
+    enforce: bool = True
+    fail_on: dict = field(default_factory=_default_fail_on)
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str) -> ParamsError:
+            return ParamsError(f"params.yaml: audit.{key}: {why}")
+
+        for key in ("prepared_dir", "metrics_path"):
+            if not getattr(self, key).strip():
+                raise bad(key, "must be a path")
+        for key, lowest in (("ngram", 1), ("shingle", 1), ("num_perm", 2), ("seed", 0)):
+            if getattr(self, key) < lowest:
+                raise bad(key, f"must be >= {lowest}, got {getattr(self, key)}")
+        if self.seed >= 2**32:
+            raise bad("seed", f"must be < 2**32, got {self.seed}")
+        if not 0.0 < self.minhash_threshold <= 1.0:
+            raise bad("minhash_threshold", f"must be in (0, 1], got {self.minhash_threshold}")
+        if not isinstance(self.fail_on, dict):
+            raise bad("fail_on", f"must be a mapping of metric -> max allowed value, got {self.fail_on!r}")
+        valid = metric_names(self.ngram)
+        for key, limit in self.fail_on.items():
+            if key not in valid:
+                # A null entry left over from another audit.ngram (ngram13_containment: null) checks nothing.
+                if limit is None and re.fullmatch(rf"({VAL_BLOCK}\.)?ngram\d+_containment", str(key)):
+                    continue
+                raise bad(f"fail_on.{key}", f"unknown metric; valid metrics: {', '.join(valid)}")
+            if limit is not None and (
+                isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0
+            ):
+                raise bad(f"fail_on.{key}", f"must be a number >= 0 (the largest value allowed) or null, got {limit!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Text and hashing.
+
+
+def normalize(text: str) -> str:
+    """Collapse every run of whitespace to one space and strip the ends."""
+    return " ".join(text.split())
+
+
+def words(text: str) -> list[str]:
+    """The lowercased `\\w+` words of `text`: the unit of n-grams and shingles."""
+    return _WORD.findall(text.lower())
+
+
+class _Vocab(dict):
+    """word -> stable 64-bit hash (blake2b), memoised."""
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= _VOCAB_CAP:
+            self.clear()
+        value = int.from_bytes(hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+        self[word] = value
+        return value
+
+
+def _seq_hash(hashes: Iterable[int]) -> int:
+    """Polynomial hash of a word sequence; equals the window hashes `_Batch.windows` holds."""
+    h = 0
+    for value in hashes:
+        h = (h * int(_BASE) + value) & _MASK
+    return h
+
+
+def _fmix32(h: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finalizer, as datasketch applies it before its affine permutations."""
+    h = h ^ (h >> np.uint32(16))
+    h = h * np.uint32(0x85EBCA6B)
+    h = h ^ (h >> np.uint32(13))
+    h = h * np.uint32(0xC2B2AE35)
+    return h ^ (h >> np.uint32(16))
+
+
+def lsh_bands(threshold: float, num_perm: int, recall: float = _LSH_RECALL) -> tuple[int, int]:
+    """(bands, rows per band): the most rows per band for which a pair of Jaccard `threshold` collides
+    in at least one band with probability >= `recall` (more rows = fewer false candidates)."""
+    for r in range(num_perm // 2, 0, -1):
+        b = num_perm // r
+        if 1.0 - (1.0 - threshold**r) ** b >= recall:
+            return b, r
+    return num_perm, 1
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every match of `queries` in the sorted array `keys`: (query index, values[key index]) pairs."""
+    if len(keys) == 0:
+        return np.zeros(0, np.int64), values[:0]
+    lo = np.searchsorted(keys, queries, "left")
+    hit = np.flatnonzero(keys[np.minimum(lo, len(keys) - 1)] == queries)  # most queries miss: search again only hits
+    lo = lo[hit]
+    n = np.searchsorted(keys, queries[hit], "right") - lo
+    q = np.repeat(hit, n)
+    k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+    return q, values[k]
+
+
+def _distinct(hashes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (hash, owner) pairs, sorted by owner then hash."""
+    order = np.lexsort((hashes, owner))
+    hashes, owner = hashes[order], owner[order]
+    first = np.ones(len(hashes), bool)
+    first[1:] = (hashes[1:] != hashes[:-1]) | (owner[1:] != owner[:-1])
+    return hashes[first], owner[first]
+
+
+@dataclass
+class _Batch:
+    """What the checks need from a batch of notes, computed for the whole batch at once."""
+
+    texts: list[str]  # whitespace-normalised prompt + " " + target
+    windows: dict[int, tuple[np.ndarray, np.ndarray]]  # L -> (hash, note) of every word L-gram inside one note
+    shingles: np.ndarray  # each note's distinct shingle hashes, sorted, concatenated
+    shingle_off: np.ndarray  # note i's shingles are shingles[shingle_off[i]:shingle_off[i + 1]]
+    sig_notes: np.ndarray  # notes with at least one shingle (one word), the rows of band_keys
+    band_keys: np.ndarray  # uint64 [len(sig_notes), bands]: one hash per MinHash LSH band
+
+
+class _Featurizer:
+    """Turns texts into `_Batch`es under one config: word hashes, n-gram windows, MinHash LSH band keys."""
+
+    def __init__(self, cfg: AuditConfig) -> None:
+        self.vocab = _Vocab()
+        self.shingle = cfg.shingle
+        self.lengths = {cfg.ngram, cfg.shingle}  # window lengths to keep; anchors add theirs
+        # datasketch's own permutations, so signatures equal MinHash(num_perm, seed).update_batch(...)
+        perm = MinHash(num_perm=cfg.num_perm, seed=cfg.seed).permutations
+        self.perm_a, self.perm_b = (np.asarray(p, dtype=np.uint32) for p in perm)
+        self.bands, self.rows = lsh_bands(cfg.minhash_threshold, cfg.num_perm)
+
+    def word_hashes(self, text: str) -> list[int]:
+        vocab = self.vocab
+        return [vocab[w] for w in words(text)]
+
+    def windows(self, texts: list[str], lengths: set[int]) -> tuple[dict, np.ndarray, np.ndarray]:
+        """Hash every word L-gram lying inside one of `texts`, for each L in `lengths`.
+
+        Returns ({L: (hashes, text index)} in text then position order, words per text, word hashes).
+        """
+        vocab = self.vocab
+        tokens: list[str] = []
+        counts = np.empty(len(texts), np.int64)
+        for i, text in enumerate(texts):
+            ws = words(text)
+            tokens.extend(ws)
+            counts[i] = len(ws)
+        x = np.array([vocab[w] for w in tokens], dtype=np.uint64)
+        owner = np.repeat(np.arange(len(texts), dtype=np.int64), counts)
+
+        # h_L[i] = hash of words i..i+L-1, built up one length at a time (wrapping uint64 arithmetic).
+        out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        h = np.zeros(len(x), np.uint64)
+        for length in range(1, max(lengths) + 1):
+            m = max(0, len(x) - length + 1)
+            h = h[:m] * _BASE + x[length - 1:]
+            if length in lengths:
+                inside = owner[:m] == owner[length - 1:]
+                out[length] = (h[inside], owner[:m][inside])
+        return out, counts, x
+
+    def __call__(self, texts: list[str]) -> _Batch:
+        windows, counts, x = self.windows(texts, self.lengths)
+
+        # Shingles: word k-grams; a note shorter than k words is one shingle, all of its words.
+        sh, sh_owner = windows[self.shingle]
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        short = np.flatnonzero((counts > 0) & (counts < self.shingle))
+        if len(short):
+            extra = np.array([_seq_hash(x[offsets[i]:offsets[i + 1]].tolist()) for i in short], dtype=np.uint64)
+            sh, sh_owner = np.concatenate([sh, extra]), np.concatenate([sh_owner, short])
+        sh, sh_owner = _distinct(sh, sh_owner)
+        shingle_off = np.searchsorted(sh_owner, np.arange(len(texts) + 1))
+        sig_notes = np.flatnonzero(np.diff(shingle_off))
+        sigs = self._signatures(sh, shingle_off[sig_notes], shingle_off[sig_notes + 1])
+        return _Batch(texts, windows, sh, shingle_off, sig_notes, self._band_keys(sigs))
+
+    def _signatures(self, shingles: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """MinHash signature (uint32 [notes, num_perm]) of each run shingles[starts[i]:ends[i]]."""
+        hv = _fmix32(shingles.astype(np.uint32))  # datasketch's affine32 scheme takes 32-bit input hashes
+        sigs = np.empty((len(starts), len(self.perm_a)), np.uint32)
+        i = 0
+        while i < len(starts):
+            j = max(i + 1, int(np.searchsorted(starts, starts[i] + _BLOCK_ROWS, "left")))
+            lo, hi = starts[i], ends[j - 1]
+            phv = hv[lo:hi, None] * self.perm_a + self.perm_b
+            sigs[i:j] = np.minimum.reduceat(phv, starts[i:j] - lo, axis=0)
+            i = j
+        return sigs
+
+    def _band_keys(self, sigs: np.ndarray) -> np.ndarray:
+        bands = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
+        keys = np.zeros((len(sigs), self.bands), np.uint64)
+        for j in range(self.rows):
+            keys = keys * _BASE + bands[:, :, j]
+        return keys
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading rows.
+
+
+def _parse(row: Any, split: str, i: int) -> tuple[str, str, Any, Any]:
+    """(normalised text, normalised target, subject_id, hadm_id) of prepared example `row`."""
+    if not isinstance(row, dict):
+        raise NoteLMError(f"{split} row {i}: expected a JSON object, got {type(row).__name__}")
+    for key in ("prompt", "target", "subject_id"):
+        if key not in row:
+            raise NoteLMError(f"{split} row {i} (note_id {row.get('note_id')!r}): missing field {key!r}")
+    prompt, target = row["prompt"], row["target"]
+    if not isinstance(prompt, str) or not isinstance(target, str):
+        raise NoteLMError(f"{split} row {i} (note_id {row.get('note_id')!r}): prompt and target must be strings")
+    return normalize(prompt + " " + target), normalize(target), row["subject_id"], row.get("hadm_id")
+
+
+def _batches(rows: Iterable[Any], split: str) -> Iterator[list[tuple[str, str, Any, Any]]]:
+    batch = []
+    for i, row in enumerate(rows, 1):
+        batch.append(_parse(row, split, i))
+        if len(batch) == _BATCH_NOTES:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Stream a JSON Lines file row by row; a bad line raises NoteLMError naming the file and line."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise NoteLMError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# The audit.
+
+
+class _HeldOut:
+    """A held-out split (test or val) indexed for lookups, and what the scans over train found in it."""
+
+    def __init__(self, split: str, rows: Iterable[Any], cfg: AuditConfig, feat: _Featurizer) -> None:
+        self.split, self.cfg, self.feat = split, cfg, feat
+        self.subjects: set[Any] = set()
+        self.admissions: set[Any] = set()
+        self.exact: dict[bytes, list[int]] = {}
+        self.targets: list[str] = []
+        self.short_targets: list[int] = []  # targets of <= 2 words: nothing inside to anchor on, searched whole
+        ngram_docs, shingles, shingle_counts, band_keys, sig_notes = [], [], [], [], []
+        inner_windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hash, target, position)
+        short_anchors: list[tuple[int, int, int]] = []  # (length, hash, target) for targets of < ngram + 2 words
+        n = 0
+        for batch_rows in _batches(rows, split):
+            texts = [text for text, _, _, _ in batch_rows]
+            targets = [target for _, target, _, _ in batch_rows]
+            for i, (text, _, subject, hadm) in enumerate(batch_rows, n):
+                self.subjects.add(subject)
+                if hadm is not None:
+                    self.admissions.add(hadm)
+                self.exact.setdefault(_digest(text), []).append(i)
+            self.targets.extend(targets)
+            batch = feat(texts)
+            ngram_docs.append(_distinct(*batch.windows[cfg.ngram])[0])
+            shingles.append(batch.shingles)
+            shingle_counts.append(np.diff(batch.shingle_off))
+            band_keys.append(batch.band_keys)
+            sig_notes.append(batch.sig_notes + n)
+            inner_windows.append(self._inner_windows(targets, n, short_anchors))
+            n += len(batch_rows)
+        self.n = n
+
+        # Distinct test n-grams, and in how many test notes each occurs (to pick rare anchors).
+        self.ngrams, docs = np.unique(np.concatenate(ngram_docs or [np.zeros(0, np.uint64)]), return_counts=True)
+        self.ngram_found = np.zeros(len(self.ngrams), bool)
+        self.shingles = np.concatenate(shingles or [np.zeros(0, np.uint64)])
+        self.shingle_off = np.concatenate([[0], np.cumsum(np.concatenate(shingle_counts or [np.zeros(0, np.int64)]))])
+
+        keys = np.concatenate(band_keys) if band_keys else np.zeros((0, feat.bands), np.uint64)
+        notes = np.concatenate(sig_notes or [np.zeros(0, np.int64)])
+        self.bands = []  # per band: (sorted keys, held-out note of each)
+        for j in range(feat.bands):
+            order = np.argsort(keys[:, j], kind="stable")
+            self.bands.append((keys[order, j], notes[order]))
+
+        # Anchors of each target: the _ANCHORS inside n-grams that fewest test notes contain (then the
+        # earliest), so that boilerplate phrases, which many train notes contain too, are not used.
+        hashes, target, pos = (np.concatenate(a) for a in zip(*inner_windows)) if inner_windows else (
+            np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+        at = np.minimum(np.searchsorted(self.ngrams, hashes), max(len(self.ngrams) - 1, 0))
+        common = np.where(self.ngrams[at] == hashes, docs[at], 1) if len(self.ngrams) else np.ones(len(hashes))
+        order = np.lexsort((pos, common, target))
+        target_sorted = target[order]
+        rank = np.arange(len(order)) - np.searchsorted(target_sorted, target_sorted)
+        chosen = order[rank < _ANCHORS]
+        short = np.array(short_anchors, dtype=np.uint64).reshape(-1, 3)
+        self.anchor_len = np.concatenate([np.full(len(chosen), cfg.ngram), short[:, 0].astype(np.int64)])
+        self.anchor_hash = np.concatenate([hashes[chosen], short[:, 1]])
+        self.anchor_target = np.concatenate([target[chosen], short[:, 2].astype(np.int64)])
+        self.anchor_slot = np.concatenate([rank[rank < _ANCHORS], np.zeros(len(short), np.int64)])
+        self.anchor_count = np.bincount(self.anchor_target, minlength=n)  # anchors a train note must hold
+
+        self.exact_found = np.zeros(n, bool)
+        self.target_found = np.zeros(n, bool)
+        self.near_found = np.zeros(n, bool)
+        self._index_anchors()
+        feat.lengths.update(self.anchors)
+
+    def _inner_windows(self, targets: list[str], first: int, short_anchors: list) -> tuple:
+        """(hash, target, position) of every `ngram`-word window inside a target, away from its ends.
+
+        A target found in a train text may begin or end inside a longer word there ("ain" in "pain"),
+        but every word between its first and last is a whole word in that text too, so windows over
+        those words are n-grams of the train text. Targets of fewer than ngram + 2 words get one
+        anchor, all of their inside words (into `short_anchors`); those of <= 2 words get none.
+        """
+        n = self.cfg.ngram
+        windows, counts, x = self.feat.windows(targets, {n})
+        hashes, owner = windows[n]
+        pos = np.arange(len(owner)) - np.searchsorted(owner, owner)
+        inside = (pos >= 1) & (pos <= counts[owner] - 1 - n)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        for i in np.flatnonzero(counts < n + 2).tolist():
+            inner = int(counts[i]) - 2
+            if inner >= 1:
+                short_anchors.append((inner, _seq_hash(x[offsets[i] + 1:offsets[i] + 1 + inner].tolist()), first + i))
+            elif targets[i]:
+                self.short_targets.append(first + i)
+        return hashes[inside], owner[inside] + first, pos[inside]
+
+    def _index_anchors(self) -> None:
+        """(Re)build length -> (sorted anchor hashes, anchor index) over the targets not yet found."""
+        self.anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        open_ = ~self.target_found[self.anchor_target]
+        for length in np.unique(self.anchor_len).tolist():
+            idx = np.flatnonzero((self.anchor_len == length) & open_)
+            idx = idx[np.argsort(self.anchor_hash[idx], kind="stable")]
+            self.anchors[int(length)] = (self.anchor_hash[idx], idx)
+
+    def scan(self, batch: _Batch) -> None:
+        """Record what of this split the train notes of `batch` contain."""
+        for note, text in enumerate(batch.texts):
+            for i in self.exact.get(_digest(text), ()):
+                self.exact_found[i] = True
+
+        if len(self.ngrams):
+            hashes = batch.windows[self.cfg.ngram][0]
+            pos = np.minimum(np.searchsorted(self.ngrams, hashes), len(self.ngrams) - 1)
+            self.ngram_found[pos[self.ngrams[pos] == hashes]] = True
+
+        self._scan_targets(batch)
+        self._scan_near(batch)
+
+    def _scan_targets(self, batch: _Batch) -> None:
+        found, n = self.target_found, max(self.n, 1)
+        before = int(found.sum())
+        for length, (keys, idx) in self.anchors.items():
+            hashes, owner = batch.windows[length]
+            q, a = _lookup(keys, idx, hashes)
+            target = self.anchor_target[a]
+            open_ = ~found[target]
+            # distinct (train note, target, slot), then the (note, target) pairs that hold every anchor
+            triple = np.unique((owner[q[open_]] * n + target[open_]) * 3 + self.anchor_slot[a[open_]])
+            pairs, held = np.unique(triple // 3, return_counts=True)
+            for pair in pairs[held == self.anchor_count[pairs % n]].tolist():
+                note, t = divmod(pair, n)
+                if not found[t] and self.targets[t] in batch.texts[note]:
+                    found[t] = True
+        if self.short_targets:
+            joined = "\n".join(batch.texts)  # normalised texts hold no newline, so no match spans two notes
+            for t in self.short_targets:
+                if self.targets[t] in joined:
+                    found[t] = True
+            self.short_targets = [t for t in self.short_targets if not found[t]]
+        if found.sum() > before:
+            self._index_anchors()  # found targets need no more searching
+
+    def _scan_near(self, batch: _Batch) -> None:
+        found, n = self.near_found, max(self.n, 1)
+        pairs = []
+        for j, (keys, notes) in enumerate(self.bands):
+            q, held = _lookup(keys, notes, batch.band_keys[:, j])
+            pairs.append(batch.sig_notes[q] * n + held)
+        if not pairs:
+            return
+        pairs = np.unique(np.concatenate(pairs))
+        pairs = pairs[~found[pairs % n]]
+        threshold = self.cfg.minhash_threshold
+        for pair in pairs.tolist():
+            note, i = divmod(pair, n)
+            if found[i]:
+                continue
+            a = batch.shingles[batch.shingle_off[note]:batch.shingle_off[note + 1]]
+            b = self.shingles[self.shingle_off[i]:self.shingle_off[i + 1]]
+            inter = len(np.intersect1d(a, b, assume_unique=True))
+            if inter / (len(a) + len(b) - inter) >= threshold:
+                found[i] = True
+
+    def metrics(self, train_subjects: set[Any], train_admissions: set[Any]) -> dict[str, Any]:
+        """The metrics of this split against train, keys in this split's form (n_val, exact_dup_val_in_train...)."""
+
+        def rate(count: int, total: int) -> float:
+            return round(count / total, 6) if total else 0.0
+
+        counts = {
+            "subject_overlap": (len(self.subjects & train_subjects), len(self.subjects)),
+            "admission_overlap": (len(self.admissions & train_admissions), len(self.admissions)),
+            "exact_dup_test_in_train": (int(self.exact_found.sum()), self.n),
+            "target_in_train": (int(self.target_found.sum()), self.n),
+            "near_dup_test_in_train": (int(self.near_found.sum()), self.n),
+        }
+        out: dict[str, Any] = {
+            "n_test": self.n,
+            "n_test_subjects": len(self.subjects),
+            "n_test_admissions": len(self.admissions),
+            f"ngram{self.cfg.ngram}_containment": rate(int(self.ngram_found.sum()), len(self.ngrams)),
+        }
+        for key, (count, total) in counts.items():
+            out[key] = count
+            out[f"{key}_rate"] = rate(count, total)
+        return {key.replace("test", self.split): value for key, value in out.items()}
+
+
+def audit(
+    train_rows: Iterable[dict[str, Any]],
+    test_rows: Iterable[dict[str, Any]],
+    cfg: AuditConfig,
+    val_rows: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Leakage metrics of test (and of val, when given) against train; keys as in the module docstring.
+
+    Rows are prepared examples (prompt, target, subject_id, hadm_id); each iterable is read once, in
+    order, and train is streamed, so generators over large files are fine. A row without prompt,
+    target or subject_id raises NoteLMError naming the split and row. Deterministic: the same rows and
+    config give the same metrics.
+    """
+    feat = _Featurizer(cfg)
+    held = [_HeldOut("test", test_rows, cfg, feat)]
+    if val_rows is not None:
+        held.append(_HeldOut("val", val_rows, cfg, feat))
+    subjects: set[Any] = set()
+    admissions: set[Any] = set()
+    n_train = 0
+    for batch_rows in _batches(train_rows, "train"):
+        for _, _, subject, hadm in batch_rows:
+            subjects.add(subject)
+            if hadm is not None:
+                admissions.add(hadm)
+        batch = feat([text for text, _, _, _ in batch_rows])
+        for h in held:
+            h.scan(batch)
+        n_train += len(batch_rows)
+        log.debug("audit: %d train notes scanned", n_train)
+
+    metrics = {"n_train": n_train, **held[0].metrics(subjects, admissions)}
+    if val_rows is not None:
+        metrics[VAL_BLOCK] = held[1].metrics(subjects, admissions)
+    return metrics
+
+
+def _get(metrics: dict[str, Any], key: str) -> Any:
+    """metrics[key], where "a.b" means metrics["a"]["b"]; None if absent."""
+    value: Any = metrics
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def check_thresholds(metrics: dict[str, Any], cfg: AuditConfig) -> list[str]:
+    """One message per `cfg.fail_on` limit that `metrics` exceed, naming the metric and by how much.
+
+    A null limit, or a metric absent from `metrics` (val_vs_train.* when there was no val), checks nothing.
+    """
+    problems = []
+    for key, limit in cfg.fail_on.items():
+        value = _get(metrics, key)
+        if limit is None or value is None or value <= limit:
+            continue
+        block, _, name = key.rpartition(".")
+        split = "val" if block == VAL_BLOCK else "test"
+        what = ""
+        base = name.replace(split, "test").removesuffix("_rate")
+        if base in COUNTS:
+            total_key, counted = COUNTS[base]
+            scope = _get(metrics, block) if block else metrics
+            count, total = scope[name.removesuffix("_rate")], scope[total_key.replace("test", split)]
+            share = f"{count / total:.1%}" if total else "0%"
+            what = f": {count} of {total} {counted.format(thr=cfg.minhash_threshold)} ({share})"
+            what = what.replace("test", split)
+        elif name.endswith("_containment"):
+            what = f": {value:.1%} of the distinct {split} word {cfg.ngram}-grams occur in train"
+        problems.append(f"{key} = {value:g} > {limit:g} allowed{what}")
+    return problems
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    """The audit stage: measure leakage of the prepared splits, write `audit.metrics_path`, enforce `audit.fail_on`.
+
+    The metrics file is written before any failure. Above a limit: LeakageError when `audit.enforce`,
+    else a WARNING in the log. Returns the metrics.
+    """
+    cfg = load_section(AuditConfig, params, "audit")
+    paths = {split: Path(cfg.prepared_dir) / f"{split}.jsonl" for split in ("train", "val", "test")}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise NoteLMError(f"audit: prepared split(s) not found: {', '.join(missing)}; run `dvc repro prepare` first "
+                          f"(or point audit.prepared_dir at the directory holding train/val/test.jsonl)")
+    metrics = audit(iter_jsonl(paths["train"]), iter_jsonl(paths["test"]), cfg, val_rows=iter_jsonl(paths["val"]))
+    write_json(cfg.metrics_path, metrics)
+    log.info("audit: %s", ", ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, dict)))
+
+    problems = check_thresholds(metrics, cfg)
+    if problems:
+        listing = "\n".join(f"  - {p}" for p in problems)
+        if cfg.enforce:
+            raise LeakageError(
+                f"leakage above audit.fail_on (all numbers in {cfg.metrics_path}):\n{listing}\n"
+                "Split by patient (data.split_by=subject) to fix it, or raise or null the limit in audit.fail_on. "
+                "To run a deliberately leaky experiment to the end: "
+                "dvc exp run -S data.split_by=note -S audit.enforce=false"
+            )
+        log.warning("LEAKAGE above audit.fail_on, continuing because audit.enforce=false — scores on this test "
+                    "set are inflated:\n%s", listing)
+    return metrics

@@ -1,0 +1,311 @@
+"""The `train` stage: fine-tune the base model on the training notes with the HF `Trainer`.
+
+Each training text is a whole example (`prompt + " " + target` + EOS). With `train.packing`
+the tokenised texts are concatenated and cut into `max_length` blocks, so no compute goes to
+padding; without it each text is padded to `max_length` (the original study's way).
+
+Methods: `full` (every weight trains), `lora` (peft adapters on `lora_targets`), `qlora`
+(the base loaded 4-bit NF4 through bitsandbytes, then LoRA). LoRA runs save the adapter under
+`models/finetuned/adapter/` and a merged checkpoint at `models/finetuned/`, so generate loads
+every method the same way, with `AutoModelForCausalLM.from_pretrained` alone.
+
+The loss curves go to `dvclive/` (train loss per logging step, val loss per epoch), which
+`dvc plots show` draws. Checkpoints go to `models/checkpoints/` (persistent across runs): a
+run killed mid-way resumes from its last checkpoint the next time the stage runs with the
+same params and data, and starts afresh otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.io import atomic_dir, read_jsonl, write_json
+from notelm.models import METHODS, ModelSpec, base_dir, load_checkpoint, model_spec, prepare_tokenizer
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")
+FINGERPRINT = "notelm_run.json"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The `train:` section of params.yaml."""
+
+    method: str | None = None  # None: the model row's default method
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs (quick runs and tests)
+    learning_rate: float = 3e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    packing: bool = True
+    precision: str = "auto"
+    early_stopping_patience: int | None = None
+    logging_steps: int = 5
+    seed: int = 42
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    data_dir: str = "data/prepared"
+    output_dir: str = "models/finetuned"
+    checkpoint_dir: str = "models/checkpoints"
+    live_dir: str = "dvclive"
+
+    def __post_init__(self) -> None:
+        def bad(key: str, why: str) -> ParamsError:
+            return ParamsError(f"params.yaml: train.{key}: {why}")
+
+        if self.method is not None and self.method not in METHODS:
+            raise bad("method", f"{self.method!r} is not one of {', '.join(METHODS)} (or null for the model's default)")
+        if self.precision not in PRECISIONS:
+            raise bad("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise bad("epochs", "must be > 0 (or set train.max_steps)")
+        for key in ("batch_size", "grad_accum", "max_length", "logging_steps", "lora_r"):
+            if getattr(self, key) < 1:
+                raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if not 0 < self.learning_rate < 1:
+            raise bad("learning_rate", f"must be in (0, 1), got {self.learning_rate}")
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` → bf16 where the GPU or CPU supports it natively, else fp32."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    cpu = torch.cpu
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return "bf16"
+    return "fp32"
+
+
+def training_texts(rows: list[dict[str, Any]], eos: str) -> list[str]:
+    """One training text per example: the note (`prompt + " " + target`) followed by EOS."""
+    return [f"{r['prompt']} {r['target']}".strip() + eos for r in rows]
+
+
+def tokenize_examples(texts: list[str], tokenizer, max_length: int, packing: bool) -> dict[str, list[list[int]]]:
+    """Token blocks for causal-LM training.
+
+    packing=True: all texts concatenated and cut into full `max_length` blocks (the tail that
+    does not fill a block is dropped; a corpus shorter than one block yields one short block).
+    packing=False: each text truncated and right-padded to `max_length`; padding is not scored.
+    """
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    if packing:
+        flat = [t for seq in ids for t in seq]
+        n = max(1, len(flat) // max_length)
+        blocks = [flat[i * max_length : (i + 1) * max_length] for i in range(n)]
+        return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks], "labels": [list(b) for b in blocks]}
+    pad = tokenizer.pad_token_id
+    out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
+    for seq in ids:
+        seq = seq[:max_length]
+        fill = max_length - len(seq)
+        out["input_ids"].append(seq + [pad] * fill)
+        out["attention_mask"].append([1] * len(seq) + [0] * fill)
+        out["labels"].append(seq + [-100] * fill)
+    return out
+
+
+def build_dataset(path: Path, tokenizer, max_length: int, packing: bool):
+    """A `datasets.Dataset` of token blocks from a prepared JSONL split."""
+    from datasets import Dataset
+
+    if not path.is_file():
+        raise NoteLMError(f"{path}: prepared split not found; run `dvc repro prepare` first")
+    rows = read_jsonl(path)
+    if not rows:
+        raise NoteLMError(f"{path}: no examples; check data.* filters and data.fraction")
+    texts = training_texts(rows, tokenizer.eos_token or "")
+    return Dataset.from_dict(tokenize_examples(texts, tokenizer, max_length, packing))
+
+
+def fingerprint(cfg: TrainConfig, spec: ModelSpec, data_dir: Path) -> str:
+    """Hash of everything a checkpoint depends on, so resume never mixes runs of different settings."""
+    digest = hashlib.sha256(json.dumps([asdict(cfg), asdict(spec)], sort_keys=True).encode())
+    for name in ("train.jsonl", "val.jsonl"):
+        digest.update((data_dir / name).read_bytes())
+    return digest.hexdigest()
+
+
+def last_checkpoint(checkpoint_dir: Path, run_id: str) -> str | None:
+    """The newest complete checkpoint of this run, or None (stale checkpoints of other runs are removed)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not checkpoint_dir.is_dir():
+        return None
+    marker = checkpoint_dir / FINGERPRINT
+    if not marker.is_file() or json.loads(marker.read_text()).get("run_id") != run_id:
+        shutil.rmtree(checkpoint_dir)
+        return None
+    return get_last_checkpoint(str(checkpoint_dir))
+
+
+def load_for_training(spec: ModelSpec, method: str, model_dir: Path, cfg: TrainConfig, precision: str):
+    """Load the base checkpoint ready for `method`: all weights trainable, or LoRA (on a 4-bit base for qlora)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if method == "full":
+        model, tokenizer = load_checkpoint(model_dir, "float32")
+        model.train()
+        return model, tokenizer
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoTokenizer
+
+    tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(model_dir))
+    if method == "qlora":
+        from transformers import BitsAndBytesConfig
+
+        compute = torch.bfloat16 if precision == "bf16" else torch.float32
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
+        )
+        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant, dtype=compute)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    lora = LoraConfig(
+        r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=list(spec.lora_targets), task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Path, summary: dict[str, Any]) -> None:
+    """Write the best model to `output_dir` atomically: merged HF checkpoint (+ `adapter/` for LoRA)."""
+    with atomic_dir(output_dir) as tmp:
+        if method == "full":
+            trainer.model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            from peft import PeftModel
+
+            trainer.model.save_pretrained(tmp / "adapter", safe_serialization=True)
+            base, _ = load_checkpoint(model_dir, "float32")
+            merged = PeftModel.from_pretrained(base, tmp / "adapter").merge_and_unload()
+            merged.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "notelm_train.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+
+
+def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
+    """Fine-tune `model_dir` with `cfg`; write the best checkpoint (by val loss) to `cfg.output_dir`.
+
+    Returns a summary: method, precision, steps, train/val token counts, best val loss, seconds.
+    """
+    import torch
+    from dvclive import Live
+    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers.integrations import DVCLiveCallback
+
+    start = time.time()
+    set_seed(cfg.seed)
+    method = cfg.method or spec.method
+    precision = resolve_precision(cfg.precision)
+    if precision == "fp16" and not torch.cuda.is_available():
+        raise ParamsError("params.yaml: train.precision: fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
+    max_length = min(cfg.max_length, spec.max_length)
+    data_dir = Path(cfg.data_dir)
+    model, tokenizer = load_for_training(spec, method, model_dir, cfg, precision)
+    train_ds = build_dataset(data_dir / "train.jsonl", tokenizer, max_length, cfg.packing)
+    val_ds = build_dataset(data_dir / "val.jsonl", tokenizer, max_length, cfg.packing)
+
+    checkpoint_dir = Path(cfg.checkpoint_dir)
+    run_id = fingerprint(cfg, spec, data_dir)
+    resume = last_checkpoint(checkpoint_dir, run_id)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    write_json(checkpoint_dir / FINGERPRINT, {"run_id": run_id})
+    log.info("train: %s method=%s precision=%s packing=%s blocks train=%d val=%d x %d tokens%s",
+             spec.name, method, precision, cfg.packing, len(train_ds), len(val_ds), max_length,
+             f" (resuming from {resume})" if resume else "")
+
+    args = _training_args(cfg, checkpoint_dir, precision)
+    callbacks = [DVCLiveCallback(live=Live(cfg.live_dir, report=None, save_dvc_exp=False))]
+    if cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    trainer = Trainer(
+        model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+        processing_class=tokenizer, callbacks=callbacks,
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+    best = trainer.state.best_metric
+    summary = {
+        "model": spec.name,
+        "method": method,
+        "precision": precision,
+        "packing": cfg.packing,
+        "max_length": max_length,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "train_blocks": len(train_ds),
+        "train_loss": result.training_loss,
+        "best_val_loss": best,
+        "best_val_perplexity": math.exp(best) if best is not None and best < 50 else None,
+        "seconds": round(time.time() - start, 1),
+        "resumed_from": resume,
+    }
+    save_final(trainer, tokenizer, method, model_dir, Path(cfg.output_dir), summary)
+    log.info("train: done in %.0fs, %d steps, best val loss %.4f -> %s", summary["seconds"], summary["steps"],
+             best if best is not None else float("nan"), cfg.output_dir)
+    return summary
+
+
+def _training_args(cfg: TrainConfig, checkpoint_dir: Path, precision: str):
+    """The TrainingArguments of a run: eval + save each epoch, keep the best by val loss."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a share of the total steps
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_grad_norm=cfg.max_grad_norm,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    """The `train` stage: fine-tune the selected model row with the `train:` params."""
+    cfg = load_section(TrainConfig, params, "train")
+    spec = model_spec(params)
+    return train(cfg, spec, base_dir(params))

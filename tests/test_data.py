@@ -1,0 +1,525 @@
+"""Tests for the prepare stage (notelm.data): readers, bad input, cleaning, splitting, examples."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notelm import data
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.data import DataConfig, Note, clean_text, deid_token, make_example, prepare, split_groups
+
+HEADER3 = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
+HEADER4 = ["note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text"]
+WORDS = "neuro alert oriented follows commands resp lungs clear sat stable cv sinus rhythm pain controlled plan monitor".split()
+
+
+def note_text(i: int, n_words: int = 24) -> str:
+    """A multi-line note unique to `i`."""
+    words = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words)]
+    return f"Note {i}:\n" + "\n".join(" ".join(words[k : k + 6]) for k in range(0, n_words, 6)) + f"\nHR {60 + i}."
+
+
+def row3(row_id, subject, hadm, text, category="Nursing", chartdate="2101-01-02", charttime="2101-01-02 08:00:00", iserror=""):
+    return [str(row_id), str(subject), "" if hadm is None else str(hadm), chartdate, charttime, "", category, "Nursing Progress Note", "17", iserror, text]
+
+
+def corpus(n_subjects: int = 30, notes_per_subject: int = 4) -> list[list[str]]:
+    """Rows for `n_subjects` patients, two admissions each, several nursing notes per admission."""
+    rows, row_id = [], 0
+    for s in range(1, n_subjects + 1):
+        for k in range(notes_per_subject):
+            row_id += 1
+            day = 1 + k
+            rows.append(row3(row_id, s, 1000 * s + k % 2, note_text(row_id), chartdate=f"2101-02-{day:02d}", charttime=f"2101-02-{day:02d} 0{k % 10}:00:00"))
+    return rows
+
+
+def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER3, gz: bool = False) -> Path:
+    opener = gzip.open if gz else open
+    with opener(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def config(tmp_path: Path, raw: Path, **overrides) -> DataConfig:
+    values = dict(raw_path=str(raw), out_dir=str(tmp_path / "prepared"), metrics_path=str(tmp_path / "metrics" / "data.json"), min_chars=10, min_words=4)
+    values.update(overrides)
+    return DataConfig(**values)
+
+
+def read_split(cfg: DataConfig, name: str) -> list[dict]:
+    return [json.loads(line) for line in (Path(cfg.out_dir) / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def outputs(cfg: DataConfig) -> dict[str, bytes]:
+    files = [Path(cfg.out_dir) / f"{n}.jsonl" for n in ("train", "val", "test", "rejects")] + [Path(cfg.metrics_path)]
+    return {str(f): f.read_bytes() for f in files}
+
+
+# --- the happy path ----------------------------------------------------------------------------------
+
+
+def test_prepare_writes_subject_level_splits_and_metrics(tmp_path):
+    cfg = config(tmp_path, write_csv(tmp_path / "NOTEEVENTS.csv", corpus(30, 4)))
+    metrics = prepare(cfg)
+
+    splits = {name: read_split(cfg, name) for name in ("train", "val", "test")}
+    subjects = {name: {ex["subject_id"] for ex in rows} for name, rows in splits.items()}
+    assert not (subjects["train"] & subjects["test"]) and not (subjects["train"] & subjects["val"]) and not (subjects["val"] & subjects["test"])
+    assert [len(subjects[n]) for n in ("train", "val", "test")] == [24, 3, 3]
+    assert metrics["rows_read"] == 120 and metrics["notes_kept"] == 120
+    for name, rows in splits.items():
+        assert metrics[name]["notes"] == len(rows)
+        assert metrics[name]["patients"] == len(subjects[name])
+        assert metrics[name]["admissions"] == len({ex["hadm_id"] for ex in rows})
+    assert json.loads(Path(cfg.metrics_path).read_text()) == metrics
+    ex = splits["train"][0]
+    assert set(ex) == {"note_id", "subject_id", "hadm_id", "category", "chartdate", "prompt", "target"}
+    assert isinstance(ex["note_id"], str) and isinstance(ex["subject_id"], int) and isinstance(ex["hadm_id"], int)
+    # sorted by patient, then chart time
+    for rows in splits.values():
+        keys = [(ex["subject_id"], ex["chartdate"]) for ex in rows]
+        assert keys == sorted(keys)
+
+
+def test_gzip_input_gives_the_same_outputs(tmp_path):
+    rows = corpus(10, 3)
+    plain = config(tmp_path / "a", write_csv(tmp_path / "n.csv", rows))
+    gz = config(tmp_path / "b", write_csv(tmp_path / "n.csv.gz", rows, gz=True))
+    prepare(plain)
+    prepare(gz)
+    assert list(outputs(plain).values()) == list(outputs(gz).values())
+
+
+def test_same_params_give_byte_identical_outputs(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(20, 3) + [row3(999, 5, None, "bad \xff", chartdate="nope")])
+    cfg = config(tmp_path, raw)
+    prepare(cfg)
+    first = outputs(cfg)
+    prepare(cfg)
+    assert outputs(cfg) == first
+
+
+def test_run_builds_config_from_params(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(10, 2))
+    out = tmp_path / "prepared"
+    metrics = data.run({"data": {"raw_path": str(raw), "out_dir": str(out), "metrics_path": str(tmp_path / "m.json"), "min_words": 4, "fraction": 5}})
+    assert metrics["train"]["notes"] == 5
+    with pytest.raises(ParamsError, match="data.spilt_by"):
+        data.run({"data": {"spilt_by": "note"}})
+
+
+# --- the test set does not move with data.fraction ---------------------------------------------------
+
+
+def test_fraction_subsamples_train_only_and_test_is_byte_identical(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(40, 3))
+    metrics, train_ids, test_files, val_files = {}, {}, set(), set()
+    for fraction in (1.0, 0.5, 3):
+        cfg = config(tmp_path, raw, fraction=fraction, out_dir=str(tmp_path / f"out{fraction}"))
+        metrics[fraction] = prepare(cfg)
+        train_ids[fraction] = {ex["note_id"] for ex in read_split(cfg, "train")}
+        test_files.add((Path(cfg.out_dir) / "test.jsonl").read_bytes())
+        val_files.add((Path(cfg.out_dir) / "val.jsonl").read_bytes())
+    assert len(test_files) == 1 and len(val_files) == 1 and test_files != {b""}
+    pool = metrics[1.0]["train_pool_notes"]
+    assert metrics[1.0]["train"]["notes"] == pool == 96
+    assert metrics[0.5]["train"]["notes"] == 48
+    assert metrics[3]["train"]["notes"] == 3
+    assert train_ids[3] <= train_ids[0.5] <= train_ids[1.0]  # a smaller fraction keeps a subset
+
+
+def test_fraction_count_larger_than_train_keeps_all(tmp_path):
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(10, 2)), fraction=5000)
+    metrics = prepare(cfg)
+    assert metrics["train"]["notes"] == metrics["train_pool_notes"]
+
+
+@pytest.mark.parametrize("fraction", [0.0, -1.0, 2.5])
+def test_bad_fraction_is_refused(fraction):
+    with pytest.raises(ParamsError, match="data.fraction"):
+        DataConfig(fraction=fraction)
+
+
+# --- splits ------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    keys=st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=300),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+    shares=st.tuples(st.floats(0.05, 1), st.floats(0, 1), st.floats(0, 1)),
+)
+def test_split_groups_never_puts_a_group_in_two_splits(keys, seed, shares):
+    ratios = [s / sum(shares) for s in shares]
+    code = split_groups(np.array(keys), ratios, seed)
+    assert len(code) == len(keys) and set(code.tolist()) <= {0, 1, 2}
+    owner: dict[int, int] = {}
+    for key, c in zip(keys, code.tolist()):
+        assert owner.setdefault(key, c) == c
+    assert np.array_equal(code, split_groups(np.array(keys), ratios, seed))
+
+
+@settings(max_examples=25, deadline=None)
+@given(subjects=st.lists(st.integers(min_value=1, max_value=12), min_size=3, max_size=60), seed=st.integers(0, 1000))
+def test_subject_split_shares_no_subject_on_any_input(subjects, seed):
+    rows = [row3(i + 1, s, 500 + s * 3 + i % 3, note_text(i)) for i, s in enumerate(subjects)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        cfg = config(tmp, write_csv(tmp / "n.csv", rows), seed=seed, ratios=[0.6, 0.2, 0.2])
+        try:
+            prepare(cfg)
+        except NoteLMError as exc:  # fewer than 3 patients: refused, never split
+            assert len(set(subjects)) < 3 and "split is empty" in str(exc)
+            return
+        seen = [{ex["subject_id"] for ex in read_split(cfg, n)} for n in ("train", "val", "test")]
+        assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
+        assert set().union(*seen) == set(subjects)
+
+
+def test_admission_split_shares_no_admission_and_note_split_leaks_subjects(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(20, 6))
+    adm = config(tmp_path, raw, split_by="admission", out_dir=str(tmp_path / "adm"))
+    prepare(adm)
+    hadms = [{ex["hadm_id"] for ex in read_split(adm, n)} for n in ("train", "val", "test")]
+    assert not (hadms[0] & hadms[1]) and not (hadms[0] & hadms[2]) and not (hadms[1] & hadms[2])
+
+    note = config(tmp_path, raw, split_by="note", out_dir=str(tmp_path / "note"))
+    metrics = prepare(note)
+    train = {ex["subject_id"] for ex in read_split(note, "train")}
+    test = {ex["subject_id"] for ex in read_split(note, "test")}
+    assert train & test  # the leaky split of the original study
+    assert metrics["test"]["notes"] == 12
+
+
+def test_too_few_patients_for_the_ratios_is_a_clear_error(tmp_path):
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(2, 3)))
+    with pytest.raises(NoteLMError, match=r"split is empty: 6 notes in 2 subject group"):
+        prepare(cfg)
+
+
+# --- filters, each counted under its reason --------------------------------------------------------
+
+
+def test_filters_are_counted_per_reason(tmp_path):
+    rows = corpus(10, 2)  # 20 good nursing notes
+    extra = [
+        row3(101, 1, 1000, note_text(101), category="Physician "),
+        row3(102, 1, 1000, note_text(102), category="Radiology"),
+        row3(103, 2, 2000, note_text(103), category=" Nursing/other "),  # kept: compared after stripping
+        row3(104, 2, 2000, note_text(104), iserror="1"),
+        row3(105, 3, 3000, ""),
+        row3(106, 3, 3000, "   \n  "),
+        row3(107, 3, 3000, "too short note"),
+        row3(108, 4, 4000, rows[0][10]),  # exact duplicate of the first note
+        row3(109, 4, 4000, rows[1][10].replace("\n", "  \n ")),  # duplicate once whitespace is normalised
+        row3(110, 4, 4000, note_text(110, n_words=400)),
+    ]
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows + extra), max_words=300, max_chars=None)
+    metrics = prepare(cfg)
+    dropped = metrics["dropped"]
+    assert set(dropped) == set(data.REASONS)
+    assert dropped["category"] == 2 and dropped["iserror"] == 1 and dropped["blank_text"] == 2
+    assert dropped["too_few_words"] == 1 and dropped["duplicate"] == 2 and dropped["too_many_words"] == 1
+    assert metrics["notes_kept"] == 21
+    assert metrics["rows_read"] == metrics["notes_kept"] + sum(dropped.values())
+    kept = [ex for n in ("train", "val", "test") for ex in read_split(cfg, n)]
+    assert {ex["category"] for ex in kept} == {"Nursing", "Nursing/other"}
+
+    no_dedup = config(tmp_path, Path(cfg.raw_path), drop_duplicates=False, max_words=300, out_dir=str(tmp_path / "b"))
+    assert prepare(no_dedup)["notes_kept"] == 23
+
+
+def test_char_bounds_and_empty_categories_keep_everything(tmp_path):
+    rows = corpus(6, 2) + [row3(50, 1, 1000, note_text(50), category="Radiology"), row3(51, 2, 2000, note_text(51, n_words=80))]
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows), categories=[], max_chars=250)
+    lengths = [len(clean_text(r[10], cfg)) for r in rows]
+    assert max(lengths) > 250 >= sorted(lengths)[-2]
+    metrics = prepare(cfg)
+    assert metrics["dropped"]["category"] == 0 and metrics["dropped"]["too_many_chars"] == 1
+    assert metrics["notes_kept"] == 13
+
+    short = config(tmp_path, Path(cfg.raw_path), categories=[], max_chars=None, min_chars=sorted(lengths)[-1], out_dir=str(tmp_path / "c"))
+    with pytest.raises(NoteLMError, match="the val split is empty"):  # one note left: one patient
+        prepare(short)
+    assert json.loads(Path(cfg.metrics_path).read_text())["notes_kept"] == 13
+
+
+def test_no_notes_left_names_the_categories_seen(tmp_path):
+    rows = [row3(i, i, i, note_text(i), category="Radiology") for i in range(1, 5)]
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows))
+    with pytest.raises(NoteLMError, match=r"categories seen: 'Radiology' \(4\)"):
+        prepare(cfg)
+
+
+# --- malformed rows: counted, sampled, never a crash ---------------------------------------------------
+
+
+def test_malformed_rows_are_counted_sampled_and_skipped(tmp_path):
+    good = corpus(10, 2)
+    raw = tmp_path / "n.csv"
+    write_csv(raw, good)
+    with raw.open("ab") as fh:
+        fh.write(b'201,3,3001,2101-01-05,,,Nursing,d,1,,"bad \xff\xfe bytes in an otherwise fine note text here"\n')
+        fh.write(b'202,abc,3001,2101-01-05,,,Nursing,d,1,,"non numeric subject id in this note"\n')
+        fh.write(b'203,3,30x1,2101-01-05,,,Nursing,d,1,,"non numeric admission id in this note"\n')
+        fh.write(b'204,3,3001,2101-13-45,,,Nursing,d,1,,"impossible chart date in this note text"\n')
+        fh.write(b'205,3,3001,2101-01-05,yesterday,,Nursing,d,1,,"unparsable chart time in this note text"\n')
+        fh.write(b'206,3,3001,2101-01-05,,,Nursing,d,1,,"an extra field","after the text"\n')
+        fh.write(b'207,3,3001,2101-01-05,,,Nursing\n')
+        # an unbalanced quote: this record swallows the next one
+        fh.write(b'208,3,3001,2101-01-05,,,Nursing,d,1,,"a stray quote here""\n209,4,4001,2101-01-06,,,Nursing,d,1,,"a swallowed record"\n')
+        fh.write(b'210,4,4001,2101-01-06,,,Nursing,d,1,,"a good note after the bad ones with enough words"\n')
+    cfg = config(tmp_path, raw)
+    metrics = prepare(cfg)
+    dropped = metrics["dropped"]
+    assert dropped["undecodable_bytes"] == 1
+    assert dropped["non_numeric_id"] == 2
+    assert dropped["unparsable_time"] == 2
+    assert dropped["broken_quoting"] == 3
+    assert metrics["notes_kept"] == 21  # every good row, including the one after the bad ones
+    assert metrics["rows_read"] == metrics["notes_kept"] + sum(dropped.values())
+
+    rejects = [json.loads(line) for line in (Path(cfg.out_dir) / "rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["reason"] for r in rejects) == sorted(
+        ["undecodable_bytes", "non_numeric_id", "non_numeric_id", "unparsable_time", "unparsable_time"] + ["broken_quoting"] * 3
+    )
+    by_id = {r["fields"][0]: r for r in rejects}
+    assert "\\xff\\xfe" in by_id["201"]["fields"][10]
+    assert by_id["202"]["detail"] == "SUBJECT_ID='abc' is not an integer"
+    assert by_id["206"]["detail"] == "expected 11 fields, got 12"
+    assert by_id["208"]["reason"] == "broken_quoting"
+    lines = (Path(cfg.raw_path).read_bytes().split(b"\n"))
+    assert lines[by_id["204"]["line"] - 1].startswith(b"204,")  # `line` points at the record in the file
+
+
+def test_a_parser_error_is_counted_and_reading_goes_on(tmp_path, monkeypatch):
+    rows = corpus(6, 2)
+    rows.insert(3, row3(77, 1, 1000, "x" * 5000))  # longer than the field limit set below
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows))
+    old = csv.field_size_limit(1000)
+    monkeypatch.setattr(data, "_FIELD_LIMIT", 1000)
+    try:
+        metrics = prepare(cfg)
+    finally:
+        csv.field_size_limit(old)
+    assert metrics["dropped"]["broken_quoting"] == 1 and metrics["notes_kept"] == 12
+    (reject,) = [json.loads(line) for line in (Path(cfg.out_dir) / "rejects.jsonl").read_text().splitlines()]
+    assert "field larger than field limit" in reject["detail"]
+
+
+def test_rejects_sample_is_capped_per_reason_but_all_are_counted(tmp_path):
+    bad = [row3(100 + i, "x", 1, note_text(i)) for i in range(7)]
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(6, 2) + bad), rejects_sample=2)
+    metrics = prepare(cfg)
+    assert metrics["dropped"]["non_numeric_id"] == 7
+    assert len((Path(cfg.out_dir) / "rejects.jsonl").read_text().splitlines()) == 2
+
+
+def test_undecodable_bytes_in_gzip_input(tmp_path):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([HEADER3] + corpus(6, 2))
+    raw = tmp_path / "n.csv.gz"
+    with gzip.open(raw, "wb") as fh:
+        fh.write(buffer.getvalue().encode() + b'99,2,2000,2101-01-01,,,Nursing,d,1,,"caf\xe9 latte in latin-1 encoding here"\n')
+    metrics = prepare(config(tmp_path, raw))
+    assert metrics["dropped"]["undecodable_bytes"] == 1 and metrics["notes_kept"] == 12
+
+
+# --- bad input files: a clear error, earlier outputs intact --------------------------------------------
+
+
+def _missing(p: Path) -> Path:
+    return p / "nope" / "NOTEEVENTS.csv.gz"
+
+
+def _empty(p: Path) -> Path:
+    (p / "empty.csv").write_bytes(b"")
+    return p / "empty.csv"
+
+
+def _empty_gz(p: Path) -> Path:
+    with gzip.open(p / "empty.csv.gz", "wb"):
+        pass
+    return p / "empty.csv.gz"
+
+
+def _header_only(p: Path) -> Path:
+    return write_csv(p / "header.csv", [])
+
+
+def _missing_columns(p: Path) -> Path:
+    return write_csv(p / "cols.csv", [r[:9] + [r[10]] for r in corpus(3, 1)], header=[h for h in HEADER3 if h != "ISERROR"])
+
+
+def _truncated_gzip(p: Path) -> Path:
+    full = write_csv(p / "full.csv.gz", corpus(50, 4), gz=True).read_bytes()
+    (p / "cut.csv.gz").write_bytes(full[: len(full) // 2])
+    return p / "cut.csv.gz"
+
+
+@pytest.mark.parametrize(
+    "make_bad, message",
+    [
+        (_missing, r"nope/NOTEEVENTS.csv.gz: raw notes file not found; run `dvc repro synthesize`.*data.raw_path"),
+        (_empty, r"empty.csv: the file is empty"),
+        (_empty_gz, r"empty.csv.gz: the file is empty"),
+        (_header_only, r"header.csv: the file has a header but no data rows"),
+        (_missing_columns, r"cols.csv: missing required column\(s\) ISERROR for the MIMIC-III NOTEEVENTS schema"),
+        (_truncated_gzip, r"cut.csv.gz: could not read past data row \d+ .*truncated or corrupt"),
+    ],
+)
+def test_bad_input_is_a_clear_error_and_earlier_outputs_survive(tmp_path, make_bad, message):
+    cfg = config(tmp_path, write_csv(tmp_path / "good.csv", corpus(10, 2)))
+    prepare(cfg)
+    before = outputs(cfg)
+    bad = config(tmp_path, make_bad(tmp_path))
+    with pytest.raises(NoteLMError, match=message):
+        prepare(bad)
+    assert outputs(cfg) == before
+    assert sorted(p.name for p in Path(cfg.out_dir).parent.iterdir() if p.name.startswith(".")) == []  # no temp dirs left
+
+
+def test_interrupted_run_leaves_earlier_outputs_intact(tmp_path, monkeypatch):
+    cfg = config(tmp_path, write_csv(tmp_path / "good.csv", corpus(10, 2)))
+    prepare(cfg)
+    before = outputs(cfg)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "split_groups", interrupted)
+    other = config(tmp_path, write_csv(tmp_path / "other.csv", corpus(12, 3)))
+    with pytest.raises(KeyboardInterrupt):
+        prepare(other)
+    assert outputs(cfg) == before
+
+
+def test_mimic4_schema_is_detected_and_mapped(tmp_path):
+    rows = []
+    for s in range(1, 11):
+        for k in range(2):
+            hadm = "" if k else str(20000000 + s)
+            rows.append([f"{10000000 + s}-DS-{k + 1}", str(10000000 + s), hadm, "DS", str(k + 1), f"2180-05-{k + 7:02d} 15:26:00", "", note_text(s * 10 + k)])
+    rows.append(["1-RR-1", "1", "", "RR", "1", "2180-05-07 00:00:00", "", note_text(999)])
+    cfg = config(tmp_path, write_csv(tmp_path / "discharge.csv", rows, header=HEADER4), categories=["DS"])
+    metrics = prepare(cfg)
+    assert metrics["notes_kept"] == 20 and metrics["dropped"]["category"] == 1
+    examples = {ex["note_id"]: ex for n in ("train", "val", "test") for ex in read_split(cfg, n)}
+    ex = examples["10000003-DS-1"]
+    assert ex["subject_id"] == 10000003 and ex["hadm_id"] == 20000003 and ex["chartdate"] == "2180-05-07" and ex["category"] == "DS"
+    assert examples["10000003-DS-2"]["hadm_id"] is None
+
+    missing = write_csv(tmp_path / "radiology.csv", [r[:5] + r[6:] for r in rows], header=[h for h in HEADER4 if h != "charttime"])
+    with pytest.raises(NoteLMError, match=r"radiology.csv: missing required column\(s\) charttime for the MIMIC-IV-Note schema"):
+        prepare(config(tmp_path, missing))
+
+
+# --- cleaning and examples -----------------------------------------------------------------------------
+
+
+def test_deid_modes():
+    text = "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**].\n\nCall  [**Telephone/Fax (3) 555**]."
+    keep = clean_text(text, DataConfig(deid="keep"))
+    assert keep == "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**]. Call [**Telephone/Fax (3) 555**]."
+    assert clean_text(text, DataConfig(deid="normalize")) == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**]. Call [**PHONE**]."
+    assert clean_text(text, DataConfig(deid="remove")) == "Pt seen by at on . Call ."
+    raw = clean_text(text, DataConfig(deid="normalize", normalize_whitespace=False))
+    assert raw == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**].\n\nCall  [**PHONE**]."
+
+
+@pytest.mark.parametrize(
+    "content, token",
+    [
+        ("Known lastname 1234", "NAME"),
+        ("Doctor Last Name ", "NAME"),
+        ("Name Initial (PRE) 12", "NAME"),
+        ("Hospital Unit Name 10", "HOSPITAL"),
+        ("Hospital1 18", "HOSPITAL"),
+        ("2151-7-16", "DATE"),
+        ("7-16", "DATE"),
+        ("Month (only) 51", "DATE"),
+        ("Year (4 digits) ", "DATE"),
+        ("Age over 90 ", "AGE"),
+        ("Location (un) 1234", "LOCATION"),
+        ("Street Address(2) 12", "LOCATION"),
+        ("Pager number 123", "PHONE"),
+        ("MD Number(1) 123", "ID"),
+        ("Medical Record Number ", "ID"),
+        ("something else", "DEID"),
+    ],
+)
+def test_deid_token_types(content, token):
+    assert deid_token(content) == f"[**{token}**]"
+
+
+def _note(text: str) -> Note:
+    return Note("1", 1, None, "Nursing", "2101-01-01", None, text, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.text(st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=8), min_size=2, max_size=200),
+    prompt_fraction=st.floats(0.01, 0.99),
+)
+def test_prompt_and_target_reconstruct_the_cleaned_note(words, prompt_fraction):
+    cfg = DataConfig(prompt_fraction=prompt_fraction, max_target_words=None)
+    text = clean_text(" ".join(words), cfg)
+    n = len(text.split())
+    if n < 2:
+        return
+    ex = make_example(_note(text), cfg)
+    assert ex["prompt"] and ex["target"]
+    assert ex["prompt"] + " " + ex["target"] == text
+    assert text[len(ex["prompt"])] == " "  # the prompt ends at a word boundary
+    assert len(ex["prompt"].split()) == min(max(1, int(n * prompt_fraction)), n - 1)
+
+
+def test_target_is_capped_and_follows_the_prompt():
+    text = " ".join(f"w{i}" for i in range(100))
+    ex = make_example(_note(text), DataConfig(max_target_words=64))
+    assert ex["prompt"] == " ".join(f"w{i}" for i in range(50))
+    assert ex["target"] == " ".join(f"w{i}" for i in range(50, 100))
+    ex = make_example(_note(text), DataConfig(max_target_words=10, prompt_fraction=0.25))
+    assert ex["target"] == " ".join(f"w{i}" for i in range(25, 35))
+    assert text.startswith(ex["prompt"] + " " + ex["target"])
+
+
+def test_example_without_whitespace_normalisation_keeps_layout():
+    cfg = DataConfig(normalize_whitespace=False, max_target_words=None)
+    text = clean_text("  Neuro: intact\nResp:  clear\n\nPlan: monitor  ", cfg)
+    ex = make_example(_note(text), cfg)
+    assert ex["prompt"] == "Neuro: intact\nResp:"
+    assert ex["target"] == "clear\n\nPlan: monitor"
+    assert text == ex["prompt"] + "  " + ex["target"]
+
+
+# --- config -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("split_by", "patient"), ("ratios", [0.8, 0.1]), ("ratios", [0.5, 0.5, 0.5]), ("deid", "mask"), ("prompt_fraction", 1.0), ("min_words", 1), ("max_words", 3)],
+)
+def test_bad_params_name_the_key(key, value):
+    with pytest.raises(ParamsError, match=f"data.{key}"):
+        load_section(DataConfig, {"data": {key: value}}, "data")
+
+
+def test_params_yaml_data_section_matches_the_config():
+    import yaml
+
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    assert load_section(DataConfig, params, "data") == DataConfig()

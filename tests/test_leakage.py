@@ -1,0 +1,375 @@
+"""Tests of the leakage audit: planted duplicates are found, clean splits read zero, limits fail the stage."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from datasketch import MinHash
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.io import write_jsonl
+from notelm.leakage import (
+    AuditConfig,
+    LeakageError,
+    _Featurizer,
+    _get,
+    audit,
+    check_thresholds,
+    lsh_bands,
+    metric_names,
+    run,
+)
+
+TEST_KEYS = {
+    "n_train", "n_test", "n_test_subjects", "n_test_admissions", "ngram13_containment",
+    "subject_overlap", "subject_overlap_rate", "admission_overlap", "admission_overlap_rate",
+    "exact_dup_test_in_train", "exact_dup_test_in_train_rate", "target_in_train", "target_in_train_rate",
+    "near_dup_test_in_train", "near_dup_test_in_train_rate",
+}
+
+
+def vocab(prefix: str, n: int = 400) -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def note_words(rng: random.Random, words: list[str], n: int = 150) -> list[str]:
+    return [rng.choice(words) for _ in range(n)]
+
+
+def row(i: int, words: list[str], subject: int | None = None, hadm: int | None = None, split: float = 0.5) -> dict:
+    """A prepared example whose prompt is the first `split` of `words` and whose target is the rest."""
+    cut = int(len(words) * split)
+    return {"note_id": str(i), "subject_id": i if subject is None else subject, "hadm_id": hadm,
+            "category": "Nursing", "chartdate": "2150-01-01",
+            "prompt": " ".join(words[:cut]), "target": " ".join(words[cut:])}
+
+
+def text(r: dict) -> str:
+    return r["prompt"] + " " + r["target"]
+
+
+def corpus(seed: int, n_train: int = 120, n_test: int = 30, prefix: str = "w") -> tuple[list[dict], list[dict]]:
+    """Random 150-word notes over one vocabulary, every note its own subject."""
+    rng = random.Random(seed)
+    words = vocab(prefix)
+    train = [row(i, note_words(rng, words)) for i in range(n_train)]
+    test = [row(10_000 + i, note_words(rng, words)) for i in range(n_test)]
+    return train, test
+
+
+def write_prepared(root: Path, train: list[dict], test: list[dict], val: list[dict] | None = None) -> dict:
+    """Write data/prepared under `root`; return params pointing the audit at it."""
+    prepared = root / "data/prepared"
+    for split, rows in (("train", train), ("val", val or []), ("test", test)):
+        write_jsonl(prepared / f"{split}.jsonl", rows)
+    return {"audit": {"prepared_dir": str(prepared), "metrics_path": str(root / "metrics/leakage.json")}}
+
+
+# ---------------------------------------------------------------------------------------------
+# What the audit measures.
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_planted_exact_and_near_duplicates_are_found(k):
+    train, test = corpus(seed=k)
+    rng = random.Random(100 + k)
+    for r in test[:k]:  # exact copies, under a train subject
+        train.append(row(50_000 + len(train), text(r).split(), subject=7))
+    for r in test[k:2 * k]:  # 2 of ~150 words changed: word-5-shingle Jaccard ≈ 0.87
+        words = text(r).split()
+        for p in rng.sample(range(len(words)), 2):
+            words[p] = "edited"
+        train.append(row(50_000 + len(train), words, subject=7))
+
+    m = audit(train, test, AuditConfig())
+
+    assert m["exact_dup_test_in_train"] == k
+    assert m["exact_dup_test_in_train_rate"] == round(k / len(test), 6)
+    assert m["near_dup_test_in_train"] >= 2 * k  # the exact copies are near-duplicates too
+    assert m["near_dup_test_in_train"] == 2 * k  # and nothing else is: random notes share no 5-gram runs
+    assert m["target_in_train"] >= k
+    assert 0 < m["ngram13_containment"] < 1
+    assert m["subject_overlap"] == 0  # planted copies carry a train subject
+
+
+def test_disjoint_sets_show_no_leakage():
+    train, _ = corpus(seed=1, prefix="a")
+    _, test = corpus(seed=2, prefix="b")
+    m = audit(train, test, AuditConfig(), val_rows=test[:5])
+    assert set(m) == TEST_KEYS | {"val_vs_train"}
+    for key in TEST_KEYS - {"n_train", "n_test", "n_test_subjects", "n_test_admissions"}:
+        assert m[key] == 0, key
+    assert m["ngram13_containment"] == 0.0
+    assert all(v == 0 for k, v in m["val_vs_train"].items() if not k.startswith("n_"))
+
+
+def test_containment_is_one_when_train_holds_every_test_note():
+    train, test = corpus(seed=3)
+    m = audit(train + test, test, AuditConfig())
+    assert m["ngram13_containment"] == 1.0
+    n = len(test)
+    assert m["exact_dup_test_in_train"] == m["target_in_train"] == m["near_dup_test_in_train"] == n
+    assert m["subject_overlap"] == n and m["subject_overlap_rate"] == 1.0
+
+
+def test_subject_and_admission_overlap_are_counted():
+    rng = random.Random(4)
+    words = vocab("s")
+    test = [row(i, note_words(rng, words), subject=s, hadm=h)
+            for i, (s, h) in enumerate([(1, 10), (2, 11), (3, 12), (4, None), (4, None)])]
+    train = [row(100 + i, note_words(rng, words), subject=s, hadm=h)
+             for i, (s, h) in enumerate([(3, 11), (4, 99), (5, None)])]
+    m = audit(train, test, AuditConfig())
+    assert (m["n_test_subjects"], m["subject_overlap"], m["subject_overlap_rate"]) == (4, 2, 0.5)
+    assert (m["n_test_admissions"], m["admission_overlap"], m["admission_overlap_rate"]) == (3, 1, round(1 / 3, 6))
+
+
+def test_target_in_train_is_a_verbatim_substring_search():
+    rng = random.Random(5)
+    words = vocab("t")
+    prompt = " ".join(note_words(rng, words, 20))
+    inside = note_words(rng, words, 30)
+    mid = note_words(rng, words, 6)  # shorter than ngram + 2 words: a single anchor
+    test = [
+        {"prompt": prompt, "target": " ".join(["ain"] + inside + ["ok"]), "subject_id": 1},  # in train inside words
+        {"prompt": prompt, "target": " ".join(inside).upper(), "subject_id": 2},  # only a case-changed copy in train
+        {"prompt": prompt, "target": " ".join(reversed(inside)), "subject_id": 3},  # same words, other order
+        {"prompt": prompt, "target": "stable overnight", "subject_id": 4},  # 2 words, present
+        {"prompt": prompt, "target": "unseen", "subject_id": 5},  # 1 word, absent
+        {"prompt": prompt, "target": " ".join(mid), "subject_id": 6},  # present
+        {"prompt": prompt, "target": "", "subject_id": 7},  # empty targets never count
+    ]
+    train_text = (" ".join(note_words(rng, words, 40)) + " pain " + " ".join(inside) + " okay,"
+                  + " pt stable overnightly. " + "x " + " ".join(mid) + " y")
+    train = [{"prompt": train_text, "target": "end", "subject_id": 100}]
+    m = audit(train, test, AuditConfig())
+    assert m["target_in_train"] == 3  # notes 1, 4 and 6
+    assert m["exact_dup_test_in_train"] == 0
+
+
+def test_val_is_audited_against_train_under_its_own_keys():
+    train, test = corpus(seed=6)
+    val = train[:4]
+    m = audit(train, test, AuditConfig(), val_rows=val)["val_vs_train"]
+    assert m["n_val"] == 4
+    assert m["exact_dup_val_in_train"] == m["near_dup_val_in_train"] == m["subject_overlap"] == 4
+    assert m["ngram13_containment"] == 1.0
+    assert not [k for k in m if "test" in k]
+
+
+def test_every_fail_on_metric_is_a_key_of_the_output():
+    train, test = corpus(seed=7, n_train=10, n_test=5)
+    for ngram in (13, 8):
+        m = audit(train, test, AuditConfig(ngram=ngram), val_rows=test)
+        for key in metric_names(ngram):
+            assert isinstance(_get(m, key), (int, float)), key
+
+
+def test_audit_is_deterministic():
+    train, test = corpus(seed=8)
+    train += test[:3]
+    cfg = AuditConfig()
+    assert audit(train, test, cfg, val_rows=test[:5]) == audit(list(train), list(test), cfg, val_rows=test[:5])
+
+
+def test_minhash_signatures_equal_datasketch():
+    cfg = AuditConfig(num_perm=64, seed=3)
+    feat = _Featurizer(cfg)
+    texts = ["Pt alert and oriented x3, follows commands, MAE. HR 80s NSR, BP stable.", "two words", "x"]
+    batch = feat(texts)
+    sigs = feat._signatures(batch.shingles, batch.shingle_off[:-1], batch.shingle_off[1:])
+    for i in range(len(texts)):
+        shingles = batch.shingles[batch.shingle_off[i]:batch.shingle_off[i + 1]]
+        reference = MinHash(num_perm=64, seed=3, hashfunc=lambda v: v)
+        reference.update_batch([int(v) & 0xFFFFFFFF for v in shingles])
+        assert np.array_equal(sigs[i], reference.hashvalues), i
+
+
+@pytest.mark.parametrize("num_perm", [16, 128, 256])
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9, 1.0])
+def test_lsh_bands_reach_the_recall_target(threshold, num_perm):
+    b, r = lsh_bands(threshold, num_perm)
+    assert b >= 2 and b * r <= num_perm
+    assert 1 - (1 - threshold**r) ** b >= 0.98
+
+
+def _shingles(words: list[str], k: int) -> set[tuple[str, ...]]:
+    if 0 < len(words) < k:
+        return {tuple(words)}
+    return {tuple(words[i:i + k]) for i in range(len(words) - k + 1)}
+
+
+def _words(s: str) -> list[str]:
+    return re.findall(r"\w+", s.lower())
+
+
+notes = st.lists(st.sampled_from(["a", "b", "c", "B", "a.", "c,"]), min_size=0, max_size=24).map(" ".join)
+examples = st.lists(st.tuples(notes, notes, st.integers(0, 4)), min_size=1, max_size=8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(train=examples, test=examples, ngram=st.integers(1, 5))
+def test_audit_agrees_with_brute_force(train, test, ngram):
+    """Exact duplicates, verbatim targets and containment are exact; near-duplicates are never false."""
+    def rows(items):
+        return [{"prompt": p, "target": t, "subject_id": s} for p, t, s in items]
+
+    cfg = AuditConfig(ngram=ngram, shingle=2, num_perm=32, minhash_threshold=0.5)
+    m = audit(rows(train), rows(test), cfg)
+    norm = [" ".join(f"{p} {t}".split()) for p, t, _ in train]
+    test_norm = [(" ".join(f"{p} {t}".split()), " ".join(t.split())) for p, t, _ in test]
+    assert m["exact_dup_test_in_train"] == sum(full in norm for full, _ in test_norm)
+    assert m["target_in_train"] == sum(bool(tgt) and any(tgt in n for n in norm) for _, tgt in test_norm)
+
+    def grams(s):
+        w = _words(s)
+        return {tuple(w[i:i + ngram]) for i in range(len(w) - ngram + 1)}
+
+    test_grams = set().union(*(grams(full) for full, _ in test_norm))
+    train_grams = set().union(*(grams(n) for n in norm))
+    expected = len(test_grams & train_grams) / len(test_grams) if test_grams else 0.0
+    assert m["ngram{}_containment".format(ngram)] == round(expected, 6)
+
+    def jaccard(a, b):
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    near = sum(any(jaccard(_shingles(_words(full), 2), _shingles(_words(n), 2)) >= 0.5 for n in norm)
+               for full, _ in test_norm)
+    assert m["near_dup_test_in_train"] <= near
+
+
+# ---------------------------------------------------------------------------------------------
+# Thresholds and the stage.
+
+
+def test_fail_on_raises_naming_the_metric_and_writes_metrics_first(tmp_path):
+    train, test = corpus(seed=9)
+    train.append(dict(test[0]))  # one exact duplicate, and its subject shared
+    params = write_prepared(tmp_path, train, test, val=test[:2])
+    with pytest.raises(LeakageError) as err:
+        run(params)
+    message = str(err.value)
+    assert "subject_overlap = 1 > 0" in message and "1 of 30 test subjects" in message
+    assert "exact_dup_test_in_train = 1 > 0" in message and "1 of 30 test notes" in message
+    assert "audit.enforce=false" in message
+    written = json.loads((tmp_path / "metrics/leakage.json").read_text())
+    assert written["exact_dup_test_in_train"] == 1 and written["subject_overlap"] == 1
+    assert written["val_vs_train"]["n_val"] == 2
+
+
+def test_enforce_false_warns_and_completes(tmp_path, caplog):
+    train, test = corpus(seed=10)
+    params = write_prepared(tmp_path, train + test[:3], test)
+    params["audit"]["enforce"] = False
+    with caplog.at_level(logging.WARNING, logger="notelm.leakage"):
+        metrics = run(params)
+    assert metrics["exact_dup_test_in_train"] == 3
+    assert any(r.levelno == logging.WARNING and "exact_dup_test_in_train = 3" in r.getMessage() for r in caplog.records)
+
+
+def test_clean_split_passes_and_null_disables_a_limit(tmp_path):
+    train, test = corpus(seed=11)
+    params = write_prepared(tmp_path, train, test)
+    assert run(params)["subject_overlap"] == 0
+    train.append(row(99_999, note_words(random.Random(0), vocab("z")), subject=test[0]["subject_id"]))
+    params = write_prepared(tmp_path, train, test)
+    params["audit"]["fail_on"] = {"subject_overlap": None, "exact_dup_test_in_train": 0}
+    assert run(params)["subject_overlap"] == 1
+
+
+def test_check_thresholds_covers_rates_containment_and_val():
+    train, test = corpus(seed=12)
+    m = audit(train + test[:6], test, AuditConfig(), val_rows=test[:2])
+    cfg = AuditConfig(fail_on={"near_dup_test_in_train_rate": 0.1, "ngram13_containment": 0.05,
+                               "val_vs_train.exact_dup_val_in_train": 0, "target_in_train": 10})
+    problems = check_thresholds(m, cfg)
+    assert len(problems) == 3
+    assert problems[0].startswith("near_dup_test_in_train_rate = 0.2 > 0.1") and "6 of 30 test notes" in problems[0]
+    assert problems[1].startswith("ngram13_containment = ") and "13-grams" in problems[1]
+    assert problems[2].startswith("val_vs_train.exact_dup_val_in_train = 2 > 0") and "2 of 2 val notes" in problems[2]
+
+
+def test_run_writes_identical_bytes_twice(tmp_path):
+    train, test = corpus(seed=13)
+    params = write_prepared(tmp_path, train + test[:2], test, val=train[:3])
+    params["audit"]["enforce"] = False
+    run(params)
+    first = (tmp_path / "metrics/leakage.json").read_bytes()
+    run(params)
+    assert (tmp_path / "metrics/leakage.json").read_bytes() == first
+
+
+def test_missing_split_is_named(tmp_path):
+    params = write_prepared(tmp_path, *corpus(seed=14, n_train=3, n_test=2))
+    (tmp_path / "data/prepared/val.jsonl").unlink()
+    with pytest.raises(NoteLMError, match=r"val\.jsonl.*dvc repro prepare"):
+        run(params)
+
+
+def test_bad_row_names_split_and_row():
+    train, test = corpus(seed=15, n_train=3, n_test=3)
+    del test[1]["target"]
+    with pytest.raises(NoteLMError, match=r"test row 2 \(note_id '10001'\): missing field 'target'"):
+        audit(train, test, AuditConfig())
+
+
+def test_bad_json_line_names_file_and_line(tmp_path):
+    params = write_prepared(tmp_path, *corpus(seed=16, n_train=3, n_test=2))
+    with open(tmp_path / "data/prepared/train.jsonl", "a") as fh:
+        fh.write("{not json\n")
+    with pytest.raises(NoteLMError, match=r"train\.jsonl:4: not valid JSON"):
+        run(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Params.
+
+
+@pytest.mark.parametrize("section, key", [
+    ({"fail_on": {"bogus": 0}}, "audit.fail_on.bogus"),
+    ({"fail_on": {"subject_overlap": -1}}, "audit.fail_on.subject_overlap"),
+    ({"fail_on": {"subject_overlap": True}}, "audit.fail_on.subject_overlap"),
+    ({"fail_on": {"subject_overlap": "0"}}, "audit.fail_on.subject_overlap"),
+    ({"fail_on": [0]}, "audit.fail_on"),
+    ({"ngram": 8, "fail_on": {"ngram13_containment": 0.5}}, "audit.fail_on.ngram13_containment"),
+    ({"minhash_threshold": 0.0}, "audit.minhash_threshold"),
+    ({"minhash_threshold": 1.5}, "audit.minhash_threshold"),
+    ({"ngram": 0}, "audit.ngram"),
+    ({"shingle": 0}, "audit.shingle"),
+    ({"num_perm": 1}, "audit.num_perm"),
+    ({"seed": -1}, "audit.seed"),
+    ({"enforce": "yes"}, "audit.enforce"),
+    ({"prepared_dir": " "}, "audit.prepared_dir"),
+    ({"ngrams": 13}, "audit.ngrams"),
+])
+def test_bad_params_name_the_key(section, key):
+    with pytest.raises(ParamsError, match=re.escape(key)):
+        load_section(AuditConfig, {"audit": section}, "audit")
+
+
+def test_unknown_fail_on_metric_lists_the_valid_ones():
+    with pytest.raises(ParamsError) as err:
+        AuditConfig(fail_on={"exact_dups": 0})
+    assert "exact_dup_test_in_train" in str(err.value) and "val_vs_train.near_dup_val_in_train" in str(err.value)
+
+
+def test_a_null_limit_for_another_ngram_size_is_accepted():
+    cfg = AuditConfig(ngram=8, fail_on={"ngram13_containment": None, "ngram8_containment": 0.9})
+    assert cfg.fail_on["ngram8_containment"] == 0.9
+
+
+def test_params_yaml_audit_section_loads_with_the_default_limits():
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    cfg = load_section(AuditConfig, params, "audit")
+    assert {k: v for k, v in cfg.fail_on.items() if v is not None} == AuditConfig().fail_on
+    assert set(cfg.fail_on) <= set(metric_names(cfg.ngram))
+    assert cfg == AuditConfig(fail_on=cfg.fail_on)

@@ -1,0 +1,225 @@
+"""Tests for the synthesize stage (src/notelm/synthetic.py)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import random
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from notelm import synthetic
+from notelm.config import ParamsError, load_section
+from notelm.synthetic import COLUMNS, NURSING_CATEGORIES, SyntheticConfig, generate_rows, run, write_corpus
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict]:
+    return generate_rows(SyntheticConfig())
+
+
+def _nursing(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r["CATEGORY"] in NURSING_CATEGORIES and not r["ISERROR"] and r["TEXT"].strip()]
+
+
+def _ngrams(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = text.split()
+    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_file_has_exact_schema_and_pandas_reads_it(tmp_path: Path, rows: list[dict]) -> None:
+    path = tmp_path / "NOTEEVENTS.csv.gz"
+    assert write_corpus(rows, path) == len(rows)
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        assert next(csv.reader(fh)) == list(COLUMNS)
+    df = pd.read_csv(path, compression="gzip", keep_default_na=False, dtype=str)
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) == len(rows)
+    assert df["ROW_ID"].astype(int).is_monotonic_increasing and df["ROW_ID"].is_unique
+    hadm = df.loc[df["HADM_ID"] != "", "HADM_ID"].astype(int)
+    assert hadm.between(100_000, 199_999).all()
+    assert df["SUBJECT_ID"].str.fullmatch(r"\d+").all()
+    assert df["CGID"].str.fullmatch(r"\d*").all()
+    assert df["CHARTDATE"].str.fullmatch(r"2[12]\d\d-\d\d-\d\d").all()
+    for col in ("CHARTTIME", "STORETIME"):
+        assert df[col].str.fullmatch(r"(2[12]\d\d-\d\d-\d\d \d\d:\d\d:\d\d)?").all()
+    assert set(df["ISERROR"]) == {"", "1"}
+    nursing = df[df["CATEGORY"].isin(NURSING_CATEGORIES)]
+    assert (nursing["CHARTTIME"].str[:10] == nursing["CHARTDATE"]).all()
+    assert (nursing["STORETIME"] > nursing["CHARTTIME"]).all()
+
+
+def test_multiline_text_round_trips(tmp_path: Path, rows: list[dict]) -> None:
+    path = tmp_path / "notes.csv.gz"
+    write_corpus(rows, path)
+    df = pd.read_csv(path, compression="gzip", keep_default_na=False, dtype=str)
+    assert sum("\n" in t for t in df["TEXT"]) > len(df) // 2
+    assert list(df["TEXT"]) == [r["TEXT"] for r in rows]
+
+
+def test_plain_csv_when_name_has_no_gz(tmp_path: Path) -> None:
+    rows = generate_rows(SyntheticConfig(patients=2))
+    path = tmp_path / "notes.csv"
+    write_corpus(rows, path)
+    assert path.read_bytes().startswith(b"ROW_ID,SUBJECT_ID,")
+
+
+def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(patients=10)
+    a, b, c = tmp_path / "a.csv.gz", tmp_path / "b.csv.gz", tmp_path / "c.csv.gz"
+    write_corpus(generate_rows(cfg), a)
+    random.seed(12345)  # global random state must not matter
+    write_corpus(generate_rows(cfg), b)
+    write_corpus(generate_rows(SyntheticConfig(patients=10, seed=1)), c)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()
+    assert a.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime field is zero
+
+
+def test_several_admissions_and_notes_per_patient(rows: list[dict]) -> None:
+    cfg = SyntheticConfig()
+    admissions: dict[int, set[int]] = defaultdict(set)
+    notes: dict[int, int] = defaultdict(int)
+    for r in rows:
+        if r["CATEGORY"] in NURSING_CATEGORIES:
+            admissions[r["SUBJECT_ID"]].add(r["HADM_ID"])
+            notes[r["HADM_ID"]] += 1
+    assert len(admissions) == cfg.patients
+    lo, hi = cfg.admissions_per_patient
+    assert all(lo <= len(a) <= hi for a in admissions.values())
+    assert all(n >= cfg.notes_per_admission[0] for n in notes.values())
+    assert len({r["HADM_ID"] for r in rows if r["HADM_ID"] is not None}) == sum(len(a) for a in admissions.values())
+    texts = [r["TEXT"] for r in _nursing(rows)]
+    assert any("0700-1900" in t or "7a-7p" in t for t in texts) and any("1900-0700" in t or "7p-7a" in t for t in texts)
+
+
+def test_nursing_notes_are_system_by_system_and_compact(rows: list[dict]) -> None:
+    notes = _nursing(rows)
+    for r in notes:
+        text = r["TEXT"]
+        for label in ("Neuro", "CV", "Resp", "GI/GU", "Skin", "Pain", "Social", "Plan"):
+            assert re.search(rf"^{re.escape(label)}:", text, re.M | re.I), (label, text)
+        assert re.search(r"HR \d+-\d+", text) and "SpO2" in text
+    words = [len(r["TEXT"].split()) for r in notes]
+    assert 100 <= statistics.mean(words) <= 200
+    assert max(words) <= SyntheticConfig().words_per_note[1]
+    corpus = "\n".join(r["TEXT"] for r in notes)
+    for term in ("A&O x3", "MAE", "PERRL", "NSR", "Abd soft NT/ND", "Foley", "UO", "PRN", "Levophed",
+                 "propofol", "Heparin gtt", "Insulin gtt", "Lasix", "BiPAP", "NC"):
+        assert term in corpus, term
+
+
+def test_deidentification_placeholders_present(rows: list[dict]) -> None:
+    corpus = "\n".join(r["TEXT"] for r in rows)
+    assert re.search(r"\[\*\*Hospital1 \d+\*\*\]", corpus)
+    assert re.search(r"\[\*\*21\d\d-\d{1,2}-\d{1,2}\*\*\]", corpus)
+    assert re.search(r"\[\*\*First Name8 \(NamePattern2\) \d+\*\*\]", corpus)
+    assert re.search(r"\[\*\*Last Name \(STitle\) \d+\*\*\]", corpus)
+    assert all(t.count("[**") == t.count("**]") for t in (r["TEXT"] for r in rows))
+
+
+def test_copy_forward_within_patient_not_across(rows: list[dict]) -> None:
+    by_patient: dict[int, list[str]] = defaultdict(list)
+    for r in _nursing(rows):
+        by_patient[r["SUBJECT_ID"]].append(r["TEXT"])
+    rng = random.Random(0)
+    subjects = list(by_patient)
+    same, other = [], []
+    for sid, texts in by_patient.items():
+        for a, b in zip(texts, texts[1:], strict=False):
+            grams = _ngrams(b)
+            same.append(len(grams & _ngrams(a)) / len(grams))
+            stranger = rng.choice(by_patient[rng.choice([s for s in subjects if s != sid])])
+            other.append(len(grams & _ngrams(stranger)) / len(grams))
+    assert min(same) > 0.05  # every later note repeats some earlier text verbatim
+    assert statistics.mean(same) > 0.3
+    assert statistics.mean(same) > 8 * statistics.mean(other)
+
+
+def test_patients_have_their_own_profiles(rows: list[dict]) -> None:
+    first_lines = {}
+    for r in _nursing(rows):
+        first_lines.setdefault(r["SUBJECT_ID"], r["TEXT"].split("\n")[1].split(" admitted ")[0])
+    assert len(set(first_lines.values())) == len(first_lines)
+
+
+def test_categories_errors_and_blanks(rows: list[dict]) -> None:
+    cfg = SyntheticConfig()
+    cats = {r["CATEGORY"] for r in rows}
+    assert {"Nursing", "Nursing/other", "Physician ", "Radiology", "ECG", "Discharge summary"} <= cats
+    other = sum(r["CATEGORY"] not in NURSING_CATEGORIES for r in rows)
+    assert abs(other / len(rows) - cfg.other_category_share) < 0.06
+    assert sum(r["ISERROR"] == 1 for r in rows) == cfg.error_rows
+    assert sum(not r["TEXT"].strip() for r in rows) == cfg.blank_rows
+    assert all(r["CHARTTIME"] is None for r in rows if r["CATEGORY"] == "Discharge summary")
+    none = generate_rows(SyntheticConfig(patients=5, other_category_share=0.0, error_rows=0, blank_rows=0))
+    assert {r["CATEGORY"] for r in none} <= set(NURSING_CATEGORIES)
+    assert not any(r["ISERROR"] for r in none) and all(r["TEXT"].strip() for r in none)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("patients", 0),
+        ("patients", 60_000),
+        ("admissions_per_patient", [3, 2]),
+        ("notes_per_admission", [0, 2]),
+        ("notes_per_admission", [2]),
+        ("words_per_note", [10, 20]),
+        ("copy_forward", 1.5),
+        ("other_category_share", 0.95),
+        ("error_rows", -1),
+        ("error_rows", 10_000),
+        ("blank_rows", -2),
+        ("output", " "),
+        ("patients", "ten"),
+    ],
+)
+def test_bad_param_names_the_key(key: str, value: object) -> None:
+    with pytest.raises(ParamsError, match=rf"synthetic\.{key}"):
+        load_section(SyntheticConfig, {"synthetic": {key: value}}, "synthetic")
+
+
+def test_unknown_key_rejected() -> None:
+    with pytest.raises(ParamsError, match=r"synthetic\.patient\b"):
+        load_section(SyntheticConfig, {"synthetic": {"patient": 3}}, "synthetic")
+
+
+def test_interrupted_write_keeps_old_file(tmp_path: Path) -> None:
+    path = tmp_path / "NOTEEVENTS.csv.gz"
+    rows = generate_rows(SyntheticConfig(patients=3))
+    write_corpus(rows, path)
+    before = path.read_bytes()
+
+    def failing():
+        yield from rows[:5]
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_corpus(failing(), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+def test_run_writes_output_and_returns_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "raw" / "NOTEEVENTS.csv.gz"
+    stats = run({"synthetic": {"patients": 4, "output": str(out)}})
+    df = pd.read_csv(out, compression="gzip", keep_default_na=False, dtype=str)
+    assert stats["rows"] == len(df)
+    assert stats["patients"] == df["SUBJECT_ID"].nunique() == 4
+    assert stats["nursing_notes"] == df["CATEGORY"].isin(NURSING_CATEGORIES).sum()
+
+
+def test_default_corpus_is_fast_and_sized_for_cpu_training() -> None:
+    import time
+
+    start = time.perf_counter()
+    rows = generate_rows(SyntheticConfig())
+    assert time.perf_counter() - start < 5
+    assert 500 <= len(_nursing(rows)) <= 900
+    assert synthetic.corpus_stats(rows)["nursing_notes"] == sum(r["CATEGORY"] in NURSING_CATEGORIES for r in rows)
