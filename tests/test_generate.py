@@ -44,3 +44,25 @@ def test_long_prompts_keep_their_end(tiny_model_factory):
 def test_generate_config_validation():
     with pytest.raises(ParamsError, match="generate.batch_size"):
         load_section(GenerateConfig, {"generate": {"batch_size": 0}}, "generate")
+
+
+def test_target_nll_scores_only_the_target(tiny_model_factory):
+    import math
+
+    import torch
+
+    from notelm.generate import target_nll
+
+    model, tok = load_checkpoint(tiny_model_factory("llama"))
+    cfg = GenerateConfig(batch_size=2)
+    prompts, targets = ["Pt alert and", "Plan: continue to monitor, wean"], ["oriented x3.", "levophed as tolerated"]
+    batched = target_nll(model, tok, prompts, targets, cfg)
+    for (nll, n), prompt, target in zip(batched, prompts, targets):
+        p = tok(prompt)["input_ids"]
+        t = tok(" " + target, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p + t])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+        expected = -sum(logp[len(p) - 1 + i, tok_id].item() for i, tok_id in enumerate(t))
+        assert n == len(t)
+        assert math.isclose(nll, expected, rel_tol=1e-4)

@@ -145,15 +145,25 @@ def test_target_in_train_is_a_verbatim_substring_search():
         {"prompt": prompt, "target": " ".join(reversed(inside)), "subject_id": 3},  # same words, other order
         {"prompt": prompt, "target": "stable overnight", "subject_id": 4},  # 2 words, present
         {"prompt": prompt, "target": "unseen", "subject_id": 5},  # 1 word, absent
-        {"prompt": prompt, "target": " ".join(mid), "subject_id": 6},  # present
+        {"prompt": prompt, "target": " ".join(["ain"] + mid + ["ok"]), "subject_id": 6},  # present, inside words
         {"prompt": prompt, "target": "", "subject_id": 7},  # empty targets never count
     ]
     train_text = (" ".join(note_words(rng, words, 40)) + " pain " + " ".join(inside) + " okay,"
-                  + " pt stable overnightly. " + "x " + " ".join(mid) + " y")
+                  + " pt stable overnightly. " + "rain " + " ".join(mid) + " oky")
     train = [{"prompt": train_text, "target": "end", "subject_id": 100}]
     m = audit(train, test, AuditConfig())
     assert m["target_in_train"] == 3  # notes 1, 4 and 6
     assert m["exact_dup_test_in_train"] == 0
+
+
+def test_empty_splits_and_notes_give_zeros_not_errors():
+    m = audit([], [], AuditConfig(), val_rows=[])
+    assert m["n_test"] == m["val_vs_train"]["n_val"] == 0 and m["subject_overlap_rate"] == 0.0
+    blank = [{"prompt": "", "target": "", "subject_id": 1}, {"prompt": "a", "target": "", "subject_id": 2}]
+    m = audit(blank, blank, AuditConfig())
+    assert m["exact_dup_test_in_train"] == 2
+    assert m["target_in_train"] == 0  # empty targets never count
+    assert m["near_dup_test_in_train"] == 1  # the wordless note has no shingles
 
 
 def test_val_is_audited_against_train_under_its_own_keys():
@@ -179,6 +189,20 @@ def test_audit_is_deterministic():
     train += test[:3]
     cfg = AuditConfig()
     assert audit(train, test, cfg, val_rows=test[:5]) == audit(list(train), list(test), cfg, val_rows=test[:5])
+
+
+def test_results_do_not_depend_on_the_batch_size(monkeypatch):
+    train, test = corpus(seed=17, n_train=60, n_test=25)
+    rng = random.Random(17)
+    for r in test[10:14]:  # in later batches once the batch size is 7
+        words = text(r).split()
+        words[rng.randrange(len(words))] = "edited"
+        train.append(row(70_000 + len(train), words))
+    train.append(dict(test[20]))
+    expected = audit(train, test, AuditConfig(), val_rows=test[9:])
+    assert expected["near_dup_test_in_train"] == 5
+    monkeypatch.setattr("notelm.leakage._BATCH_NOTES", 7)
+    assert audit(train, test, AuditConfig(), val_rows=test[9:]) == expected
 
 
 def test_minhash_signatures_equal_datasketch():
@@ -212,11 +236,11 @@ def _words(s: str) -> list[str]:
     return re.findall(r"\w+", s.lower())
 
 
-notes = st.lists(st.sampled_from(["a", "b", "c", "B", "a.", "c,"]), min_size=0, max_size=24).map(" ".join)
+notes = st.lists(st.sampled_from(["a", "b", "ab", "ba", "B", "a.", "b,"]), min_size=0, max_size=24).map(" ".join)
 examples = st.lists(st.tuples(notes, notes, st.integers(0, 4)), min_size=1, max_size=8)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(train=examples, test=examples, ngram=st.integers(1, 5))
 def test_audit_agrees_with_brute_force(train, test, ngram):
     """Exact duplicates, verbatim targets and containment are exact; near-duplicates are never false."""

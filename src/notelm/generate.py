@@ -4,9 +4,12 @@ Decoding is batched: prompts are sorted by length (so a batch wastes little on p
 left-padded, and decoded with the KV cache; greedy by default. Each output line holds the
 continuation only — the tokens after the prompt — never the prompt itself:
 
-    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "seconds"}
+    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "seconds",
+     "target_nll", "target_tokens"}
 
-`seconds` is the wall time of the example's batch divided by the batch size.
+`seconds` is the wall time of the example's batch divided by the batch size. `target_nll` is the
+summed negative log-likelihood (nats) of the reference given the prompt under the same model, over
+`target_tokens` tokens: evaluate turns it into the model's perplexity on the test targets.
 """
 
 from __future__ import annotations
@@ -101,6 +104,37 @@ def complete(model, tokenizer, prompts: list[str], cfg: GenerateConfig) -> list[
     return results  # type: ignore[return-value]
 
 
+def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: GenerateConfig) -> list[tuple[float, int]]:
+    """Summed negative log-likelihood (nats) of each target given its prompt, and the target's token count.
+
+    The prompt is cut to its last `max_prompt_tokens` tokens, as for generation; batches are
+    right-padded and only target tokens are scored. Evaluate turns these into perplexity.
+    """
+    import torch
+
+    results: list[tuple[float, int]] = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for start in range(0, len(prompts), cfg.batch_size):
+        seqs, masks = [], []
+        for prompt, target in zip(prompts[start : start + cfg.batch_size], targets[start : start + cfg.batch_size]):
+            p = tokenizer(prompt, add_special_tokens=True)["input_ids"][-cfg.max_prompt_tokens :]
+            t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+            seqs.append(p + t)
+            masks.append([0] * len(p) + [1] * len(t))
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1).cpu()
+        weights = scored[:, 1:]
+        for row in range(len(seqs)):
+            results.append((float(-(token_lp[row] * weights[row]).sum()), int(weights[row].sum())))
+    return results
+
+
 def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateConfig) -> dict[str, Any]:
     """Complete every example of `test_path` with the checkpoint in `model_dir`; write `out_path` atomically."""
     if not test_path.is_file():
@@ -112,8 +146,11 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateConf
     tick = time.perf_counter()
     outputs = complete(model, tokenizer, [r["prompt"] for r in rows], cfg)
     seconds = time.perf_counter() - tick
+    nll = target_nll(model, tokenizer, [r["prompt"] for r in rows], [r["target"] for r in rows], cfg)
     lines = [
-        {"note_id": r["note_id"], "prompt": r["prompt"], "reference": r["target"], **o} for r, o in zip(rows, outputs)
+        {"note_id": r["note_id"], "prompt": r["prompt"], "reference": r["target"], **o,
+         "target_nll": round(n, 4), "target_tokens": t}
+        for r, o, (n, t) in zip(rows, outputs, nll)
     ]
     write_jsonl(out_path, lines)
     tokens = sum(o["completion_tokens"] for o in outputs)

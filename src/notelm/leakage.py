@@ -21,7 +21,8 @@ reads `data/prepared/{train,val,test}.jsonl` and measures, for test against trai
                                      `audit.ngram`, so the key is `ngram<N>_containment`
     near_dup_test_in_train           test notes with a train note whose set of word `audit.shingle`-grams
                                      has Jaccard similarity >= `audit.minhash_threshold` with theirs
-                                     (exact duplicates included)
+                                     (exact duplicates included; a note of no words has no shingles
+                                     and is never counted)
     near_dup_test_in_train_rate        ... as a share of n_test
 
 and the same for val against train under `val_vs_train`, with "test" replaced by "val" in every key
@@ -44,13 +45,14 @@ How it scales (MIMIC-III: ~800k train and ~100k test notes): test and val are in
 streamed through in batches and never held in memory. Words are hashed once (blake2b, so values are
 the same in every process) and word n-grams are 64-bit polynomial hashes computed with numpy over a
 whole batch. Containment looks train n-grams up in the sorted array of distinct test n-grams. A target
-is only searched for (`str in`) in the train notes that contain all of its anchors, up to three word
-n-grams from inside it. Near-duplicates use MinHash signatures that are exactly datasketch's (`MinHash`,
-"affine32" scheme, `audit.num_perm` permutations, `audit.seed`), banded for LSH so that a pair at the
-threshold becomes a candidate with probability >= 98%; each candidate is then confirmed by the exact
-Jaccard of the two shingle sets, so the LSH affects speed and (slightly) recall, never precision. The
-banding is done with sorted numpy arrays rather than `datasketch.MinHashLSH`, whose dict of Python
-sets costs about 5 KB per indexed note (≈1 GB for MIMIC's test and val) against ~0.2 KB here.
+is only searched for (`str in`) in the train notes that contain all of its anchors: the three word
+n-grams from inside it that fewest test notes contain, so boilerplate does not make every train note a
+candidate. Near-duplicates use MinHash signatures that are exactly datasketch's (`MinHash`, "affine32"
+scheme, `audit.num_perm` permutations, `audit.seed`), banded for LSH so that a pair at the threshold
+becomes a candidate with probability >= 98%; each candidate is then confirmed by the exact Jaccard of
+the two shingle sets, so the LSH affects speed and (slightly) recall, never precision. The banding is
+done with sorted numpy arrays rather than `datasketch.MinHashLSH`, whose dict of Python sets costs about
+5 KB per indexed note (≈1 GB for MIMIC's test and val) against ~0.2 KB here.
 """
 
 from __future__ import annotations
@@ -58,7 +60,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -88,9 +89,9 @@ _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial n-gram
 _MASK = (1 << 64) - 1
 _BATCH_NOTES = 2048  # notes per vectorised batch: bounds memory, amortises numpy call overhead
 _BLOCK_ROWS = 1 << 15  # shingles per MinHash block: a (rows x num_perm) uint32 temp of ~16 MB
-_VOCAB_CAP = 4_000_000  # memoised word hashes; stable hashes make the cache safe to drop
-_LSH_RECALL = 0.98
-_ANCHORS = 3  # word n-grams from inside a target that a train note must contain before it is searched  # chance that a pair at exactly the threshold becomes an LSH candidate
+_VOCAB_CAP = 2_000_000  # memoised word hashes; stable hashes make the cache safe to drop
+_LSH_RECALL = 0.98  # chance that a pair at exactly the threshold becomes an LSH candidate
+_ANCHORS = 3  # word n-grams from inside a target that a train note must contain before it is searched
 
 
 class LeakageError(NoteLMError):
@@ -202,6 +203,14 @@ def lsh_bands(threshold: float, num_perm: int, recall: float = _LSH_RECALL) -> t
     return num_perm, 1
 
 
+def _contains(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """For each query, whether the sorted array `keys` holds it."""
+    if len(keys) == 0:
+        return np.zeros(len(queries), bool)
+    pos = np.minimum(np.searchsorted(keys, queries), len(keys) - 1)
+    return keys[pos] == queries
+
+
 def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every match of `queries` in the sorted array `keys`: (query index, values[key index]) pairs."""
     if len(keys) == 0:
@@ -213,6 +222,12 @@ def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> tuple[
     q = np.repeat(hit, n)
     k = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
     return q, values[k]
+
+
+def _unique(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values (plain np.unique takes a hash-based path ~100x slower on NumPy 2.4)."""
+    values = np.sort(values)
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
 def _distinct(hashes: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -234,6 +249,15 @@ class _Batch:
     shingle_off: np.ndarray  # note i's shingles are shingles[shingle_off[i]:shingle_off[i + 1]]
     sig_notes: np.ndarray  # notes with at least one shingle (one word), the rows of band_keys
     band_keys: np.ndarray  # uint64 [len(sig_notes), bands]: one hash per MinHash LSH band
+    _distinct: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def distinct(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct L-gram hashes, sorted, and for each window the index of its hash among them.
+
+        Sorted, duplicate-free queries make lookups in large sorted arrays several times faster."""
+        if length not in self._distinct:
+            self._distinct[length] = np.unique(self.windows[length][0], return_inverse=True)
+        return self._distinct[length]
 
 
 class _Featurizer:
@@ -373,9 +397,8 @@ class _HeldOut:
         self.exact: dict[bytes, list[int]] = {}
         self.targets: list[str] = []
         self.short_targets: list[int] = []  # targets of <= 2 words: nothing inside to anchor on, searched whole
-        ngram_docs, shingles, shingle_counts, band_keys, sig_notes = [], [], [], [], []
-        inner_windows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (hash, target, position)
-        short_anchors: list[tuple[int, int, int]] = []  # (length, hash, target) for targets of < ngram + 2 words
+        self.shingle_batches: list[tuple[np.ndarray, np.ndarray]] = []  # per batch: (shingles, offsets)
+        ngrams, band_keys, sig_notes, anchors = [], [], [], []
         n = 0
         for batch_rows in _batches(rows, split):
             texts = [text for text, _, _, _ in batch_rows]
@@ -387,43 +410,29 @@ class _HeldOut:
                 self.exact.setdefault(_digest(text), []).append(i)
             self.targets.extend(targets)
             batch = feat(texts)
-            ngram_docs.append(_distinct(*batch.windows[cfg.ngram])[0])
-            shingles.append(batch.shingles)
-            shingle_counts.append(np.diff(batch.shingle_off))
+            # distinct n-grams of the batch, and how many of its notes hold each (a rarity estimate)
+            grams, notes_with = np.unique(_distinct(*batch.windows[cfg.ngram])[0], return_counts=True)
+            ngrams.append(grams)
+            anchors.append(self._anchors(targets, n, grams, notes_with))
+            self.shingle_batches.append((batch.shingles, batch.shingle_off))
             band_keys.append(batch.band_keys)
             sig_notes.append(batch.sig_notes + n)
-            inner_windows.append(self._inner_windows(targets, n, short_anchors))
             n += len(batch_rows)
         self.n = n
 
-        # Distinct test n-grams, and in how many test notes each occurs (to pick rare anchors).
-        self.ngrams, docs = np.unique(np.concatenate(ngram_docs or [np.zeros(0, np.uint64)]), return_counts=True)
+        self.ngrams = _unique(np.concatenate(ngrams)) if ngrams else np.zeros(0, np.uint64)
         self.ngram_found = np.zeros(len(self.ngrams), bool)
-        self.shingles = np.concatenate(shingles or [np.zeros(0, np.uint64)])
-        self.shingle_off = np.concatenate([[0], np.cumsum(np.concatenate(shingle_counts or [np.zeros(0, np.int64)]))])
+        del ngrams
 
         keys = np.concatenate(band_keys) if band_keys else np.zeros((0, feat.bands), np.uint64)
-        notes = np.concatenate(sig_notes or [np.zeros(0, np.int64)])
+        notes = np.concatenate(sig_notes) if sig_notes else np.zeros(0, np.int64)
         self.bands = []  # per band: (sorted keys, held-out note of each)
         for j in range(feat.bands):
             order = np.argsort(keys[:, j], kind="stable")
             self.bands.append((keys[order, j], notes[order]))
 
-        # Anchors of each target: the _ANCHORS inside n-grams that fewest test notes contain (then the
-        # earliest), so that boilerplate phrases, which many train notes contain too, are not used.
-        hashes, target, pos = (np.concatenate(a) for a in zip(*inner_windows)) if inner_windows else (
-            np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-        at = np.minimum(np.searchsorted(self.ngrams, hashes), max(len(self.ngrams) - 1, 0))
-        common = np.where(self.ngrams[at] == hashes, docs[at], 1) if len(self.ngrams) else np.ones(len(hashes))
-        order = np.lexsort((pos, common, target))
-        target_sorted = target[order]
-        rank = np.arange(len(order)) - np.searchsorted(target_sorted, target_sorted)
-        chosen = order[rank < _ANCHORS]
-        short = np.array(short_anchors, dtype=np.uint64).reshape(-1, 3)
-        self.anchor_len = np.concatenate([np.full(len(chosen), cfg.ngram), short[:, 0].astype(np.int64)])
-        self.anchor_hash = np.concatenate([hashes[chosen], short[:, 1]])
-        self.anchor_target = np.concatenate([target[chosen], short[:, 2].astype(np.int64)])
-        self.anchor_slot = np.concatenate([rank[rank < _ANCHORS], np.zeros(len(short), np.int64)])
+        table = [np.concatenate(a) for a in zip(*anchors, strict=True)] if anchors else [np.zeros(0, np.int64)] * 4
+        self.anchor_len, self.anchor_hash, self.anchor_target, self.anchor_slot = table
         self.anchor_count = np.bincount(self.anchor_target, minlength=n)  # anchors a train note must hold
 
         self.exact_found = np.zeros(n, bool)
@@ -432,45 +441,62 @@ class _HeldOut:
         self._index_anchors()
         feat.lengths.update(self.anchors)
 
-    def _inner_windows(self, targets: list[str], first: int, short_anchors: list) -> tuple:
-        """(hash, target, position) of every `ngram`-word window inside a target, away from its ends.
+    def _anchors(self, targets: list[str], first: int, grams: np.ndarray, notes_with: np.ndarray) -> tuple:
+        """(length, hash, target, slot) of the anchors of `targets` (numbered from `first`).
 
         A target found in a train text may begin or end inside a longer word there ("ain" in "pain"),
-        but every word between its first and last is a whole word in that text too, so windows over
-        those words are n-grams of the train text. Targets of fewer than ngram + 2 words get one
-        anchor, all of their inside words (into `short_anchors`); those of <= 2 words get none.
+        but every word between its first and last is a whole word in that text too, so n-grams over
+        those words are n-grams of the train text. Of these, a target's anchors are the _ANCHORS that
+        fewest notes of the batch contain (`grams`, `notes_with`), then the earliest, so that
+        boilerplate phrases, which many train notes contain too, are not used. A target of fewer than
+        ngram + 2 words gets one anchor, all of its inside words; one of <= 2 words gets none.
         """
         n = self.cfg.ngram
         windows, counts, x = self.feat.windows(targets, {n})
         hashes, owner = windows[n]
         pos = np.arange(len(owner)) - np.searchsorted(owner, owner)
         inside = (pos >= 1) & (pos <= counts[owner] - 1 - n)
+        hashes, owner, pos = hashes[inside], owner[inside], pos[inside]
+        at = np.minimum(np.searchsorted(grams, hashes), max(len(grams) - 1, 0))
+        common = np.where(grams[at] == hashes, notes_with[at], 1) if len(grams) else np.ones(len(hashes), np.int64)
+        order = np.lexsort((pos, common, owner))
+        rank = np.arange(len(order)) - np.searchsorted(owner[order], owner[order])
+        chosen = order[rank < _ANCHORS]
+        table = [np.full(len(chosen), n), hashes[chosen], owner[chosen], rank[rank < _ANCHORS]]
+
+        short = []  # (length, hash, target) of targets with fewer inside words than an n-gram
         offsets = np.concatenate([[0], np.cumsum(counts)])
         for i in np.flatnonzero(counts < n + 2).tolist():
             inner = int(counts[i]) - 2
             if inner >= 1:
-                short_anchors.append((inner, _seq_hash(x[offsets[i] + 1:offsets[i] + 1 + inner].tolist()), first + i))
+                short.append((inner, _seq_hash(x[offsets[i] + 1:offsets[i] + 1 + inner].tolist()), i))
             elif targets[i]:
                 self.short_targets.append(first + i)
-        return hashes[inside], owner[inside] + first, pos[inside]
+        if short:
+            lengths, short_hashes, short_targets = zip(*short, strict=True)
+            extra = [np.array(lengths), np.array(short_hashes, np.uint64), np.array(short_targets),
+                     np.zeros(len(short), np.int64)]
+            table = [np.concatenate([a, b]) for a, b in zip(table, extra, strict=True)]
+        length, hash_, target, slot = table
+        return length.astype(np.int64), hash_.astype(np.uint64), target.astype(np.int64) + first, slot.astype(np.int64)
 
     def _index_anchors(self) -> None:
         """(Re)build length -> (sorted anchor hashes, anchor index) over the targets not yet found."""
         self.anchors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         open_ = ~self.target_found[self.anchor_target]
-        for length in np.unique(self.anchor_len).tolist():
+        for length in _unique(self.anchor_len).tolist():
             idx = np.flatnonzero((self.anchor_len == length) & open_)
             idx = idx[np.argsort(self.anchor_hash[idx], kind="stable")]
             self.anchors[int(length)] = (self.anchor_hash[idx], idx)
 
     def scan(self, batch: _Batch) -> None:
         """Record what of this split the train notes of `batch` contain."""
-        for note, text in enumerate(batch.texts):
+        for text in batch.texts:
             for i in self.exact.get(_digest(text), ()):
                 self.exact_found[i] = True
 
         if len(self.ngrams):
-            hashes = batch.windows[self.cfg.ngram][0]
+            hashes = batch.distinct(self.cfg.ngram)[0]
             pos = np.minimum(np.searchsorted(self.ngrams, hashes), len(self.ngrams) - 1)
             self.ngram_found[pos[self.ngrams[pos] == hashes]] = True
 
@@ -482,12 +508,14 @@ class _HeldOut:
         before = int(found.sum())
         for length, (keys, idx) in self.anchors.items():
             hashes, owner = batch.windows[length]
-            q, a = _lookup(keys, idx, hashes)
-            target = self.anchor_target[a]
+            distinct, inverse = batch.distinct(length)
+            hit = np.flatnonzero(_contains(keys, distinct)[inverse])  # the windows that are some anchor
+            q, a = _lookup(keys, idx, hashes[hit])
+            note, target = owner[hit[q]], self.anchor_target[a]
             open_ = ~found[target]
             # distinct (train note, target, slot), then the (note, target) pairs that hold every anchor
-            triple = np.unique((owner[q[open_]] * n + target[open_]) * 3 + self.anchor_slot[a[open_]])
-            pairs, held = np.unique(triple // 3, return_counts=True)
+            triple = _unique((note[open_] * n + target[open_]) * _ANCHORS + self.anchor_slot[a[open_]])
+            pairs, held = np.unique(triple // _ANCHORS, return_counts=True)
             for pair in pairs[held == self.anchor_count[pairs % n]].tolist():
                 note, t = divmod(pair, n)
                 if not found[t] and self.targets[t] in batch.texts[note]:
@@ -509,7 +537,7 @@ class _HeldOut:
             pairs.append(batch.sig_notes[q] * n + held)
         if not pairs:
             return
-        pairs = np.unique(np.concatenate(pairs))
+        pairs = _unique(np.concatenate(pairs))
         pairs = pairs[~found[pairs % n]]
         threshold = self.cfg.minhash_threshold
         for pair in pairs.tolist():
@@ -517,7 +545,9 @@ class _HeldOut:
             if found[i]:
                 continue
             a = batch.shingles[batch.shingle_off[note]:batch.shingle_off[note + 1]]
-            b = self.shingles[self.shingle_off[i]:self.shingle_off[i + 1]]
+            shingles, offsets = self.shingle_batches[i // _BATCH_NOTES]
+            j = i % _BATCH_NOTES
+            b = shingles[offsets[j]:offsets[j + 1]]
             inter = len(np.intersect1d(a, b, assume_unique=True))
             if inter / (len(a) + len(b) - inter) >= threshold:
                 found[i] = True

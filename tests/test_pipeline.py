@@ -1,0 +1,97 @@
+"""End to end: `dvc repro` in a temporary copy of the repository, tiny corpus, tiny random model.
+
+Checks the promises of the pipeline itself: every stage runs, the metrics files have their stable
+keys with sane values, a second `dvc repro` is a no-op, changing an `evaluate` param re-runs only
+evaluate, and `dvc exp run -S ...` makes an experiment that `dvc exp show` lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+HEADLINE = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_precision", "bertscore_recall", "bertscore_f1"]
+
+pytestmark = pytest.mark.slow
+
+
+def sh(*cmd: str, cwd: Path) -> str:
+    """Run a command; on failure show its output in the assertion message."""
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_model_factory) -> Path:
+    """A git + DVC copy of the repository whose params select a tiny corpus and a tiny random llama."""
+    root = tmp_path_factory.mktemp("repo")
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, root / name)
+    shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"] = "tiny"
+    params["models"]["tiny"] = {"source": str(tiny_model_factory("llama")), "family": "llama", "method": "full"}
+    params["synthetic"].update(patients=20, admissions_per_patient=[1, 2], notes_per_admission=[2, 3])
+    params["train"].update(max_steps=4, batch_size=4, max_length=64, logging_steps=1)
+    params["generate"].update(max_new_tokens=8, batch_size=8)
+    params["evaluate"].update(bootstrap_samples=200)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=root)
+    sh("git", "config", "user.email", "ci@example.org", cwd=root)
+    sh("git", "config", "user.name", "ci", cwd=root)
+    sh("dvc", "init", "-q", cwd=root)
+    sh("dvc", "config", "core.analytics", "false", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-qm", "baseline", cwd=root)
+    return root
+
+
+def test_repro_writes_sane_metrics(repo):
+    data = json.loads((repo / "metrics/data.json").read_text())
+    assert data["splits"]["test"]["notes"] > 0 if "splits" in data else data["test"]["notes"] > 0
+    leakage = json.loads((repo / "metrics/leakage.json").read_text())
+    assert leakage["subject_overlap"] == 0 and leakage["exact_dup_test_in_train"] == 0
+    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    for variant in ("pretrained", "finetuned"):
+        for key in HEADLINE:
+            value = metrics[variant][key]
+            assert 0.0 <= value <= 1.0, (variant, key, value)
+            assert metrics[variant][f"{key}_ci_low"] <= value <= metrics[variant][f"{key}_ci_high"]
+    generations = [json.loads(line) for line in (repo / "generations/finetuned.jsonl").read_text().splitlines()]
+    test = [json.loads(line) for line in (repo / "data/prepared/test.jsonl").read_text().splitlines()]
+    assert [g["note_id"] for g in generations] == [t["note_id"] for t in test]
+    assert (repo / "models/finetuned/model.safetensors").is_file()
+    assert (repo / "models/base/tiny/model.safetensors").is_file()
+
+
+def test_second_repro_is_a_no_op_and_evaluate_params_rerun_only_evaluate(repo):
+    out = sh("dvc", "repro", cwd=repo)
+    assert "Running stage" not in out
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["evaluate"]["bootstrap_samples"] = 100
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = sh("dvc", "status", cwd=repo)
+    changed = {line.strip().rstrip(":") for line in status.splitlines() if line and not line.startswith("\t")
+               and line.strip().endswith(":") and "changed" not in line}
+    assert changed == {"evaluate"}, status
+    out = sh("dvc", "repro", cwd=repo)
+    ran = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
+    assert ran == ["evaluate"]
+    sh("git", "checkout", "--", "params.yaml", cwd=repo)
+    sh("dvc", "checkout", "-q", cwd=repo)
+
+
+def test_exp_run_is_listed_beside_the_baseline(repo):
+    sh("dvc", "exp", "run", "-n", "more-steps", "-S", "train.max_steps=6", cwd=repo)
+    shown = sh("dvc", "exp", "show", "--no-pager", "--md", cwd=repo)
+    assert "more-steps" in shown
+    assert "finetuned.rougeL" in shown and "subject_overlap" in shown
