@@ -39,6 +39,20 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help_text)
         if name == "generate":
             cmd.add_argument("--variant", required=True, choices=["pretrained", "finetuned"])
+    app = sub.add_parser("app", help="serve the completion page and the arena (Gradio); not a pipeline stage")
+    app.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
+    app.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    app.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
+    app.add_argument("--ratings-path", default="ratings/arena.jsonl", help="JSONL file the arena ratings append to")
+    app.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                     help="serve this checkpoint (repeatable); default: every checkpoint under models/")
+    app.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
+    sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a pipeline stage")
+    cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a pipeline stage")
+    cmp.add_argument("--out-dir", default="compare", help="where compare.md, .csv and radar.png go (default: compare/)")
+    cmp.add_argument("-a", "--all-branches", action="store_true", help="also every branch tip (dvc exp show -a)")
+    cmp.add_argument("-A", "--all-commits", action="store_true", help="also every commit (dvc exp show -A)")
+    cmp.add_argument("--from-json", metavar="FILE", help="read a saved `dvc exp show --json` instead of running it")
     return parser
 
 
@@ -48,6 +62,24 @@ def _quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("DISABLE_TQDM", "1")
+
+
+def _serve_app(args: argparse.Namespace) -> None:
+    """`notelm app`: parse --model NAME=DIR pairs and serve until interrupted."""
+    from pathlib import Path
+
+    from notelm import app
+
+    models = None
+    if args.model:
+        pairs = [m.partition("=") for m in args.model]
+        if any(not name or not sep or not path for name, sep, path in pairs):
+            raise NoteLMError(f"--model expects NAME=DIR, got {args.model}")
+        models = {name: Path(path) for name, _, path in pairs}
+    if args.concurrency < 1:
+        raise NoteLMError(f"--concurrency must be >= 1, got {args.concurrency}")
+    app.launch(args.host, args.port, args.share, model_dirs=models, ratings_path=Path(args.ratings_path),
+               concurrency=args.concurrency)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +92,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     _quiet_libraries()
     try:
+        if args.command == "app":
+            _serve_app(args)
+            return 0
+        if args.command == "compare":
+            from notelm.compare import compare
+
+            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json), end="")
+            return 0
         params = load_params(args.params)
+        if args.command == "plan":
+            from notelm.plan import table
+
+            print(table(params))
+            return 0
         module = importlib.import_module(STAGES[args.command][0])
         run: Callable[..., Any] = module.run
         options = {"variant": args.variant} if args.command == "generate" else {}

@@ -1,0 +1,271 @@
+"""The Gradio app, driven through gradio_client against an in-process launch on tiny random models."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import urllib.request
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+from gradio_client import Client  # noqa: E402
+
+from notelm import app  # noqa: E402
+from notelm.generate import GenerateConfig, complete  # noqa: E402
+from notelm.models import load_checkpoint  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from app_load import free_port, load_test  # noqa: E402
+
+# gradio's own use of pandas 3 warns; not ours to fix
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
+
+PROMPT = "Pt alert and oriented x3, follows commands. HR 80s NSR"
+PNG = b"\x89PNG\r\n\x1a\n" + zlib.compress(b"not really an image, but served byte for byte")
+GREEDY = (12, "greedy", 1.0, 1.0)  # max new tokens, decoding, temperature, top p
+
+
+@contextmanager
+def launched(models: dict[str, Path], ratings_path: Path, **options):
+    """Serve app.launch(...) on a free loopback port without blocking; yield its URL; close it afterwards.
+
+    The Benchmark tab reads only the workspace metrics file (no `dvc exp show`) unless told otherwise.
+    """
+    metrics_path = options.setdefault("metrics_path", ratings_path.parent / "eval.json")
+    options.setdefault("metric_rows", lambda: app.workspace_metric_rows(metrics_path))
+    port = free_port()
+    demo = app.launch("127.0.0.1", port, block=False, model_dirs=models, ratings_path=ratings_path, **options)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_factory, tmp_path_factory):
+    """(url, models, ratings path) of one app serving tiny llama and gpt2 models and a broken directory."""
+    tmp = tmp_path_factory.mktemp("app")
+    (tmp / "broken").mkdir()
+    (tmp / "broken" / "config.json").write_text("{not json")
+    models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2"), "broken": tmp / "broken"}
+    ratings = tmp / "ratings" / "arena.jsonl"
+    with launched(models, ratings, report_path=tmp / "reports" / "report.md", metrics_path=tmp / "eval.json") as url:
+        yield url, models, ratings
+
+
+def client(url: str) -> Client:
+    return Client(url, verbose=False)
+
+
+def reference(model_dir: Path, prompt: str) -> str:
+    """The batched generator's greedy continuation, for comparing with what the app returns."""
+    model, tokenizer = load_checkpoint(model_dir)
+    return complete(model, tokenizer, [prompt], GenerateConfig(max_new_tokens=GREEDY[0]))[0]["completion"]
+
+
+def test_completion_streams_the_continuation_only(served):
+    url, models, _ = served
+    job = client(url).submit(PROMPT, "llama", *GREEDY, api_name="/complete")
+    text, status = job.result(timeout=60)
+    updates = [out[0] for out in job.outputs()]
+    assert text and text == reference(models["llama"], PROMPT)  # same tokens as the pipeline's generator
+    assert not text.startswith(PROMPT)
+    assert len(updates) > 2 and updates[-1] == text  # partial texts came before the final one
+    assert "llama:" in status and "tokens/s" in status
+
+
+def test_arena_round_with_two_models(served):
+    url, models, _ = served
+    out_a, status_a, out_b, status_b = client(url).predict(PROMPT, "llama", "gpt2", *GREEDY, api_name="/arena")
+    assert out_a == reference(models["llama"], PROMPT)
+    assert out_b == reference(models["gpt2"], PROMPT)
+    for status in (status_a, status_b):
+        assert status.startswith("latency") and "tokens/s" in status
+
+
+def test_ratings_are_appended_and_read_back(served):
+    url, _, ratings = served
+    c = client(url)
+    assert "Run an arena round" in c.predict(3, 3, 3, 3, 3, 3, 3, 3, "A", api_name="/rate")  # nothing to rate yet
+    before = len(app.read_ratings(ratings))
+    scores = [(5, 4, 3, 2, 1, 2, 3, 4, "A"), (3, 4, 5, 4, 3, 2, 1, 2, "tie"), (4, 4, 4, 4, 2, 2, 2, 2, None)]
+    for i, (*values, vote) in enumerate(scores):
+        c.predict(f"{PROMPT} {i}", "llama", "gpt2", *GREEDY, api_name="/arena")
+        if i == 0:  # an incomplete rating is refused and the round stays rateable
+            assert "Not saved" in c.predict(None, 4, 3, 2, 1, 2, 3, 4, "A", api_name="/rate")
+        assert "Saved" in c.predict(*values, vote, api_name="/rate")
+        assert "Run an arena round" in c.predict(*values, vote, api_name="/rate")  # each round is rated once
+
+    lines = ratings.read_text().splitlines()
+    assert len(lines) == before + len(scores)
+    rows = [json.loads(line) for line in lines]  # every line is one complete JSON object
+    new = rows[before:]
+    assert [r["vote"] for r in new] == ["A", "tie", None]
+    assert new[0]["scores_a"] == dict(zip(app.GRACE, (5, 4, 3, 2)))
+    assert new[0]["model_a"] == "llama" and new[0]["output_a"] and new[0]["prompt"] == f"{PROMPT} 0"
+
+    _, _, _, human = c.predict(api_name="/benchmark")
+    by_model = {row[0]: dict(zip(human["headers"], row)) for row in human["data"]}
+    expected = app.human_summary(rows)
+    assert by_model["llama"]["generalization"] == next(r for r in expected if r["model"] == "llama")["generalization"]
+    assert by_model["llama"]["ratings"] == len(rows)
+
+
+def test_over_long_prompt_is_refused(served):
+    url, _, _ = served
+    long_prompt = "HR 80s NSR, BP stable. " * 400  # well past the tiny models' 512 positions
+    text, status = client(url).predict(long_prompt, "llama", *GREEDY, api_name="/complete")
+    assert text == "" and "prompt too long for llama" in status and "512" in status
+    out_a, status_a, out_b, status_b = client(url).predict(long_prompt, "llama", "gpt2", *GREEDY, api_name="/arena")
+    assert out_a == out_b == "" and "prompt too long" in status_a and "prompt too long" in status_b
+
+
+def test_broken_model_shows_its_error_and_the_other_side_completes(served):
+    url, models, _ = served
+    c = client(url)
+    out_a, status_a, out_b, status_b = c.predict(PROMPT, "broken", "llama", *GREEDY, api_name="/arena")
+    assert out_a == "" and status_a.startswith("**Error:**") and "broken" in status_a
+    assert out_b == reference(models["llama"], PROMPT) and "tokens/s" in status_b
+    text, status = c.predict(PROMPT, "broken", *GREEDY, api_name="/complete")
+    assert text == "" and "**Error:**" in status
+    assert "Run an arena round" in c.predict(3, 3, 3, 3, 3, 3, 3, 3, "A", api_name="/rate")  # failed rounds: no rating
+    assert c.predict(PROMPT, "gpt2", *GREEDY, api_name="/complete")[0]  # still serving
+
+
+def test_twenty_concurrent_completions_all_come_back(served):
+    url, _, _ = served
+    result = load_test(url, "gpt2", n=20, max_new_tokens=8, time_limit=120)
+    assert result["ok"] == 20 and result["failed"] == 0 and result["lost"] == 0, result
+
+
+def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
+    metrics = {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.3 for k in app.METRIC_KEYS},
+               "baselines": {"copy_last_sentence": {k: 0.2 for k in app.METRIC_KEYS}}, "n_examples": 5}
+    (tmp_path / "eval.json").write_text(json.dumps(metrics))
+    report = tmp_path / "reports" / "report.md"
+    report.parent.mkdir()
+    report.write_text("# NoteLM report\n\n![rouge](rouge.png)\n")
+    (report.parent / "rouge.png").write_bytes(PNG)
+    with launched({"llama": tiny_model_factory("llama")}, tmp_path / "r.jsonl", report_path=report,
+                  metrics_path=tmp_path / "eval.json") as url:
+        c = client(url)
+        _, table, _, human = c.predict(api_name="/benchmark")
+        text = c.predict(api_name="/report")
+        image = urllib.request.urlopen(url + f"gradio_api/file={report.parent.resolve()}/rouge.png").read()
+    systems = {row[1]: row for row in table["data"]}
+    assert set(systems) == {"pretrained", "finetuned", "copy_last_sentence"}
+    assert systems["finetuned"][table["headers"].index("rouge1")] == 0.3
+    assert human["data"] in ([], [[None] * len(human["headers"])])  # no ratings yet
+    assert text.startswith("# NoteLM report") and f"/gradio_api/file={report.parent.resolve()}/rouge.png" in text
+    assert image == PNG  # the report's charts are served
+
+
+def test_benchmark_rows_span_dvc_experiments(monkeypatch, tmp_path):
+    from notelm import compare
+
+    ev = {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.4 for k in app.METRIC_KEYS}}
+    runs = [{"rev": "workspace", "data": {"params": {"params.yaml": {"data": {"model": "distilgpt2"}}},
+                                          "metrics": {"metrics/eval.json": {"data": ev}}}}]
+    monkeypatch.setattr(compare, "exp_show", lambda *a, **k: runs)
+    rows = app.experiment_metric_rows()
+    assert [(r["experiment"], r["system"], r["rouge1"]) for r in rows] == [
+        ("workspace", "pretrained distilgpt2", 0.1), ("workspace", "finetuned distilgpt2", 0.4)]
+
+    def no_dvc(*a, **k):
+        raise app.NoteLMError("`dvc` not found")
+
+    monkeypatch.setattr(compare, "exp_show", no_dvc)  # falls back to the workspace metrics file
+    (tmp_path / "eval.json").write_text(json.dumps(ev))
+    assert [r["system"] for r in app.experiment_metric_rows(tmp_path / "eval.json")] == ["pretrained", "finetuned"]
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_report_tab_says_how_to_make_a_missing_report(tmp_path):
+    assert "dvc repro report" in app.report_markdown(tmp_path / "report.md")
+
+
+def test_discover_models_finds_base_and_finetuned_checkpoints(tmp_path):
+    for d in ("models/base/smollm2-135m", "models/base/distilgpt2", "models/finetuned", "models/base/empty"):
+        (tmp_path / d).mkdir(parents=True)
+    for d in ("models/base/smollm2-135m", "models/base/distilgpt2", "models/finetuned"):
+        (tmp_path / d / "config.json").write_text("{}")
+    found = app.discover_models(tmp_path)
+    assert list(found) == ["base/distilgpt2", "base/smollm2-135m", "finetuned"]
+
+
+def test_model_cache_loads_each_model_once_and_intact_under_concurrency(tiny_model_factory, monkeypatch):
+    dirs = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2")}
+    expected = {name: reference(path, PROMPT) for name, path in dirs.items()}
+    calls = []
+
+    def counting_load(path):
+        calls.append(path)
+        return load_checkpoint(path)
+
+    monkeypatch.setattr(app, "load_checkpoint", counting_load)
+    for _ in range(3):  # parallel from_pretrained calls used to leave weights on the meta device
+        cache, got = app.ModelCache(dirs), []
+        threads = [threading.Thread(target=lambda n=name: got.append((n, cache.get(n))))
+                   for name in ["llama", "gpt2"] * 3]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(got) == 6 and all(loaded is cache.get(name) for name, loaded in got)
+        for name in dirs:
+            model, tokenizer = cache.get(name)
+            assert not any(p.is_meta for p in model.parameters())
+            cfg = GenerateConfig(max_new_tokens=GREEDY[0])
+            assert complete(model, tokenizer, [PROMPT], cfg)[0]["completion"] == expected[name]
+    assert len(calls) == 6  # once per model per cache
+    with pytest.raises(app.Refused, match="unknown model"):
+        cache.get("nope")
+
+
+def test_decoding_settings_are_checked():
+    assert app.decoding(8, "sampling", 0.7, 0.9).do_sample
+    for bad in ((0, "greedy", 1, 1), (8, "beam", 1, 1), (8, "sampling", 0, 0.9), (8, "sampling", 1, 1.5)):
+        with pytest.raises(app.Refused):
+            app.decoding(*bad)
+
+
+def test_append_rating_keeps_one_complete_line_per_rating(tmp_path):
+    path = tmp_path / "ratings" / "arena.jsonl"
+    path.parent.mkdir()
+    path.write_bytes(b'{"vote": "A"}\n{"vote": "B", "trunc')  # a torn last line from a crash
+    threads = [threading.Thread(target=app.append_rating, args=(path, {"i": i, "text": "x" * 5000}))
+               for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = app.read_ratings(path)  # the torn line is skipped
+    assert [r.get("vote") for r in rows[:1]] == ["A"]
+    assert sorted(r["i"] for r in rows[1:]) == list(range(20))
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_rating_record_needs_every_score():
+    round_ = {"prompt": "p", "decoding": {}, "a": {"model": "x", "completion": "c"}, "b": {"model": "y", "completion": "d"}}
+    record = app.rating_record(round_, [1, 2, 3, 4], [5, 4, 3, 2], "tie")
+    assert record["scores_b"]["artistry"] == 3 and record["vote"] == "tie"
+    for a, vote in (([1, 2, 3], None), ([1, 2, 3, 6], None), ([1, 2, 3, None], None), ([1, 2, 3, 4], "C")):
+        with pytest.raises(app.Refused):
+            app.rating_record(round_, a, [1, 1, 1, 1], vote)
+
+
+def test_cli_app_defaults_to_loopback_without_share():
+    from notelm.cli import _parser, main
+
+    args = _parser().parse_args(["app"])
+    assert (args.host, args.port, args.share, args.ratings_path) == ("127.0.0.1", 7860, False, "ratings/arena.jsonl")
+    assert main(["app", "--model", "no-equals-sign"]) == 1

@@ -1,0 +1,113 @@
+"""The arena in a real browser: Debian's headless chromium, driven by selenium + chromedriver.
+
+The setup installs chromium and chromium-driver with apt-get when they are missing and the test
+runs as root; where they cannot be installed the test is skipped with the reason printed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("gradio")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from test_app import PROMPT, launched  # noqa: E402
+
+from notelm import app  # noqa: E402, I001
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--window-size=1400,1800"]
+
+
+def ensure_chromium() -> str | None:
+    """None when chromium and chromedriver are usable (installing them with apt-get if needed), else why not."""
+    if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+        return None
+    if os.environ.get("NOTELM_NO_APT"):
+        return "chromium/chromium-driver missing and NOTELM_NO_APT is set"
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "chromium/chromium-driver missing; install them with `apt-get install chromium chromium-driver` (needs root)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium", "chromium-driver"]):
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"`{' '.join(cmd)}` failed: {exc}"
+        if done.returncode != 0:
+            return f"`{' '.join(cmd)}` exited {done.returncode}: {done.stderr.strip()[-300:]}"
+    return None if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER) else "apt-get ran but chromium is missing"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Debian chromium with a fresh profile; skips (printing why) when it cannot be had."""
+    reason = ensure_chromium()
+    if reason:
+        print(f"SKIP browser test: {reason}", file=sys.stderr)
+        pytest.skip(reason)
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [*FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def textarea(driver, elem_id: str):
+    return driver.find_element(By.CSS_SELECTOR, f"#{elem_id} textarea")
+
+
+def both_outputs(driver) -> list[str] | None:
+    """The two arena outputs once both hold text, else None (keep waiting)."""
+    values = [textarea(driver, f"arena-output-{side}").get_property("value") for side in "ab"]
+    return values if all(v.strip() for v in values) else None
+
+
+def both_statuses(driver) -> list[str] | None:
+    """The two arena timing lines once both are shown, else None."""
+    values = [driver.find_element(By.ID, f"arena-status-{side}").text for side in "ab"]
+    return values if all("tokens/s" in v for v in values) else None
+
+
+def test_arena_in_the_browser_shows_both_outputs(browser, tiny_model_factory, tmp_path):
+    models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2")}
+    with launched(models, tmp_path / "ratings.jsonl", report_path=tmp_path / "report.md") as url:
+        browser.get(url)
+        wait = WebDriverWait(browser, 60)
+        tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                         if b.text.strip() == "Arena"), None))
+        tab.click()
+        wait.until(lambda d: textarea(d, "arena-prompt").is_displayed())
+        textarea(browser, "arena-prompt").send_keys(PROMPT)
+        browser.find_element(By.ID, "arena-button").click()
+        outputs = wait.until(both_outputs)
+        statuses = wait.until(both_statuses)
+        shot = tmp_path / "arena.png"
+        browser.save_screenshot(str(shot))
+        print(f"screenshot: {shot}")
+
+        for side, dim in ((side, dim) for side in "ab" for dim in app.GRACE):  # then rate the round
+            browser.find_element(By.CSS_SELECTOR, f"#score-{side}-{dim} input[value='4']").click()
+        browser.find_element(By.CSS_SELECTOR, "#vote input[value='B']").click()
+        browser.find_element(By.ID, "rate-button").click()
+        wait.until(lambda d: "Saved" in d.find_element(By.ID, "rate-status").text)
+    assert len(outputs) == 2 and all(o.strip() for o in outputs)
+    assert all(s.startswith("latency") for s in statuses)
+    assert shot.stat().st_size > 10_000
+    (rating,) = app.read_ratings(tmp_path / "ratings.jsonl")
+    assert rating["vote"] == "B" and rating["scores_a"] == dict.fromkeys(app.GRACE, 4)
+    assert rating["output_a"] == outputs[0] and rating["output_b"] == outputs[1]
