@@ -59,6 +59,11 @@ class ModelSpec:
     max_length: int = 2048
     trust_remote_code: bool = False
     family: str | None = None  # informational: gpt2, llama, qwen3, opt, gemma3
+    # size, for the memory plan while the weights are not here yet (src/notelm/plan.py)
+    parameters: int | None = None
+    layers: int | None = None
+    hidden: int | None = None
+    vocab: int | None = None
 
     def __post_init__(self) -> None:
         key = f"params.yaml: models.{self.name}"

@@ -10,9 +10,14 @@ Methods: `full` (every weight trains), `lora` (peft adapters on `lora_targets`),
 every method the same way, with `AutoModelForCausalLM.from_pretrained` alone.
 
 The loss curves go to `dvclive/` (train loss per logging step, val loss per epoch), which
-`dvc plots show` draws. Checkpoints go to `models/checkpoints/` (persistent across runs): a
-run killed mid-way resumes from its last checkpoint the next time the stage runs with the
-same params and data, and starts afresh otherwise.
+`dvc plots show` draws. Checkpoints go to `models/checkpoints/` (persistent across runs), each
+epoch or every `train.save_steps` steps: a run killed mid-way (even by SIGKILL) resumes from its
+last complete checkpoint the next time the stage runs with the same params and data, and starts
+afresh otherwise; `models/finetuned/` is only ever replaced whole, at the end.
+
+Before loading anything, the memory plan (src/notelm/plan.py) refuses a run that would not fit,
+naming what would. Under `accelerate launch --num_processes N` the same code runs data-parallel
+(DDP; gloo on CPU) and only the main process writes files.
 """
 
 from __future__ import annotations
@@ -21,12 +26,14 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from notelm import plan
 from notelm.config import NoteLMError, ParamsError, load_section
 from notelm.io import atomic_dir, read_jsonl, write_json
 from notelm.models import METHODS, ModelSpec, base_dir, load_checkpoint, model_spec, prepare_tokenizer
@@ -55,11 +62,13 @@ class TrainConfig:
     packing: bool = True
     precision: str = "auto"
     early_stopping_patience: int | None = None
+    save_steps: int | None = None  # checkpoint (and evaluate) every N steps; None: each epoch
     logging_steps: int = 5
     seed: int = 42
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+    check_memory: bool = True  # refuse a run the memory plan says will not fit
     data_dir: str = "data/prepared"
     output_dir: str = "models/finetuned"
     checkpoint_dir: str = "models/checkpoints"
@@ -78,6 +87,8 @@ class TrainConfig:
         for key in ("batch_size", "grad_accum", "max_length", "logging_steps", "lora_r"):
             if getattr(self, key) < 1:
                 raise bad(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.save_steps is not None and self.save_steps < 1:
+            raise bad("save_steps", f"must be >= 1 or null (each epoch), got {self.save_steps}")
         if not 0 < self.learning_rate < 1:
             raise bad("learning_rate", f"must be in (0, 1), got {self.learning_rate}")
 
@@ -146,17 +157,28 @@ def fingerprint(cfg: TrainConfig, spec: ModelSpec, data_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def last_checkpoint(checkpoint_dir: Path, run_id: str) -> str | None:
-    """The newest complete checkpoint of this run, or None (stale checkpoints of other runs are removed)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def last_checkpoint(checkpoint_dir: Path, run_id: str, clean: bool = True) -> str | None:
+    """The newest complete checkpoint of this run, or None.
 
+    A checkpoint is complete once the Trainer has written its `trainer_state.json`, the last file
+    it saves; one cut short by a kill is ignored. With `clean` (the main process), checkpoints of
+    other runs and incomplete ones are removed.
+    """
     if not checkpoint_dir.is_dir():
         return None
     marker = checkpoint_dir / FINGERPRINT
     if not marker.is_file() or json.loads(marker.read_text()).get("run_id") != run_id:
-        shutil.rmtree(checkpoint_dir)
+        if clean:
+            shutil.rmtree(checkpoint_dir)
         return None
-    return get_last_checkpoint(str(checkpoint_dir))
+    complete = []
+    for path in checkpoint_dir.glob("checkpoint-*"):
+        try:
+            complete.append((json.loads((path / "trainer_state.json").read_text())["global_step"], path))
+        except (OSError, ValueError, KeyError):
+            if clean:
+                shutil.rmtree(path, ignore_errors=True)
+    return str(max(complete)[1]) if complete else None
 
 
 def load_for_training(spec: ModelSpec, method: str, model_dir: Path, cfg: TrainConfig, precision: str):
@@ -175,12 +197,23 @@ def load_for_training(spec: ModelSpec, method: str, model_dir: Path, cfg: TrainC
     if method == "qlora":
         from transformers import BitsAndBytesConfig
 
-        compute = torch.bfloat16 if precision == "bf16" else torch.float32
+        compute = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
         quant = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute
         )
-        model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quant, dtype=compute)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, quantization_config=quant, dtype=compute, device_map={"": device}
+        )
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
+        # bitsandbytes repacks a 4-bit layer for its fast CPU kernel the first time the layer runs in
+        # eval mode without grad (the Trainer's evaluation); that kernel has no backward, so training
+        # after the first evaluation would silently stop updating every layer below the last.
+        for module in model.modules():
+            if hasattr(module, "support_avx512bf16_for_cpu"):
+                module.support_avx512bf16_for_cpu = False
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     lora = LoraConfig(
@@ -224,6 +257,8 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
     if precision == "fp16" and not torch.cuda.is_available():
         raise ParamsError("params.yaml: train.precision: fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
     max_length = min(cfg.max_length, spec.max_length)
+    if cfg.check_memory and (need := plan.check(spec, model_dir, cfg, method, precision == "bf16")):
+        log.info("train: memory plan ~%.1f GB of %.1f GB %s", need["estimate_gb"], need["available_gb"], need["where"])
     data_dir = Path(cfg.data_dir)
     model, tokenizer = load_for_training(spec, method, model_dir, cfg, precision)
     train_ds = build_dataset(data_dir / "train.jsonl", tokenizer, max_length, cfg.packing)
@@ -231,15 +266,20 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
 
     checkpoint_dir = Path(cfg.checkpoint_dir)
     run_id = fingerprint(cfg, spec, data_dir)
-    resume = last_checkpoint(checkpoint_dir, run_id)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    write_json(checkpoint_dir / FINGERPRINT, {"run_id": run_id})
+    args = _training_args(cfg, checkpoint_dir, precision)
+    main = args.should_save  # the one process (of an `accelerate launch`) that writes files
+    with args.main_process_first(desc="checkpoint lookup"):
+        resume = last_checkpoint(checkpoint_dir, run_id, clean=main)
+        if main:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            write_json(checkpoint_dir / FINGERPRINT, {"run_id": run_id})
     log.info("train: %s method=%s precision=%s packing=%s blocks train=%d val=%d x %d tokens%s",
              spec.name, method, precision, cfg.packing, len(train_ds), len(val_ds), max_length,
              f" (resuming from {resume})" if resume else "")
 
-    args = _training_args(cfg, checkpoint_dir, precision)
-    callbacks = [DVCLiveCallback(live=Live(cfg.live_dir, report=None, save_dvc_exp=False))]
+    # dvcyaml=None: dvclive must never rewrite dvc.yaml (the train stage declares its outputs)
+    live = Live(cfg.live_dir, report=None, save_dvc_exp=False, dvcyaml=None) if main else None
+    callbacks = [DVCLiveCallback(live=live)]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = Trainer(
@@ -262,7 +302,10 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
         "best_val_perplexity": math.exp(best) if best is not None and best < 50 else None,
         "seconds": round(time.time() - start, 1),
         "resumed_from": resume,
+        "processes": args.world_size,
     }
+    if not main:
+        return summary
     save_final(trainer, tokenizer, method, model_dir, Path(cfg.output_dir), summary)
     log.info("train: done in %.0fs, %d steps, best val loss %.4f -> %s", summary["seconds"], summary["steps"],
              best if best is not None else float("nan"), cfg.output_dir)
@@ -270,7 +313,7 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
 
 
 def _training_args(cfg: TrainConfig, checkpoint_dir: Path, precision: str):
-    """The TrainingArguments of a run: eval + save each epoch, keep the best by val loss."""
+    """The TrainingArguments of a run: eval + save each epoch (or every save_steps), keep the best by val loss."""
     import torch
     from transformers import TrainingArguments
 
@@ -288,8 +331,10 @@ def _training_args(cfg: TrainConfig, checkpoint_dir: Path, precision: str):
         max_grad_norm=cfg.max_grad_norm,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="steps" if cfg.save_steps else "epoch",
+        save_strategy="steps" if cfg.save_steps else "epoch",
+        eval_steps=cfg.save_steps,
+        save_steps=cfg.save_steps or 500,  # 500 is the Trainer's default, unused per epoch
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model="eval_loss",

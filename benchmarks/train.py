@@ -1,0 +1,136 @@
+"""Training speed and memory: fp32 padded (the original study's way) vs bf16 packed; full vs LoRA vs QLoRA.
+
+Each configuration runs in its own subprocess, so its peak RSS is its own: it loads the base
+model for its method, tokenises the training split and runs `--steps` optimizer steps of the
+HF Trainer (no evaluation, no checkpoints). Tokens/s counts useful tokens only — those under the
+attention mask, not padding — over the steps after the first (warm-up); the peak RSS covers the
+whole process, loading included. The memory plan's estimate (src/notelm/plan.py) is printed beside it.
+
+    python benchmarks/train.py                 # SmolLM2-135M, the default data, 4 steps per configuration
+    python benchmarks/train.py --steps 2 --model-dir models/base/distilgpt2 --lora-targets c_attn
+
+Needs data/prepared (`dvc repro prepare`) and models/base/smollm2-135m (`dvc repro base_model`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# name -> (method, precision, packing)
+CONFIGS = {
+    "fp32 padded, full": ("full", "fp32", False),
+    "bf16 packed, full": ("full", "bf16", True),
+    "bf16 packed, lora": ("lora", "bf16", True),
+    "bf16 packed, qlora": ("qlora", "bf16", True),
+}
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """Run one configuration in this process; return its tokens/s and peak RSS."""
+    import torch
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    from notelm.models import ModelSpec
+    from notelm.plan import GB, estimate, model_shape
+    from notelm.train import TrainConfig, build_dataset, load_for_training
+
+    method, precision, packing = CONFIGS[args.config]
+    spec = ModelSpec(name=args.model_dir.name, source=str(args.model_dir), lora_targets=args.lora_targets)
+    cfg = TrainConfig(method=method, precision=precision, packing=packing, batch_size=args.batch_size,
+                      max_length=args.max_length)
+    model, tokenizer = load_for_training(spec, method, args.model_dir, cfg, precision)
+    dataset = build_dataset(args.data_dir / "train.jsonl", tokenizer, args.max_length, packing)
+
+    useful = [0]  # tokens under the attention mask that went through a training forward pass
+
+    def count(module, _args, kwargs):
+        if module.training:
+            useful[0] += int(kwargs["attention_mask"].sum())
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
+    marks: list[tuple[float, int]] = []
+
+    class Meter(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            marks.append((time.perf_counter(), useful[0]))
+
+    training = TrainingArguments(
+        output_dir=str(args.scratch), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+        learning_rate=cfg.learning_rate, bf16=precision == "bf16", save_strategy="no", eval_strategy="no",
+        report_to="none", disable_tqdm=True, logging_steps=10**6, seed=cfg.seed, dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    trainer = Trainer(model=model, args=training, train_dataset=dataset, callbacks=[Meter()])
+    trainer.train()
+    (t0, n0), (t1, n1) = marks[0], marks[-1]
+    shape = model_shape(spec, args.model_dir)
+    planned = estimate(shape, method, args.batch_size, args.max_length, precision == "bf16", cfg.lora_r,
+                       len(spec.lora_targets))["total"] / GB
+    return {
+        "config": args.config,
+        "tokens_per_s": (n1 - n0) / (t1 - t0),
+        "useful_share": useful[0] / (len(marks) * args.batch_size * args.max_length),
+        "step_s": (t1 - t0) / (len(marks) - 1),
+        "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
+        "plan_gb": planned,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=4, help="optimizer steps per configuration (first is warm-up)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--model-dir", type=Path, default=Path("models/base/smollm2-135m"))
+    parser.add_argument("--lora-targets", nargs="+", default=["q_proj", "k_proj", "v_proj", "o_proj"])
+    parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)  # the child's configuration
+    parser.add_argument("--scratch", type=Path, default=Path(".cache/notelm/bench-train"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.steps < 2:
+        parser.error("--steps must be >= 2 (the first step is warm-up)")
+    if args.config:
+        print("RESULT " + json.dumps(measure(args)), flush=True)
+        return
+    if not (args.data_dir / "train.jsonl").is_file():
+        sys.exit(f"{args.data_dir}/train.jsonl not found: run `dvc repro prepare` (or `make repro`) first")
+    if not (args.model_dir / "config.json").is_file():
+        sys.exit(f"{args.model_dir} not found: run `dvc repro base_model` with model: smollm2-135m (the default)")
+
+    print(f"model {args.model_dir}, batch {args.batch_size} × {args.max_length} tokens, {args.steps} steps each "
+          f"(tokens/s over steps 2..{args.steps}, useful tokens only)\n")
+    print("| configuration | tokens/s | s/step | useful tokens | peak RSS GB | plan GB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    results = {}
+    for name in CONFIGS:
+        cmd = [sys.executable, __file__, "--config", name, "--steps", str(args.steps),
+               "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
+               "--model-dir", str(args.model_dir), "--data-dir", str(args.data_dir),
+               "--lora-targets", *args.lora_targets]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
+            continue
+        r = results[name] = json.loads(lines[-1][len("RESULT "):])
+        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['step_s']:.1f} | {r['useful_share']:.0%} | "
+              f"{r['peak_rss_gb']:.2f} | {r['plan_gb']:.1f} |", flush=True)
+
+    print()
+    if {"fp32 padded, full", "bf16 packed, full"} <= results.keys():
+        ratio = results["bf16 packed, full"]["tokens_per_s"] / results["fp32 padded, full"]["tokens_per_s"]
+        print(f"bf16 + packing vs fp32 padded: {ratio:.2f}x useful tokens/s (target >= 2x)")
+    if {"bf16 packed, full", "bf16 packed, qlora"} <= results.keys():
+        ratio = results["bf16 packed, qlora"]["peak_rss_gb"] / results["bf16 packed, full"]["peak_rss_gb"]
+        print(f"qlora vs full fine-tune: {ratio:.2f}x peak RSS (target <= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()

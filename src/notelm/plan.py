@@ -1,0 +1,236 @@
+"""The memory plan: will a training run fit on this machine, decided before any weight is loaded.
+
+`estimate` adds up the peak memory of one training process (bytes; P = parameters, A = LoRA
+adapter parameters, L/H/V = layers/hidden size/vocabulary, B×T = batch × tokens per block):
+
+    weights      full, lora: 4·P (fp32 master weights)
+                 qlora:      0.5·(P − E) for the NF4 linear layers (+ ~0.03 B/param of double-quantised
+                             scales) and 4·E for the embeddings (E = V·H, ×2 when untied), which stay fp32
+    bf16 copy    bf16 runs: autocast keeps a 2·P bf16 copy of the weights it casts (full, lora)
+    grads        4 per trainable parameter (P for full, A for lora/qlora)
+    Adam         8 per trainable parameter (exp_avg and exp_avg_sq in fp32)
+    activations  ≈ 17·H values per token per layer kept for backward (Korthikanti et al. 2022, less the
+                 attention matrix, which SDPA does not keep) at 3 bytes (bf16 autocast: half of them stay
+                 fp32) or 4 (fp32): 17·H·L·B·T·bytes; with gradient checkpointing (qlora) the layers'
+                 inputs plus one layer's activations: (L + 17)·H·B·T·bytes
+    logits       ≈ 20 bytes per value of B·T·V: the logits, their fp32 upcast, the log-softmax kept for
+                 backward and the gradients of both — the biggest term for small models with large vocabularies
+    runtime      a fixed 1.0 GB: Python, torch, transformers, the tokenised data, allocator slack
+
+A = 2·r·H per LoRA target matrix per layer (r·(in + out), square projections assumed). The sum is
+multiplied by 1.1. Calibrated on SmolLM2-135M (batch 8 × 256, 2-core CPU), it errs on the high side
+by 5-30 %; benchmarks/train.py prints it beside the measured peak RSS.
+
+The shape (P, L, H, V) comes from the materialised `models/base/<model>/` (config.json and the
+safetensors headers) where present, else from the row's `parameters`, `layers`, `hidden`, `vocab`
+in params.yaml. Available memory: free GPU memory on CUDA, else the RAM available to this process
+(psutil, capped by a cgroup limit), shared by the local processes of an `accelerate launch`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from notelm.config import NoteLMError, load_section
+from notelm.models import BASE_DIR, ModelSpec, model_spec
+
+if TYPE_CHECKING:
+    from notelm.train import TrainConfig
+
+GB = 1024**3
+RUNTIME = 1.0 * GB
+SLACK = 1.1
+METHOD_ORDER = ("full", "lora", "qlora")  # heaviest first
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the estimate needs to know about a model."""
+
+    parameters: int
+    layers: int
+    hidden: int
+    vocab: int
+    tied: bool = True  # input and output embeddings share one matrix
+
+    @property
+    def embedding_parameters(self) -> int:
+        return self.vocab * self.hidden * (1 if self.tied else 2)
+
+
+def safetensors_parameters(model_dir: Path) -> int:
+    """Number of parameters stored in a directory's *.safetensors files, read from their headers only."""
+    total = 0
+    for path in sorted(model_dir.glob("*.safetensors")):
+        with path.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        for name, entry in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in entry["shape"]:
+                    count *= dim
+                total += count
+    return total
+
+
+def model_shape(spec: ModelSpec, model_dir: Path | None = None) -> Shape | None:
+    """The shape of `spec`: from `model_dir`'s config.json + weights when present, else the row; None if unknown."""
+    config_path = model_dir / "config.json" if model_dir is not None else None
+    if config_path is not None and config_path.is_file():
+        config = json.loads(config_path.read_text())
+        text = config.get("text_config") or config  # multimodal configs nest the language model's
+        parameters = safetensors_parameters(model_dir) or spec.parameters
+        if parameters:
+            return Shape(
+                parameters=parameters,
+                layers=text.get("num_hidden_layers") or text["n_layer"],
+                hidden=text.get("hidden_size") or text["n_embd"],
+                vocab=text.get("vocab_size") or config["vocab_size"],
+                tied=config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)),
+            )
+    if spec.parameters and spec.layers and spec.hidden and spec.vocab:
+        return Shape(spec.parameters, spec.layers, spec.hidden, spec.vocab)
+    return None
+
+
+def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lora_r: int = 16,
+             lora_targets: int = 2) -> dict[str, float]:
+    """Peak bytes of one training process, by part (see the module docstring); 'total' is the sum × slack."""
+    p, e, h, layers = shape.parameters, shape.embedding_parameters, shape.hidden, shape.layers
+    tokens = batch * length
+    act_bytes = 3 if bf16 else 4  # CPU autocast keeps the residual stream and norms in fp32
+    adapters = 2 * lora_r * h * lora_targets * layers
+    trainable = p if method == "full" else adapters
+    if method == "qlora":
+        weights = 0.53 * max(p - e, 0) + 4 * e + 4 * adapters
+        activations = (layers + 17) * h * tokens * act_bytes  # gradient checkpointing
+    else:
+        weights = 4 * p + (4 * adapters if method == "lora" else 0) + (2 * p if bf16 else 0)
+        activations = 17 * h * layers * tokens * act_bytes
+    parts = {
+        "weights": weights,
+        "grads": 4 * trainable,
+        "adam": 8 * trainable,
+        "activations": activations,
+        "logits": 20 * tokens * shape.vocab,
+        "runtime": RUNTIME,
+    }
+    parts["total"] = SLACK * sum(parts.values())
+    return parts
+
+
+def _cgroup_limit() -> float | None:
+    """This process's cgroup memory limit minus its usage (v2 or v1), or None when unlimited."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 1 << 60:
+            return float(int(limit) - usage)
+    return None
+
+
+def available_memory() -> tuple[float, str]:
+    """(bytes one training process may use, where): free GPU memory on CUDA, else available RAM.
+
+    On the CPU the RAM is shared by the local processes of an `accelerate launch` (LOCAL_WORLD_SIZE).
+    """
+    import psutil
+    import torch
+
+    if torch.cuda.is_available():
+        free, _ = torch.cuda.mem_get_info()
+        return float(free), f"GPU {torch.cuda.get_device_name()}"
+    ram = float(psutil.virtual_memory().available)
+    cgroup = _cgroup_limit()
+    if cgroup is not None:
+        ram = min(ram, cgroup)
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return ram / processes, "RAM" + (f" / {processes} processes" if processes > 1 else "")
+
+
+def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: int, bf16: bool, lora_r: int,
+                lora_targets: int, available: float) -> list[str]:
+    """`-S` overrides that would fit in `available` bytes: a lighter method, else a smaller batch
+    (with grad_accum raised to keep the effective batch)."""
+    def fits(m: str, b: int) -> float | None:
+        total = estimate(shape, m, b, length, bf16, lora_r, lora_targets)["total"]
+        return total if total <= available else None
+
+    found = []
+    for lighter in METHOD_ORDER[METHOD_ORDER.index(method) + 1 :]:
+        if (total := fits(lighter, batch)) is not None:
+            found.append(f"`-S train.method={lighter}` (~{total / GB:.1f} GB)")
+    for m in METHOD_ORDER[METHOD_ORDER.index(method) :]:
+        b = batch // 2
+        while b >= 1:
+            if (total := fits(m, b)) is not None:
+                method_arg = f"-S train.method={m} " if m != method else ""
+                found.append(f"`{method_arg}-S train.batch_size={b} -S train.grad_accum={grad_accum * batch // b}`"
+                             f" (~{total / GB:.1f} GB)")
+                break
+            b //= 2
+        if found:
+            break
+    return found
+
+
+def check(spec: ModelSpec, model_dir: Path, cfg: TrainConfig, method: str, bf16: bool) -> dict[str, Any] | None:
+    """Raise NoteLMError naming what would fit when the run would not; return the plan (None: shape unknown)."""
+    shape = model_shape(spec, model_dir)
+    if shape is None:
+        return None
+    batch, length, targets = cfg.batch_size, min(cfg.max_length, spec.max_length), len(spec.lora_targets)
+    need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets)["total"]
+    available, where = available_memory()
+    plan = {"estimate_gb": round(need / GB, 2), "available_gb": round(available / GB, 2), "where": where}
+    if need > available:
+        fixes = suggestions(shape, method, batch, cfg.grad_accum, length, bf16, cfg.lora_r, targets, available)
+        raise NoteLMError(
+            f"train: {spec.name} with method={method}, batch {batch} × {length} tokens"
+            f"{' in bf16' if bf16 else ''} needs ~{need / GB:.1f} GB, but only {available / GB:.1f} GB {where} "
+            f"is available (estimate from src/notelm/plan.py).\n"
+            + (f"  What would fit: {'; or '.join(fixes)}.\n" if fixes else
+               "  Nothing fits at batch 1: pick a smaller model row or a machine with more memory.\n")
+            + "  To try anyway: -S train.check_memory=false"
+        )
+    return plan
+
+
+def table(params: dict[str, Any]) -> str:
+    """The plan of every `models` row at the configured train.* batch and length, as a Markdown table."""
+    from notelm.train import TrainConfig, resolve_precision
+
+    cfg = load_section(TrainConfig, params, "train")
+    bf16 = resolve_precision(cfg.precision) == "bf16"
+    available, where = available_memory()
+    lines = [
+        f"Memory plan: batch {cfg.batch_size} × {cfg.max_length} tokens, {'bf16' if bf16 else 'fp32'}; "
+        f"available {available / GB:.1f} GB {where}.",
+        "",
+        "| model | parameters | full GB | lora GB | qlora GB | method | fits |",
+        "|---|---:|---:|---:|---:|---|---|",
+    ]
+    for name in params.get("models") or {}:
+        spec = model_spec(params, name)
+        method = cfg.method or spec.method
+        shape = model_shape(spec, BASE_DIR / name)
+        if shape is None:
+            lines.append(f"| {name} | ? | ? | ? | ? | {method} | ? (no config.json and no size in its row) |")
+            continue
+        length = min(cfg.max_length, spec.max_length)
+        gb = {m: estimate(shape, m, cfg.batch_size, length, bf16, cfg.lora_r, len(spec.lora_targets))["total"] / GB
+              for m in METHOD_ORDER}
+        lines.append(f"| {name} | {shape.parameters / 1e6:,.0f}M | {gb['full']:.1f} | {gb['lora']:.1f} | "
+                     f"{gb['qlora']:.1f} | {method} | {'yes' if gb[method] * GB <= available else 'no'} |")
+    return "\n".join(lines)
