@@ -123,7 +123,7 @@ class DataConfig:
     max_words: int | None = 1000
     drop_duplicates: bool = True
     prompt_fraction: float = 0.5
-    max_target_words: int | None = 64
+    max_target_words: int | None = 48
     rejects_sample: int = 100
 
     def __post_init__(self) -> None:
