@@ -45,7 +45,8 @@ def main() -> None:
     tick = time.perf_counter()
     batched = complete(model, tokenizer, prompts, cfg)
     batched_s = time.perf_counter() - tick
-    batched_tokens = sum(r["completion_tokens"] for r in batched)
+    # Both sides count tokens the same way: the decoded continuation, re-tokenised (no EOS).
+    batched_tokens = sum(len(tokenizer(r["completion"], add_special_tokens=False)["input_ids"]) for r in batched)
 
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
     tick = time.perf_counter()
