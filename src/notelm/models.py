@@ -212,7 +212,7 @@ def _hub_snapshot(spec: ModelSpec) -> str:
         f"{f' (revision {spec.revision})' if spec.revision else ''} are not available.\n"
         + "".join(f"  tried {t}\n" for t in tried)
         + "  To provide them: run once with internet access (they are cached), or on a machine with internet run\n"
-        f"  `huggingface-cli download {spec.source}` and copy the cache here, or download the model folder and set\n"
+        f"  `hf download {spec.source}` and copy the cache here, or download the model folder and set\n"
         f"  `models.{spec.name}.source` in params.yaml to that local directory."
     )
 
