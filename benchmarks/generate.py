@@ -64,8 +64,8 @@ def main() -> None:
     rate_b, rate_s = batched_tokens / batched_s, single_tokens / single_s
     print(f"model: {model_dir}  prompts: {len(prompts)}  max_new_tokens: {args.max_new_tokens}  "
           f"threads: {torch.get_num_threads()}")
-    print(f"| generator | batch | tokens | seconds | tokens/s |")
-    print(f"|---|---:|---:|---:|---:|")
+    print("| generator | batch | tokens | seconds | tokens/s |")
+    print("|---|---:|---:|---:|---:|")
     print(f"| pipeline, one prompt at a time | 1 | {single_tokens} | {single_s:.1f} | {rate_s:.1f} |")
     print(f"| notelm batched (left pad, KV cache) | {args.batch_size} | {batched_tokens} | {batched_s:.1f} | {rate_b:.1f} |")
     print(f"speed-up: {rate_b / rate_s:.2f}x   identical continuations: {same}/{len(prompts)}")

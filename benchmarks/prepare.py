@@ -183,8 +183,8 @@ def main() -> None:
             results["audit"] = _run_stage("audit", workdir)
 
         scale = MIMIC_ROWS / args.rows
-        print(f"\n| stage   | rows      | wall s | rows/s  | peak RSS MiB | wall at 2.08 M rows (linear) |")
-        print(f"|---------|-----------|--------|---------|--------------|------------------------------|")
+        print("\n| stage   | rows      | wall s | rows/s  | peak RSS MiB | wall at 2.08 M rows (linear) |")
+        print("|---------|-----------|--------|---------|--------------|------------------------------|")
         total = 0.0
         for name, r in results.items():
             if "skipped" in r:

@@ -48,7 +48,6 @@ import csv
 import functools
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ import numpy as np
 
 from notelm.config import NoteLMError, ParamsError, load_section
 from notelm.io import atomic_open, read_jsonl, write_json
-from notelm.models import package_dir
+from notelm.models import hub_offline, package_dir
 
 ROUGE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
 BERTSCORE_KEYS = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
@@ -160,11 +159,6 @@ def rouge_scores(preds: list[str], refs: list[str]) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------- BERTScore
 
 
-def _offline() -> bool:
-    flags = (os.environ.get(v, "").strip().upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
-    return any(f in {"1", "ON", "YES", "TRUE"} for f in flags)
-
-
 def resolve_encoder(spec: str) -> str:
     """Turn `evaluate.bertscore_model` into something `from_pretrained` loads without surprises.
 
@@ -209,7 +203,7 @@ def resolve_encoder(spec: str) -> str:
             return str(cached)
     except Exception:  # not a valid repo id, or not cached: decide below
         pass
-    if _offline():
+    if hub_offline():
         raise NoteLMError(
             f"evaluate.bertscore_model={spec!r}: not a local directory and not in the Hugging Face cache, "
             f"and HF_HUB_OFFLINE is set. {fix}"

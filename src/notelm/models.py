@@ -184,6 +184,12 @@ def resolve_source(spec: ModelSpec, cache_dir: Path = Path(".cache/notelm")) -> 
     return ResolvedSource("hub", source)
 
 
+def hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE asks the HF stack not to use the network."""
+    flags = (os.environ.get(v, "").strip().upper() for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    return any(f in {"1", "ON", "YES", "TRUE"} for f in flags)
+
+
 def _hub_snapshot(spec: ModelSpec) -> str:
     """Local directory of the hub model: from the HF cache, else downloaded (safetensors only).
 
@@ -198,7 +204,7 @@ def _hub_snapshot(spec: ModelSpec) -> str:
     except Exception as cached_exc:  # noqa: BLE001 - any failure means "not in the cache"
         cache_error = f"{type(cached_exc).__name__}"
     tried = [f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')}): {cache_error}"]
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if hub_offline():
         tried.append("download: skipped because HF_HUB_OFFLINE is set")
     else:
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")

@@ -96,9 +96,8 @@ class ReportConfig:
     dpi: int = 100
 
     def __post_init__(self) -> None:
-        for key in ("n_examples_shown",):
-            if getattr(self, key) < 0:
-                raise ParamsError(f"params.yaml: report.{key}: must be >= 0, got {getattr(self, key)}")
+        if self.n_examples_shown < 0:
+            raise ParamsError(f"params.yaml: report.n_examples_shown: must be >= 0, got {self.n_examples_shown}")
         for key in ("max_chars", "prompt_tail_chars", "dpi"):
             if getattr(self, key) < 1:
                 raise ParamsError(f"params.yaml: report.{key}: must be >= 1, got {getattr(self, key)}")
