@@ -59,11 +59,21 @@ def test_shape_falls_back_to_the_row_and_is_none_when_unknown(tmp_path):
 
 
 SPEC = ModelSpec(name="big", source="x", parameters=1_100_000_000, layers=22, hidden=2048, vocab=32000)
+CHUNK = TrainConfig().loss_chunk_tokens
+
+
+def test_the_chunked_loss_caps_the_logits_term():
+    shape = Shape(268_000_000, 18, 640, 262_144)  # Gemma-3-270M: the logits dominate
+    own = {b: estimate(shape, "full", b, 256, True)["logits"] for b in (4, 8)}
+    chunked = {b: estimate(shape, "full", b, 256, True, loss_chunk_tokens=512)["logits"] for b in (4, 8)}
+    assert own[8] == 2 * own[4]  # grows with the batch
+    assert chunked[8] < own[8] / 4
+    assert chunked[8] - chunked[4] == 4 * 4 * 256 * 640  # only the hidden-state gradient grows with it
 
 
 def test_refusal_names_what_would_fit(monkeypatch, tmp_path):
     shape = model_shape(SPEC)
-    need = {m: estimate(shape, m, 8, 256, False, 16, 2)["total"] for m in plan.METHOD_ORDER}
+    need = {m: estimate(shape, m, 8, 256, False, 16, 2, CHUNK)["total"] for m in plan.METHOD_ORDER}
     monkeypatch.setattr(plan, "available_memory", lambda: ((need["lora"] + need["full"]) / 2, "RAM"))
     cfg = TrainConfig(batch_size=8, max_length=256)
     assert plan.check(SPEC, tmp_path, cfg, "lora", False)["estimate_gb"] == round(need["lora"] / GB, 2)
@@ -77,7 +87,7 @@ def test_refusal_names_what_would_fit(monkeypatch, tmp_path):
 
 def test_refusal_offers_a_smaller_batch_with_the_same_effective_batch(monkeypatch, tmp_path):
     shape = model_shape(SPEC)
-    at = {b: estimate(shape, "qlora", b, 256, False, 16, 2)["total"] for b in (1, 2, 4, 8)}
+    at = {b: estimate(shape, "qlora", b, 256, False, 16, 2, CHUNK)["total"] for b in (1, 2, 4, 8)}
     monkeypatch.setattr(plan, "available_memory", lambda: ((at[2] + at[4]) / 2, "RAM"))
     with pytest.raises(NoteLMError, match=r"`-S train.batch_size=2 -S train.grad_accum=8`"):
         plan.check(SPEC, tmp_path, TrainConfig(batch_size=8, grad_accum=2, max_length=256), "qlora", False)

@@ -12,14 +12,19 @@ adapter parameters, L/H/V = layers/hidden size/vocabulary, B×T = batch × token
     activations  ≈ 17·H values per token per layer kept for backward (Korthikanti et al. 2022, less the
                  attention matrix, which SDPA does not keep) at 3 bytes (bf16 autocast: half of them stay
                  fp32) or 4 (fp32): 17·H·L·B·T·bytes; with gradient checkpointing (qlora) the layers'
-                 inputs plus one layer's activations: (L + 17)·H·B·T·bytes
-    logits       ≈ 20 bytes per value of B·T·V: the logits, their fp32 upcast, the log-softmax kept for
-                 backward and the gradients of both — the biggest term for small models with large vocabularies
+                 inputs plus one layer's activations would be (L + 17)·H·B·T·bytes, but on the CPU the
+                 heap keeps ~6·H per token per layer of freed temporaries it cannot reuse (measured), so
+                 (6·L + 17)·H·B·T·bytes
+    logits       with the model's own loss, ≈ 20 bytes per value of B·T·V: the logits, their fp32 upcast,
+                 the log-softmax kept for backward and the gradients of both — the biggest term for small
+                 models with large vocabularies; with the chunked loss (src/notelm/loss.py), ≈ 10 bytes per
+                 value of one chunk, min(train.loss_chunk_tokens, B·T)·V, plus 4·B·T·H for the gradient of
+                 the hidden states and 4·V·H for that of the output layer
     runtime      a fixed 1.0 GB: Python, torch, transformers, the tokenised data, allocator slack
 
 A = 2·r·H per LoRA target matrix per layer (r·(in + out), square projections assumed). The sum is
 multiplied by 1.1. Calibrated on SmolLM2-135M (batch 8 × 256, 2-core CPU), it errs on the high side
-by 5-30 %; benchmarks/train.py prints it beside the measured peak RSS.
+by 1-25 %; benchmarks/train.py prints it beside the measured peak RSS.
 
 The shape (P, L, H, V) comes from the materialised `models/base/<model>/` (config.json and the
 safetensors headers) where present, else from the row's `parameters`, `layers`, `hidden`, `vocab`
@@ -100,8 +105,11 @@ def model_shape(spec: ModelSpec, model_dir: Path | None = None) -> Shape | None:
 
 
 def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lora_r: int = 16,
-             lora_targets: int = 2) -> dict[str, float]:
-    """Peak bytes of one training process, by part (see the module docstring); 'total' is the sum × slack."""
+             lora_targets: int = 2, loss_chunk_tokens: int | None = None) -> dict[str, float]:
+    """Peak bytes of one training process, by part (see the module docstring); 'total' is the sum × slack.
+
+    `loss_chunk_tokens` None: the model's own loss over the full logits; else the chunked loss.
+    """
     p, e, h, layers = shape.parameters, shape.embedding_parameters, shape.hidden, shape.layers
     tokens = batch * length
     act_bytes = 3 if bf16 else 4  # CPU autocast keeps the residual stream and norms in fp32
@@ -109,7 +117,7 @@ def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lor
     trainable = p if method == "full" else adapters
     if method == "qlora":
         weights = 0.53 * max(p - e, 0) + 4 * e + 4 * adapters
-        activations = (layers + 17) * h * tokens * act_bytes  # gradient checkpointing
+        activations = (6 * layers + 17) * h * tokens * act_bytes  # gradient checkpointing (see the docstring)
     else:
         weights = 4 * p + (4 * adapters if method == "lora" else 0) + (2 * p if bf16 else 0)
         activations = 17 * h * layers * tokens * act_bytes
@@ -118,7 +126,8 @@ def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lor
         "grads": 4 * trainable,
         "adam": 8 * trainable,
         "activations": activations,
-        "logits": 20 * tokens * shape.vocab,
+        "logits": (20 * tokens * shape.vocab if not loss_chunk_tokens
+                   else 10 * min(loss_chunk_tokens, tokens) * shape.vocab + 4 * tokens * h + 4 * shape.vocab * h),
         "runtime": RUNTIME,
     }
     parts["total"] = SLACK * sum(parts.values())
@@ -160,11 +169,11 @@ def available_memory() -> tuple[float, str]:
 
 
 def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: int, bf16: bool, lora_r: int,
-                lora_targets: int, available: float) -> list[str]:
+                lora_targets: int, available: float, loss_chunk_tokens: int | None = None) -> list[str]:
     """`-S` overrides that would fit in `available` bytes: a lighter method, else a smaller batch
     (with grad_accum raised to keep the effective batch)."""
     def fits(m: str, b: int) -> float | None:
-        total = estimate(shape, m, b, length, bf16, lora_r, lora_targets)["total"]
+        total = estimate(shape, m, b, length, bf16, lora_r, lora_targets, loss_chunk_tokens)["total"]
         return total if total <= available else None
 
     found = []
@@ -191,11 +200,12 @@ def check(spec: ModelSpec, model_dir: Path, cfg: TrainConfig, method: str, bf16:
     if shape is None:
         return None
     batch, length, targets = cfg.batch_size, min(cfg.max_length, spec.max_length), len(spec.lora_targets)
-    need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets)["total"]
+    need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets, cfg.loss_chunk_tokens)["total"]
     available, where = available_memory()
     plan = {"estimate_gb": round(need / GB, 2), "available_gb": round(available / GB, 2), "where": where}
     if need > available:
-        fixes = suggestions(shape, method, batch, cfg.grad_accum, length, bf16, cfg.lora_r, targets, available)
+        fixes = suggestions(shape, method, batch, cfg.grad_accum, length, bf16, cfg.lora_r, targets, available,
+                            cfg.loss_chunk_tokens)
         raise NoteLMError(
             f"train: {spec.name} with method={method}, batch {batch} × {length} tokens"
             f"{' in bf16' if bf16 else ''} needs ~{need / GB:.1f} GB, but only {available / GB:.1f} GB {where} "
@@ -214,8 +224,9 @@ def table(params: dict[str, Any]) -> str:
     cfg = load_section(TrainConfig, params, "train")
     bf16 = resolve_precision(cfg.precision) == "bf16"
     available, where = available_memory()
+    loss = f"loss in chunks of {cfg.loss_chunk_tokens} tokens" if cfg.loss_chunk_tokens else "loss over the full logits"
     lines = [
-        f"Memory plan: batch {cfg.batch_size} × {cfg.max_length} tokens, {'bf16' if bf16 else 'fp32'}; "
+        f"Memory plan: batch {cfg.batch_size} × {cfg.max_length} tokens, {'bf16' if bf16 else 'fp32'}, {loss}; "
         f"available {available / GB:.1f} GB {where}.",
         "",
         "| model | parameters | full GB | lora GB | qlora GB | method | fits |",
@@ -229,7 +240,8 @@ def table(params: dict[str, Any]) -> str:
             lines.append(f"| {name} | ? | ? | ? | ? | {method} | ? (no config.json and no size in its row) |")
             continue
         length = min(cfg.max_length, spec.max_length)
-        gb = {m: estimate(shape, m, cfg.batch_size, length, bf16, cfg.lora_r, len(spec.lora_targets))["total"] / GB
+        gb = {m: estimate(shape, m, cfg.batch_size, length, bf16, cfg.lora_r, len(spec.lora_targets),
+                          cfg.loss_chunk_tokens)["total"] / GB
               for m in METHOD_ORDER}
         lines.append(f"| {name} | {shape.parameters / 1e6:,.0f}M | {gb['full']:.1f} | {gb['lora']:.1f} | "
                      f"{gb['qlora']:.1f} | {method} | {'yes' if gb[method] * GB <= available else 'no'} |")
