@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from transformers import AutoModelForCausalLM
@@ -48,7 +49,8 @@ def test_full_finetune_writes_a_loadable_checkpoint_and_dvclive_metrics(prepared
     AutoModelForCausalLM.from_pretrained(out)
     assert json.loads((out / "notelm_train.json").read_text())["steps"] == 3
     live = json.loads((prepared / "dvclive/metrics.json").read_text())
-    assert "eval" in live or "train" in live
+    assert "eval" in live and "train" in live and live["step"] == 3
+    assert "learning_rate: 0.001" in (prepared / "dvclive/params.yaml").read_text()  # the TrainingArguments
 
 
 def test_fingerprint_changes_with_params_and_data(prepared):
@@ -59,3 +61,28 @@ def test_fingerprint_changes_with_params_and_data(prepared):
     assert a != fingerprint(TrainConfig(learning_rate=1e-4), spec, data)
     (data / "train.jsonl").write_text((data / "train.jsonl").read_text()[:-200] + "\n")
     assert a != fingerprint(TrainConfig(), spec, data)
+
+
+def test_fingerprint_changes_with_base_weights_and_training_code(prepared, tiny_model_factory, tmp_path, monkeypatch):
+    import shutil
+
+    import notelm.train as train_module
+
+    spec = ModelSpec(name="tiny", source="x")
+    data = prepared / "data/prepared"
+    base = tmp_path / "base"
+    shutil.copytree(tiny_model_factory("llama"), base)
+    code = tmp_path / "code"
+    code.mkdir()
+    for name in train_module.TRAINING_CODE:
+        shutil.copy(Path(train_module.__file__).with_name(name), code / name)
+    monkeypatch.setattr(train_module, "__file__", str(code / "train.py"))
+
+    a = fingerprint(TrainConfig(), spec, data, base)
+    assert a == fingerprint(TrainConfig(), spec, data, base)
+    weights = base / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x01")
+    b = fingerprint(TrainConfig(), spec, data, base)
+    assert b != a
+    (code / "loss.py").write_text((code / "loss.py").read_text() + "\n# a fix\n")
+    assert fingerprint(TrainConfig(), spec, data, base) != b

@@ -45,7 +45,7 @@ def complete_checkpoints(root: Path) -> list[Path]:
 
 def test_killed_run_resumes_from_its_last_checkpoint_and_ends_like_an_uninterrupted_one(
         prepared, tiny_model_factory, tmp_path_factory, monkeypatch):
-    knobs = dict(epochs=1, batch_size=4, max_length=16, save_steps=10, logging_steps=50)
+    knobs = dict(epochs=1, batch_size=4, max_length=16, save_steps=10, logging_steps=5)
     root = project(prepared, tiny_model_factory("llama"), **knobs)
     previous = root / "models/finetuned"
     previous.mkdir(parents=True)
@@ -79,6 +79,16 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_ends_like_an_uninterrup
     assert resumed["steps"] == expected["steps"] > 2 * knobs["save_steps"]
     a, b = load_file(previous / "model.safetensors"), load_file(other / "models/finetuned/model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    # the loss curve of the resumed run is whole: the steps before the kill are there, none twice
+    assert logged_steps(root / "dvclive") == logged_steps(other / "dvclive")
+    assert logged_steps(root / "dvclive")[:2] == [5, 10]
+
+
+def logged_steps(live_dir: Path) -> list[int]:
+    """The training steps of the train-loss curve dvclive holds."""
+    rows = (live_dir / "plots/metrics/loss.tsv").read_text().splitlines()
+    column = rows[0].split("\t").index("step")
+    return [int(row.split("\t")[column]) for row in rows[1:]]
 
 
 def test_two_cpu_processes_under_accelerate_launch(prepared, tiny_model_factory):

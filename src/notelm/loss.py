@@ -56,15 +56,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
                 capped = torch.tanh(logits.float() / softcap)
                 logits = capped * softcap
             valid = y != IGNORE_INDEX
+            all_valid = bool(valid.all())  # packed blocks: no ignored rows, so no masking passes
             target = y.clamp(min=0)
             logp = torch.log_softmax(logits, dim=-1, dtype=torch.float32)
-            total -= (logp.gather(1, target[:, None])[:, 0] * valid).sum()
+            picked = logp.gather(1, target[:, None])[:, 0]
+            total -= picked.sum() if all_valid else (picked * valid).sum()
             if not (need_h or need_w):
                 continue
             # d loss / d logits = softmax - one_hot(target), zero on ignored rows
             grad = logp.exp_()
             grad[torch.arange(len(y), device=y.device), target] -= 1
-            grad *= valid[:, None]
+            if not all_valid:
+                grad *= valid[:, None]
             if softcap:
                 grad *= 1 - capped * capped
             grad = grad.to(dtype)

@@ -24,7 +24,7 @@ adapter parameters, L/H/V = layers/hidden size/vocabulary, B×T = batch × token
 
 A = 2·r·H per LoRA target matrix per layer (r·(in + out), square projections assumed). The sum is
 multiplied by 1.1. Calibrated on SmolLM2-135M (batch 8 × 256, 2-core CPU), it errs on the high side
-by 1-25 %; benchmarks/train.py prints it beside the measured peak RSS.
+by 3-32 %; benchmarks/train.py prints it beside the measured peak RSS.
 
 The shape (P, L, H, V) comes from the materialised `models/base/<model>/` (config.json and the
 safetensors headers) where present, else from the row's `parameters`, `layers`, `hidden`, `vocab`

@@ -643,7 +643,7 @@ def plot_loss(curves: dict[str, list[tuple[float, float]]], path: Path, dpi: int
     for name, points in curves.items():
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if name == "val" else None,
                 markersize=4, label=f"{name} loss")
-    ax.set_xlabel("dvclive step (one per logged event)")
+    ax.set_xlabel("training step")
     ax.set_ylabel("loss")
     ax.legend()
     ax.grid(alpha=0.3)

@@ -12,8 +12,12 @@ every method the same way, with `AutoModelForCausalLM.from_pretrained` alone.
 The loss curves go to `dvclive/` (train loss per logging step, val loss per epoch), which
 `dvc plots show` draws. Checkpoints go to `models/checkpoints/` (persistent across runs), each
 epoch or every `train.save_steps` steps: a run killed mid-way (even by SIGKILL) resumes from its
-last complete checkpoint the next time the stage runs with the same params and data, and starts
+last complete checkpoint the next time the stage runs with the same params, data, base weights,
+training code and library versions (see `fingerprint`), and starts
 afresh otherwise; `models/finetuned/` is only ever replaced whole, at the end.
+
+The loss is computed `train.loss_chunk_tokens` tokens at a time (src/notelm/loss.py), so the
+batch × length × vocabulary logits are never built whole; null keeps the model's own loss.
 
 Before loading anything, the memory plan (src/notelm/plan.py) refuses a run that would not fit,
 naming what would. Under `accelerate launch --num_processes N` the same code runs data-parallel
@@ -37,7 +41,7 @@ from typing import Any
 
 from notelm import plan
 from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import atomic_dir, read_jsonl, write_json
+from notelm.io import atomic_dir, atomic_open, read_jsonl, write_json
 from notelm.models import METHODS, ModelSpec, base_dir, load_checkpoint, model_spec, prepare_tokenizer
 
 log = logging.getLogger(__name__)
@@ -154,11 +158,33 @@ def build_dataset(path: Path, tokenizer, max_length: int, packing: bool):
     return Dataset.from_dict(tokenize_examples(texts, tokenizer, max_length, packing))
 
 
-def fingerprint(cfg: TrainConfig, spec: ModelSpec, data_dir: Path) -> str:
-    """Hash of everything a checkpoint depends on, so resume never mixes runs of different settings."""
-    digest = hashlib.sha256(json.dumps([asdict(cfg), asdict(spec)], sort_keys=True).encode())
-    for name in ("train.jsonl", "val.jsonl"):
-        digest.update((data_dir / name).read_bytes())
+# the code that shapes the trained weights: a change to it must not resume an older run's checkpoint
+TRAINING_CODE = ("train.py", "loss.py", "models.py")
+TRAINING_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
+
+
+def fingerprint(cfg: TrainConfig, spec: ModelSpec, data_dir: Path, model_dir: Path | None = None) -> str:
+    """Hash of everything a checkpoint depends on — params, model row, data, base weights, training
+    code and library versions — so resume only ever continues the very same run."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    libraries = {name: installed(name) for name in TRAINING_LIBRARIES}
+    digest = hashlib.sha256(json.dumps([asdict(cfg), asdict(spec), libraries], sort_keys=True).encode())
+    files = [data_dir / "train.jsonl", data_dir / "val.jsonl"]
+    files += [Path(__file__).with_name(name) for name in TRAINING_CODE]
+    if model_dir is not None:
+        files += sorted(f for f in Path(model_dir).rglob("*") if f.is_file())
+    for path in files:
+        digest.update(str(path.name).encode())
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 24):
+                digest.update(block)
     return digest.hexdigest()
 
 
@@ -275,6 +301,29 @@ def make_trainer(model, args, loss_chunk_tokens: int | None, **kwargs):
     return cls(model=model, args=args, **kwargs)
 
 
+def write_loss_history(live_dir: str, log_history: list[dict[str, Any]]) -> None:
+    """Rewrite `live_dir` from the Trainer's log history, one point per logged event at its training step.
+
+    The history is saved in every checkpoint and restored on resume, so a run killed and resumed gets
+    its whole curves; the streaming callback (which DVC's clean-up of the stage outputs restarts) saw
+    only the steps after the resume.
+    """
+    from dvclive import Live
+    from dvclive.utils import standardize_metric_name
+
+    params_file = Path(live_dir) / "params.yaml"  # the TrainingArguments the callback logged; Live clears it
+    params = params_file.read_bytes() if params_file.is_file() else None
+    with Live(live_dir, report=None, save_dvc_exp=False, dvcyaml=None) as live:
+        for entry in log_history:
+            live.step = int(entry["step"])
+            for key, value in entry.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value)
+    if params is not None:
+        with atomic_open(params_file, "wb") as fh:
+            fh.write(params)
+
+
 def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Path, summary: dict[str, Any]) -> None:
     """Write the best model to `output_dir` atomically: merged HF checkpoint (+ `adapter/` for LoRA)."""
     with atomic_dir(output_dir) as tmp:
@@ -316,7 +365,7 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
     val_ds = build_dataset(data_dir / "val.jsonl", tokenizer, max_length, cfg.packing)
 
     checkpoint_dir = Path(cfg.checkpoint_dir)
-    run_id = fingerprint(cfg, spec, data_dir)
+    run_id = fingerprint(cfg, spec, data_dir, model_dir)
     args = _training_args(cfg, checkpoint_dir, precision)
     main = args.should_save  # the one process (of an `accelerate launch`) that writes files
     with args.main_process_first(desc="checkpoint lookup"):
@@ -357,6 +406,7 @@ def train(cfg: TrainConfig, spec: ModelSpec, model_dir: Path) -> dict[str, Any]:
     }
     if not main:
         return summary
+    write_loss_history(cfg.live_dir, trainer.state.log_history)
     save_final(trainer, tokenizer, method, model_dir, Path(cfg.output_dir), summary)
     log.info("train: done in %.0fs, %d steps, best val loss %.4f -> %s", summary["seconds"], summary["steps"],
              best if best is not None else float("nan"), cfg.output_dir)
