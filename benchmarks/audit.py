@@ -4,7 +4,7 @@
     PYTHONPATH=src python benchmarks/audit.py --split note          # the leaky note-level split
     PYTHONPATH=src python benchmarks/audit.py --test 100000 --val 100000 --train 20000   # MIMIC-sized index
 
-Builds prepared-style examples from `notelm.synthetic` nursing notes in memory (prompt = first half
+Builds prepared-style examples from `notelm.stages.synthesize` nursing notes in memory (prompt = first half
 of the words), splits them by subject (clean) or by note (leaky), and times `leakage.audit`: indexing
 test and val, then scanning train. Scan time grows linearly with train notes, so it prints the
 estimate for 800k train notes against the held-out splits actually indexed, with notes/s and peak RSS
@@ -18,14 +18,16 @@ import random
 import resource
 import time
 
-from notelm import leakage, synthetic
+from notelm.params import AuditParams, SyntheticParams
+from notelm.stages import audit as leakage
+from notelm.stages import synthesize as synthetic
 
 MIMIC_TRAIN = 800_000
 
 
 def examples(n: int, seed: int) -> list[dict]:
     """About `n` prepared-style examples from synthetic nursing notes (~10 notes per patient)."""
-    cfg = synthetic.SyntheticConfig(seed=seed, patients=max(1, n // 9), error_rows=0, blank_rows=0)
+    cfg = SyntheticParams(seed=seed, patients=max(1, n // 9), error_rows=0, blank_rows=0)
     out = []
     for row in synthetic.generate_rows(cfg):
         if row["CATEGORY"] in synthetic.NURSING_CATEGORIES:
@@ -77,7 +79,7 @@ def main() -> None:
         yield from rows
 
     t0 = time.perf_counter()
-    metrics = leakage.audit(stamped(train), iter(test), leakage.AuditConfig(), val_rows=iter(val) if val else None)
+    metrics = leakage.audit(stamped(train), iter(test), AuditParams(), val_rows=iter(val) if val else None)
     end = time.perf_counter()
     index, scan = started[0] - t0, end - started[0]
     print({k: v for k, v in metrics.items() if not isinstance(v, dict)})

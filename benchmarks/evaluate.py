@@ -4,7 +4,7 @@
 
 Builds `--pairs` seeded synthetic nursing-note pairs of about `--words` words each
 (prediction and reference share some sentences, as real continuations do), scores
-them with `notelm.evaluate.rouge_scores` and `bertscore_scores` using the default
+them with `notelm.stages.evaluate.rouge_scores` and `bertscore_scores` using the default
 `evaluate` params (bundled all-MiniLM-L6-v2, layer 6), once per `evaluate.bertscore_dtype`
 (float32, the default, and bfloat16), and prints pairs/s, wall time and how far bf16 moves F1.
 The machine is shared: run it when it is otherwise idle. Target (issue 5): ROUGE + BERTScore on 1,000 pairs in <= 60 s on a 2-core machine.
@@ -20,7 +20,12 @@ import time
 
 import numpy as np
 
-from notelm.evaluate import EvaluateConfig, _load_encoder, bertscore_scores, rouge_scores
+from notelm.params import EvaluateParams
+from notelm.stages.evaluate import (
+    _load_encoder,
+    bertscore_scores,
+    rouge_scores,
+)
 
 SENTENCES = [
     "Pt alert and oriented x3, follows commands, MAE.",
@@ -75,7 +80,7 @@ def main() -> None:
     load0 = f"{os.getloadavg()[0]:.2f}"
     preds, refs = synthetic_pairs(args.pairs, args.words)
     mean_words = np.mean([len(t.split()) for t in preds + refs])
-    cfg = EvaluateConfig()
+    cfg = EvaluateParams()
     steps: dict[str, tuple[float, float]] = {}  # step -> (wall s, process CPU s)
 
     def timed(name, fn):

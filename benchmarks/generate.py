@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from transformers import pipeline
 
-from notelm.config import load_params
-from notelm.generate import GenerateConfig, complete
-from notelm.io import read_jsonl
-from notelm.models import base_dir, load_checkpoint
+from notelm.artifacts import base_model_dir, read_jsonl
+from notelm.decoding import complete
+from notelm.params import GenerateParams, load_params
+from notelm.weights import load_checkpoint
 
 
 def main() -> None:
@@ -33,13 +33,13 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
     args = parser.parse_args()
 
-    model_dir = args.model_dir or base_dir(load_params())
+    model_dir = args.model_dir or base_model_dir(load_params()["model"])
     rows = []
     for split in ("test", "val", "train"):
         rows += read_jsonl(args.data_dir / f"{split}.jsonl")
     prompts = [r["prompt"] for r in rows[: args.prompts]]
     model, tokenizer = load_checkpoint(model_dir)
-    cfg = GenerateConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    cfg = GenerateParams(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     torch.set_num_threads(torch.get_num_threads())
 
     tick = time.perf_counter()

@@ -125,20 +125,14 @@ def _stage(name: str) -> None:
     import yaml
 
     params = yaml.safe_load((REPO / "params.yaml").read_text()) if (REPO / "params.yaml").exists() else {}
-    data = dict(params.get("data") or {})
-    data.update(raw_path="data/raw/NOTEEVENTS.csv.gz", out_dir="data/prepared", metrics_path="metrics/data.json")
-    params["data"] = data
+    params["data"] = {**(params.get("data") or {}), "raw_path": "data/raw/NOTEEVENTS.csv.gz"}
     started = time.perf_counter()
     error = None
     summary = None
     if name == "prepare":
-        from notelm import data as module
+        from notelm.stages import prepare as module
     else:
-        try:
-            from notelm import leakage as module
-        except ImportError as exc:
-            print(json.dumps({"skipped": f"notelm.leakage is not importable ({exc})"}))
-            return
+        from notelm.stages import audit as module
     try:
         summary = module.run(params)
     except Exception as exc:  # report, don't hide: a failed audit threshold is still a timed run

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from notelm.train import TrainConfig
+from notelm.params import TrainParams
 
 # name -> (method, precision, packing, chunked loss); without it, the model's own loss over the full logits
 CONFIGS = {
@@ -40,14 +40,14 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
-    from notelm.models import ModelSpec
+    from notelm.params import ModelRow
     from notelm.plan import GB, estimate, model_shape
-    from notelm.train import build_dataset, load_for_training, make_trainer
+    from notelm.stages.train import build_dataset, load_for_training, make_trainer
 
     method, precision, packing, chunked = CONFIGS[args.config]
     chunk = args.loss_chunk_tokens if chunked else None
-    spec = ModelSpec(name=args.model_dir.name, source=str(args.model_dir), lora_targets=args.lora_targets)
-    cfg = TrainConfig(method=method, precision=precision, packing=packing, batch_size=args.batch_size,
+    spec = ModelRow(name=args.model_dir.name, source=str(args.model_dir), lora_targets=args.lora_targets)
+    cfg = TrainParams(method=method, precision=precision, packing=packing, batch_size=args.batch_size,
                       max_length=args.max_length, loss_chunk_tokens=chunk)
     model, tokenizer = load_for_training(spec, method, args.model_dir, cfg, precision)
     dataset = build_dataset(args.data_dir / "train.jsonl", tokenizer, args.max_length, packing)
@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, default=Path("models/base/smollm2-135m"))
     parser.add_argument("--lora-targets", nargs="+", default=["q_proj", "k_proj", "v_proj", "o_proj"])
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--loss-chunk-tokens", type=int, default=TrainConfig.loss_chunk_tokens,
+    parser.add_argument("--loss-chunk-tokens", type=int, default=TrainParams.loss_chunk_tokens,
                         help="train.loss_chunk_tokens of the chunked rows (default: the params.yaml default)")
     parser.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)  # the child's configuration
     parser.add_argument("--scratch", type=Path, default=Path(".cache/notelm/bench-train"), help=argparse.SUPPRESS)

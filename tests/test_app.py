@@ -17,9 +17,10 @@ pytest.importorskip("gradio_client")
 
 from gradio_client import Client  # noqa: E402
 
-from notelm import app  # noqa: E402
-from notelm.generate import GenerateConfig, complete  # noqa: E402
-from notelm.models import load_checkpoint  # noqa: E402
+from notelm import app, arena  # noqa: E402
+from notelm.decoding import complete  # noqa: E402
+from notelm.params import GenerateParams  # noqa: E402
+from notelm.weights import load_checkpoint  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from app_load import free_port, load_test  # noqa: E402
@@ -67,7 +68,7 @@ def client(url: str) -> Client:
 def reference(model_dir: Path, prompt: str) -> str:
     """The batched generator's greedy continuation, for comparing with what the app returns."""
     model, tokenizer = load_checkpoint(model_dir)
-    return complete(model, tokenizer, [prompt], GenerateConfig(max_new_tokens=GREEDY[0]))[0]["completion"]
+    return complete(model, tokenizer, [prompt], GenerateParams(max_new_tokens=GREEDY[0]))[0]["completion"]
 
 
 def test_completion_streams_the_continuation_only(served):
@@ -94,7 +95,7 @@ def test_ratings_are_appended_and_read_back(served):
     url, _, ratings = served
     c = client(url)
     assert "Run an arena round" in c.predict(3, 3, 3, 3, 3, 3, 3, 3, "A", api_name="/rate")  # nothing to rate yet
-    before = len(app.read_ratings(ratings))
+    before = len(arena.read_ratings(ratings))
     scores = [(5, 4, 3, 2, 1, 2, 3, 4, "A"), (3, 4, 5, 4, 3, 2, 1, 2, "tie"), (4, 4, 4, 4, 2, 2, 2, 2, None)]
     for i, (*values, vote) in enumerate(scores):
         c.predict(f"{PROMPT} {i}", "llama", "gpt2", *GREEDY, api_name="/arena")
@@ -108,12 +109,12 @@ def test_ratings_are_appended_and_read_back(served):
     rows = [json.loads(line) for line in lines]  # every line is one complete JSON object
     new = rows[before:]
     assert [r["vote"] for r in new] == ["A", "tie", None]
-    assert new[0]["scores_a"] == dict(zip(app.GRACE, (5, 4, 3, 2)))
+    assert new[0]["scores_a"] == dict(zip(arena.GRACE, (5, 4, 3, 2)))
     assert new[0]["model_a"] == "llama" and new[0]["output_a"] and new[0]["prompt"] == f"{PROMPT} 0"
 
     _, _, _, human = c.predict(api_name="/benchmark")
     by_model = {row[0]: dict(zip(human["headers"], row)) for row in human["data"]}
-    expected = app.human_summary(rows)
+    expected = arena.human_summary(rows)
     assert by_model["llama"]["generalization"] == next(r for r in expected if r["model"] == "llama")["generalization"]
     assert by_model["llama"]["ratings"] == len(rows)
 
@@ -147,7 +148,9 @@ def test_twenty_concurrent_completions_all_come_back(served):
 
 def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
     metrics = {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.3 for k in app.METRIC_KEYS},
-               "baselines": {"copy_last_sentence": {k: 0.2 for k in app.METRIC_KEYS}}, "n_examples": 5}
+               "diff": {k: 0.2 for k in app.METRIC_KEYS},  # finetuned − pretrained: a difference, not a system
+               "baselines": {"copy_last_sentence": {k: 0.2 for k in app.METRIC_KEYS}},
+               "bertscore": {"model": "m", "layer": 6}, "bootstrap": {"samples": 10}, "n_examples": 5}
     (tmp_path / "eval.json").write_text(json.dumps(metrics))
     report = tmp_path / "reports" / "report.md"
     report.parent.mkdir()
@@ -224,17 +227,17 @@ def test_model_cache_loads_each_model_once_and_intact_under_concurrency(tiny_mod
         for name in dirs:
             model, tokenizer = cache.get(name)
             assert not any(p.is_meta for p in model.parameters())
-            cfg = GenerateConfig(max_new_tokens=GREEDY[0])
+            cfg = GenerateParams(max_new_tokens=GREEDY[0])
             assert complete(model, tokenizer, [PROMPT], cfg)[0]["completion"] == expected[name]
     assert len(calls) == 6  # once per model per cache
-    with pytest.raises(app.Refused, match="unknown model"):
+    with pytest.raises(arena.Refused, match="unknown model"):
         cache.get("nope")
 
 
 def test_decoding_settings_are_checked():
     assert app.decoding(8, "sampling", 0.7, 0.9).do_sample
     for bad in ((0, "greedy", 1, 1), (8, "beam", 1, 1), (8, "sampling", 0, 0.9), (8, "sampling", 1, 1.5)):
-        with pytest.raises(app.Refused):
+        with pytest.raises(arena.Refused):
             app.decoding(*bad)
 
 
@@ -242,13 +245,13 @@ def test_append_rating_keeps_one_complete_line_per_rating(tmp_path):
     path = tmp_path / "ratings" / "arena.jsonl"
     path.parent.mkdir()
     path.write_bytes(b'{"vote": "A"}\n{"vote": "B", "trunc')  # a torn last line from a crash
-    threads = [threading.Thread(target=app.append_rating, args=(path, {"i": i, "text": "x" * 5000}))
+    threads = [threading.Thread(target=arena.append_rating, args=(path, {"i": i, "text": "x" * 5000}))
                for i in range(20)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    rows = app.read_ratings(path)  # the torn line is skipped
+    rows = arena.read_ratings(path)  # the torn line is skipped
     assert [r.get("vote") for r in rows[:1]] == ["A"]
     assert sorted(r["i"] for r in rows[1:]) == list(range(20))
     assert path.read_bytes().endswith(b"\n")
@@ -256,11 +259,11 @@ def test_append_rating_keeps_one_complete_line_per_rating(tmp_path):
 
 def test_rating_record_needs_every_score():
     round_ = {"prompt": "p", "decoding": {}, "a": {"model": "x", "completion": "c"}, "b": {"model": "y", "completion": "d"}}
-    record = app.rating_record(round_, [1, 2, 3, 4], [5, 4, 3, 2], "tie")
+    record = arena.rating_record(round_, [1, 2, 3, 4], [5, 4, 3, 2], "tie")
     assert record["scores_b"]["artistry"] == 3 and record["vote"] == "tie"
     for a, vote in (([1, 2, 3], None), ([1, 2, 3, 6], None), ([1, 2, 3, None], None), ([1, 2, 3, 4], "C")):
-        with pytest.raises(app.Refused):
-            app.rating_record(round_, a, [1, 1, 1, 1], vote)
+        with pytest.raises(arena.Refused):
+            arena.rating_record(round_, a, [1, 1, 1, 1], vote)
 
 
 def test_cli_app_defaults_to_loopback_without_share():

@@ -20,7 +20,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from test_app import PROMPT, launched  # noqa: E402
 
-from notelm import app  # noqa: E402, I001
+from notelm import arena  # noqa: E402, I001
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
 
@@ -100,7 +100,7 @@ def test_arena_in_the_browser_shows_both_outputs(browser, tiny_model_factory, tm
         browser.save_screenshot(str(shot))
         print(f"screenshot: {shot}")
 
-        for side, dim in ((side, dim) for side in "ab" for dim in app.GRACE):  # then rate the round
+        for side, dim in ((side, dim) for side in "ab" for dim in arena.GRACE):  # then rate the round
             browser.find_element(By.CSS_SELECTOR, f"#score-{side}-{dim} input[value='4']").click()
         browser.find_element(By.CSS_SELECTOR, "#vote input[value='B']").click()
         browser.find_element(By.ID, "rate-button").click()
@@ -108,6 +108,6 @@ def test_arena_in_the_browser_shows_both_outputs(browser, tiny_model_factory, tm
     assert len(outputs) == 2 and all(o.strip() for o in outputs)
     assert all(s.startswith("latency") for s in statuses)
     assert shot.stat().st_size > 10_000
-    (rating,) = app.read_ratings(tmp_path / "ratings.jsonl")
-    assert rating["vote"] == "B" and rating["scores_a"] == dict.fromkeys(app.GRACE, 4)
+    (rating,) = arena.read_ratings(tmp_path / "ratings.jsonl")
+    assert rating["vote"] == "B" and rating["scores_a"] == dict.fromkeys(arena.GRACE, 4)
     assert rating["output_a"] == outputs[0] and rating["output_b"] == outputs[1]

@@ -13,7 +13,7 @@ import pytest
 
 from notelm import cli
 from notelm.compare import compare_rows, exp_show, iter_runs, to_csv, to_markdown
-from notelm.config import NoteLMError
+from notelm.errors import NoteLMError
 
 
 def scores(rouge_l: float, f1: float) -> dict:

@@ -1,68 +1,35 @@
-"""Batched generation: continuation only, order preserved, identical to one-at-a-time greedy."""
+"""The generate stage: one line per test example, the continuation only, no wall-clock figures in the file."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from notelm.config import ParamsError, load_section
-from notelm.generate import GenerateConfig, complete, generate
-from notelm.io import read_jsonl
-from notelm.models import load_checkpoint
+from notelm.artifacts import read_jsonl
+from notelm.stages.generate import run
 
 
-def test_batched_greedy_equals_one_at_a_time(tiny_model_factory):
-    model, tok = load_checkpoint(tiny_model_factory("llama"))
-    prompts = ["Pt alert and", "LS clear bilaterally, RA sats 97%. Abd soft", "Plan:", "Skin intact. Pain"]
-    cfg = GenerateConfig(max_new_tokens=6, batch_size=4)
-    batched = complete(model, tok, prompts, cfg)
-    single = [complete(model, tok, [p], GenerateConfig(max_new_tokens=6, batch_size=1))[0] for p in prompts]
-    assert [b["completion"] for b in batched] == [s["completion"] for s in single]
-    assert [b["prompt_tokens"] for b in batched] == [len(tok(p)["input_ids"]) for p in prompts]
-
-
-def test_generations_hold_the_continuation_only(prepared, tiny_model_factory):
-    cfg = GenerateConfig(max_new_tokens=5, batch_size=3)
+def test_generations_hold_the_continuation_only_and_no_timing(prepared, tiny_model_factory, monkeypatch):
+    monkeypatch.chdir(prepared)
+    params = {"generate": {"max_new_tokens": 5, "batch_size": 3}}
     out = prepared / "generations/pretrained.jsonl"
-    summary = generate(tiny_model_factory("gpt2"), prepared / "data/prepared/test.jsonl", out, cfg)
+    summary = run(params, tiny_model_factory("gpt2"), out)
     rows = read_jsonl(out)
     test = read_jsonl(prepared / "data/prepared/test.jsonl")
     assert summary["examples"] == len(rows) == len(test)
     for row, ex in zip(rows, test):
-        assert set(row) >= {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens"}
+        assert set(row) == {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens",
+                            "target_nll", "target_tokens"}
         assert row["note_id"] == ex["note_id"] and row["reference"] == ex["target"]
         assert not row["completion"].startswith(ex["prompt"])
         assert 0 < row["completion_tokens"] <= 5
+    first = out.read_bytes()
+    run(params, tiny_model_factory("gpt2"), out)
+    assert out.read_bytes() == first  # the same model writes the same file
+    assert json.loads((prepared / "logs/generate_pretrained.json").read_text())["seconds"] >= 0
 
 
-def test_long_prompts_keep_their_end(tiny_model_factory):
-    model, tok = load_checkpoint(tiny_model_factory("llama"))
-    long_prompt = "Pt alert and oriented x3. " * 50
-    (res,) = complete(model, tok, [long_prompt], GenerateConfig(max_new_tokens=2, max_prompt_tokens=20))
-    assert res["prompt_tokens"] == 20
-
-
-def test_generate_config_validation():
-    with pytest.raises(ParamsError, match="generate.batch_size"):
-        load_section(GenerateConfig, {"generate": {"batch_size": 0}}, "generate")
-
-
-def test_target_nll_scores_only_the_target(tiny_model_factory):
-    import math
-
-    import torch
-
-    from notelm.generate import target_nll
-
-    model, tok = load_checkpoint(tiny_model_factory("llama"))
-    cfg = GenerateConfig(batch_size=2)
-    prompts, targets = ["Pt alert and", "Plan: continue to monitor, wean"], ["oriented x3.", "levophed as tolerated"]
-    batched = target_nll(model, tok, prompts, targets, cfg)
-    for (nll, n), prompt, target in zip(batched, prompts, targets):
-        p = tok(prompt)["input_ids"]
-        t = tok(" " + target, add_special_tokens=False)["input_ids"]
-        ids = torch.tensor([p + t])
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
-        expected = -sum(logp[len(p) - 1 + i, tok_id].item() for i, tok_id in enumerate(t))
-        assert n == len(t)
-        assert math.isclose(nll, expected, rel_tol=1e-4)
+def test_limit_keeps_the_first_examples(prepared, tiny_model_factory, monkeypatch):
+    monkeypatch.chdir(prepared)
+    out = prepared / "generations/finetuned.jsonl"
+    run({"generate": {"max_new_tokens": 2, "limit": 3}}, tiny_model_factory("llama"), out)
+    assert [r["note_id"] for r in read_jsonl(out)] == [r["note_id"] for r in read_jsonl(out.parents[1] / "data/prepared/test.jsonl")][:3]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import make_config, make_tokenizer
 from transformers import AutoModelForCausalLM, TrainingArguments
 
 from notelm.loss import chunked_loss, forward_with_chunked_loss, supports
-from notelm.train import make_trainer
-from tiny import make_config, make_tokenizer
+from notelm.stages.train import make_trainer
 
 FAMILIES = ["gpt2", "opt", "llama", "qwen3", "gemma3"]
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from notelm.generate import GenerateConfig, complete
-from notelm.models import ModelSpec, prepare_tokenizer
-from notelm.train import TrainConfig, train
+from notelm.decoding import complete
+from notelm.params import GenerateParams, ModelRow, TrainParams
+from notelm.stages.train import train
+from notelm.weights import prepare_tokenizer
 
 LORA_TARGETS = {"gpt2": ["c_attn"], "opt": ["q_proj", "v_proj"], "llama": ["q_proj", "v_proj"],
                 "qwen3": ["q_proj", "v_proj"], "gemma3": ["q_proj", "v_proj"]}
@@ -41,8 +42,8 @@ def test_train_save_reload_generate(prepared, tiny_model_factory, monkeypatch, f
     if method == "qlora" and (reason := bitsandbytes_skip_reason()):
         pytest.skip(reason)
     monkeypatch.chdir(prepared)
-    spec = ModelSpec(name="tiny", source="unused", family=family, lora_targets=LORA_TARGETS[family])
-    cfg = TrainConfig(method=method, max_steps=2, batch_size=4, max_length=32, learning_rate=1e-3, precision="fp32")
+    spec = ModelRow(name="tiny", source="unused", family=family, lora_targets=LORA_TARGETS[family])
+    cfg = TrainParams(method=method, max_steps=2, batch_size=4, max_length=32, learning_rate=1e-3, precision="fp32")
     base = tiny_model_factory(family)
     summary = train(cfg, spec, base)
     assert summary["steps"] == 2 and summary["method"] == method
@@ -61,7 +62,7 @@ def test_train_save_reload_generate(prepared, tiny_model_factory, monkeypatch, f
     from transformers import AutoTokenizer
 
     tokenizer = prepare_tokenizer(AutoTokenizer.from_pretrained(out))
-    [result] = complete(model.eval(), tokenizer, ["Pt alert and oriented"], GenerateConfig(max_new_tokens=4))
+    [result] = complete(model.eval(), tokenizer, ["Pt alert and oriented"], GenerateParams(max_new_tokens=4))
     assert result["completion_tokens"] >= 1 and "Pt alert" not in result["completion"]
 
 
@@ -78,10 +79,10 @@ def test_qlora_keeps_training_every_layer_after_an_evaluation(tmp_path):
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
 
-    from notelm.train import load_for_training
+    from notelm.stages.train import load_for_training
 
-    spec = ModelSpec(name="tiny", source="unused", lora_targets=["q_proj", "v_proj"])
-    model, tokenizer = load_for_training(spec, "qlora", tmp_path, TrainConfig(), "bf16")
+    spec = ModelRow(name="tiny", source="unused", lora_targets=["q_proj", "v_proj"])
+    model, tokenizer = load_for_training(spec, "qlora", tmp_path, TrainParams(), "bf16")
     x = torch.tensor([tokenizer("Pt alert and oriented x3, follows commands")["input_ids"]])
     model.eval()
     with torch.no_grad():

@@ -2,7 +2,9 @@
 
 Checks the promises of the pipeline itself: every stage runs, the metrics files have their stable
 keys with sane values, a second `dvc repro` is a no-op, changing an `evaluate` param re-runs only
-evaluate, and `dvc exp run -S ...` makes an experiment that `dvc exp show` lists.
+evaluate, editing a module a stage imports makes `dvc status` report that stage, an alias selects
+its row, `dvc exp run -S ...` makes an experiment that `dvc exp show` lists, and a teammate who
+clones and `dvc pull`s from a remote finds nothing to reproduce.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"] = "tiny"
-    params["models"]["tiny"] = {"source": str(tiny_model_factory("llama")), "family": "llama", "method": "full"}
+    params["models"]["tiny-llama"] = {"source": str(tiny_model_factory("llama")), "family": "llama", "method": "full",
+                                      "aliases": ["tiny"]}
     params["synthetic"].update(patients=20, admissions_per_patient=[1, 2], notes_per_admission=[2, 3])
     params["train"].update(max_steps=4, batch_size=4, max_length=64, logging_steps=1)
     params["generate"].update(max_new_tokens=8, batch_size=8)
@@ -73,6 +76,7 @@ def test_repro_writes_sane_metrics(repo):
     assert [g["note_id"] for g in generations] == [t["note_id"] for t in test]
     assert (repo / "models/finetuned/model.safetensors").is_file()
     assert (repo / "models/base/tiny/model.safetensors").is_file()
+    assert json.loads((repo / "models/finetuned/notelm_train.json").read_text())["model"] == "tiny-llama"
 
 
 def test_second_repro_is_a_no_op_and_evaluate_params_rerun_only_evaluate(repo):
@@ -88,8 +92,38 @@ def test_second_repro_is_a_no_op_and_evaluate_params_rerun_only_evaluate(repo):
     out = sh("dvc", "repro", cwd=repo)
     ran = [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")]
     assert ran[0] == "evaluate" and set(ran) <= {"evaluate", "report"}, ran  # only evaluate and what depends on it
-    sh("git", "checkout", "--", "params.yaml", cwd=repo)
+    sh("git", "checkout", "--", "params.yaml", "dvc.lock", "metrics", cwd=repo)  # back to the committed run
     sh("dvc", "checkout", "-q", cwd=repo)
+
+
+def test_editing_an_imported_module_makes_dvc_status_report_its_stages(repo):
+    loss = repo / "src/notelm/loss.py"
+    original = loss.read_text()
+    loss.write_text(original + "\n# a change the train stage runs\n")
+    try:
+        status = sh("dvc", "status", cwd=repo)
+        changed = {line.strip().rstrip(":") for line in status.splitlines() if line.strip().endswith(":")
+                   and not line.startswith("\t")}
+        assert changed == {"train"}, status  # only the stage that imports loss.py (the later ones follow on repro)
+        assert "modified:           src/notelm/loss.py" in status
+    finally:
+        loss.write_text(original)
+    assert "up to date" in sh("dvc", "status", cwd=repo)
+
+
+def test_a_teammate_pulls_the_run_from_a_remote_and_has_nothing_to_reproduce(repo, tmp_path):
+    remote = tmp_path / "remote"
+    sh("dvc", "remote", "add", "-d", "team", str(remote), cwd=repo)
+    sh("dvc", "push", cwd=repo)
+    sh("git", "add", ".dvc/config", cwd=repo)
+    sh("git", "commit", "-qm", "remote", cwd=repo)
+    clone = tmp_path / "clone"
+    sh("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    sh("dvc", "pull", cwd=clone)
+    assert (clone / "models/finetuned/model.safetensors").is_file() and (clone / "generations/finetuned.jsonl").is_file()
+    assert "Data and pipelines are up to date" in sh("dvc", "status", cwd=clone)
+    assert "Running stage" not in sh("dvc", "repro", cwd=clone)
+    assert sh("git", "status", "--porcelain", cwd=clone).strip() == ""
 
 
 def test_exp_run_is_listed_beside_the_baseline(repo):

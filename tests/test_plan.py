@@ -9,11 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notelm import plan
-from notelm.config import NoteLMError, load_params
-from notelm.models import ModelSpec
+from notelm.errors import NoteLMError
+from notelm.params import METHODS, ModelRow, TrainParams, load_params
 from notelm.plan import GB, Shape, estimate, model_shape
-from notelm.train import TrainConfig, train
-
+from notelm.stages.train import train
 
 
 @st.composite
@@ -24,7 +23,7 @@ def shapes(draw) -> Shape:
     return Shape(vocab * hidden * (1 if tied else 2) + 12 * hidden * hidden * layers, layers, hidden, vocab, tied)
 
 
-methods = st.sampled_from(plan.METHOD_ORDER)
+methods = st.sampled_from(METHODS)
 
 
 @given(shapes(), methods, st.integers(1, 64), st.integers(8, 4096), st.booleans())
@@ -38,7 +37,7 @@ def test_estimate_grows_with_batch_length_and_size(shape, method, batch, length,
 
 @given(shapes(), st.integers(1, 64), st.integers(8, 4096), st.booleans())
 def test_lighter_methods_need_less(shape, batch, length, bf16):
-    full, lora, qlora = (estimate(shape, m, batch, length, bf16)["total"] for m in plan.METHOD_ORDER)
+    full, lora, qlora = (estimate(shape, m, batch, length, bf16)["total"] for m in METHODS)
     assert full > lora > qlora
 
 
@@ -47,19 +46,19 @@ def test_shape_is_read_from_a_materialised_checkpoint(tiny_model_factory):
 
     directory = tiny_model_factory("gpt2")
     model = AutoModelForCausalLM.from_pretrained(directory)
-    shape = model_shape(ModelSpec(name="tiny", source="x"), directory)
+    shape = model_shape(ModelRow(name="tiny", source="x"), directory)
     assert shape.parameters == sum(p.numel() for p in model.parameters())
     assert (shape.layers, shape.hidden, shape.vocab) == (2, 32, model.config.vocab_size)
 
 
 def test_shape_falls_back_to_the_row_and_is_none_when_unknown(tmp_path):
-    row = ModelSpec(name="m", source="x", parameters=82_000_000, layers=6, hidden=768, vocab=50257)
+    row = ModelRow(name="m", source="x", parameters=82_000_000, layers=6, hidden=768, vocab=50257)
     assert model_shape(row, tmp_path / "absent") == Shape(82_000_000, 6, 768, 50257)
-    assert model_shape(ModelSpec(name="m", source="x"), tmp_path / "absent") is None
+    assert model_shape(ModelRow(name="m", source="x"), tmp_path / "absent") is None
 
 
-SPEC = ModelSpec(name="big", source="x", parameters=1_100_000_000, layers=22, hidden=2048, vocab=32000)
-CHUNK = TrainConfig().loss_chunk_tokens
+SPEC = ModelRow(name="big", source="x", parameters=1_100_000_000, layers=22, hidden=2048, vocab=32000)
+CHUNK = TrainParams().loss_chunk_tokens
 
 
 def test_the_chunked_loss_caps_the_logits_term():
@@ -73,12 +72,12 @@ def test_the_chunked_loss_caps_the_logits_term():
 
 def test_refusal_names_what_would_fit(monkeypatch, tmp_path):
     shape = model_shape(SPEC)
-    need = {m: estimate(shape, m, 8, 256, False, 16, 2, CHUNK)["total"] for m in plan.METHOD_ORDER}
+    need = {m: estimate(shape, m, 8, 256, False, 16, 2, CHUNK)["total"] for m in METHODS}
     monkeypatch.setattr(plan, "available_memory", lambda: ((need["lora"] + need["full"]) / 2, "RAM"))
-    cfg = TrainConfig(batch_size=8, max_length=256)
-    assert plan.check(SPEC, tmp_path, cfg, "lora", False)["estimate_gb"] == round(need["lora"] / GB, 2)
+    lora = TrainParams(batch_size=8, max_length=256, method="lora")
+    assert plan.check(SPEC, tmp_path, lora, False)["estimate_gb"] == round(need["lora"] / GB, 2)
     with pytest.raises(NoteLMError) as err:
-        plan.check(SPEC, tmp_path, cfg, "full", False)
+        plan.check(SPEC, tmp_path, TrainParams(batch_size=8, max_length=256, method="full"), False)
     message = str(err.value)
     assert "big" in message and f"~{need['full'] / GB:.1f} GB" in message
     assert "`-S train.method=lora`" in message and "`-S train.method=qlora`" in message
@@ -90,21 +89,21 @@ def test_refusal_offers_a_smaller_batch_with_the_same_effective_batch(monkeypatc
     at = {b: estimate(shape, "qlora", b, 256, False, 16, 2, CHUNK)["total"] for b in (1, 2, 4, 8)}
     monkeypatch.setattr(plan, "available_memory", lambda: ((at[2] + at[4]) / 2, "RAM"))
     with pytest.raises(NoteLMError, match=r"`-S train.batch_size=2 -S train.grad_accum=8`"):
-        plan.check(SPEC, tmp_path, TrainConfig(batch_size=8, grad_accum=2, max_length=256), "qlora", False)
+        plan.check(SPEC, tmp_path, TrainParams(batch_size=8, grad_accum=2, max_length=256, method="qlora"), False)
     monkeypatch.setattr(plan, "available_memory", lambda: (at[1] / 2, "RAM"))
     with pytest.raises(NoteLMError, match="Nothing fits at batch 1"):
-        plan.check(SPEC, tmp_path, TrainConfig(batch_size=8, max_length=256), "qlora", False)
+        plan.check(SPEC, tmp_path, TrainParams(batch_size=8, max_length=256, method="qlora"), False)
 
 
 def test_train_refuses_before_loading_and_writes_nothing(prepared, tiny_model_factory, monkeypatch):
     monkeypatch.chdir(prepared)
     monkeypatch.setattr(plan, "available_memory", lambda: (1024.0, "RAM"))
-    spec = ModelSpec(name="tiny", source="unused", family="llama")
+    spec = ModelRow(name="tiny", source="unused", family="llama")
     with pytest.raises(NoteLMError, match="needs ~"):
-        train(TrainConfig(max_steps=1, batch_size=2, max_length=16), spec, tiny_model_factory("llama"))
+        train(TrainParams(max_steps=1, batch_size=2, max_length=16), spec, tiny_model_factory("llama"))
     assert not (prepared / "models").exists() and not (prepared / "dvclive").exists()
     # the escape hatch
-    summary = train(TrainConfig(max_steps=1, batch_size=2, max_length=16, check_memory=False), spec,
+    summary = train(TrainParams(max_steps=1, batch_size=2, max_length=16, check_memory=False), spec,
                     tiny_model_factory("llama"))
     assert summary["steps"] == 1
 

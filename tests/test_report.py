@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from notelm import report
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import write_json, write_jsonl
+from notelm.artifacts import write_json, write_jsonl
+from notelm.errors import NoteLMError, ParamsError
+from notelm.params import ReportParams, load_section
+from notelm.stages import report
 
 SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Fine-tuned − pre-trained", "## Baselines",
             "## Leakage", "## Data", "## Training", "## Completions", "## Charts"]
@@ -40,47 +41,50 @@ def eval_metrics(finetuned: float = 0.5, retrieval: float = 0.3) -> dict:
     }
 
 
-def write_inputs(root: Path, metrics: dict | None = None, optional: bool = True) -> report.ReportConfig:
-    """Write a run's outputs under `root` (the optional ones only when `optional`); return a config reading them."""
-    cfg = report.ReportConfig(
-        metrics_path=str(root / "metrics/eval.json"), data_metrics_path=str(root / "metrics/data.json"),
-        leakage_path=str(root / "metrics/leakage.json"), per_example_path=str(root / "eval/per_example.csv"),
-        generations_dir=str(root / "generations"), live_dir=str(root / "dvclive"), out_dir=str(root / "reports"),
-        bars_path=str(root / "metrics/metric_bars.csv"), n_examples_shown=2, max_chars=40,
+CFG = ReportParams(n_examples_shown=2, max_chars=40)
+
+
+def write_inputs(root: Path, metrics: dict | None = None, optional: bool = True) -> report.Paths:
+    """Write a run's outputs under `root` (the optional ones only when `optional`); return the paths reading them."""
+    cfg = report.Paths(
+        metrics=str(root / "metrics/eval.json"), data_metrics=str(root / "metrics/data.json"),
+        leakage=str(root / "metrics/leakage.json"), per_example=str(root / "eval/per_example.csv"),
+        generations=(str(root / "generations/pretrained.jsonl"), str(root / "generations/finetuned.jsonl")),
+        live=str(root / "dvclive"), out=str(root / "reports"), bars=str(root / "metrics/metric_bars.csv"),
     )
-    write_json(cfg.metrics_path, metrics or eval_metrics())
+    write_json(cfg.metrics, metrics or eval_metrics())
     if not optional:
         return cfg
-    write_json(cfg.data_metrics_path, {
+    write_json(cfg.data_metrics, {
         "rows_read": 120, "notes_kept": 100, "train_pool_notes": 80,
         "dropped": {"iserror": 5, "blank_text": 2, "duplicate": 0},
         **{s: {"notes": n, "patients": p, "admissions": p, "mean_words": 150.0, "mean_target_words": 48.0}
            for s, n, p in (("train", 80, 8), ("val", 10, 1), ("test", 10, 1))},
     })
-    write_json(cfg.leakage_path, {
+    write_json(cfg.leakage, {
         "n_train": 80, "n_test": 10, "subject_overlap": 0, "subject_overlap_rate": 0.0,
         "exact_dup_test_in_train": 0, "exact_dup_test_in_train_rate": 0.0, "ngram13_containment": 0.27,
         "val_vs_train": {"n_val": 10, "subject_overlap": 0, "exact_dup_val_in_train": 1, "ngram13_containment": 0.2},
     })
     ids = ["n1", "n2", "n3", "n4"]
     (root / "eval").mkdir(parents=True, exist_ok=True)
-    with open(cfg.per_example_path, "w", newline="") as fh:
+    with open(cfg.per_example, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["note_id", "variant", *report.HEADLINE])
         for system, base in (("pretrained", 0.2), ("finetuned", 0.5), ("copy_last_sentence", 0.1), ("retrieval", 0.3)):
             for i, nid in enumerate(ids):
                 w.writerow([nid, system, *(f"{base + 0.05 * i:.6f}" for _ in report.HEADLINE)])
     for variant, word in (("pretrained", "pre"), ("finetuned", "fine")):
-        write_jsonl(Path(cfg.generations_dir) / f"{variant}.jsonl", [
+        write_jsonl(root / "generations" / f"{variant}.jsonl", [
             {"note_id": nid, "prompt": f"BP 120/80 | HR 80 *stable* pt {nid} " + "resting comfortably " * 20,
              "reference": f"Plan: continue [**NAME**] monitoring {nid} " + "and reassess " * 20,
              "completion": f"{word} completion for {nid}", "prompt_tokens": 10, "completion_tokens": 5, "seconds": 0.1}
             for nid in ids])
-    plots = Path(cfg.live_dir) / "plots/metrics"
+    plots = Path(cfg.live) / "plots/metrics"
     (plots / "eval").mkdir(parents=True)
     (plots / "loss.tsv").write_text("step\tloss\n0\t4.0\n1\t2.0\n2\t1.0\n")
     (plots / "eval/loss.tsv").write_text("step\tloss\n1\t1.8\n2\t1.5\n")
-    write_json(Path(cfg.live_dir) / "metrics.json",
+    write_json(Path(cfg.live) / "metrics.json",
                {"loss": 1.0, "step": 2, "epoch": 1.0, "eval": {"loss": 1.5}, "train": {"loss": 2.3, "runtime": 30.2}})
     return cfg
 
@@ -89,7 +93,7 @@ def test_report_has_every_section_tables_and_charts(tmp_path):
     cfg = write_inputs(tmp_path)
     info = {"model": "smollm2-135m", "source": "gguf:x", "method": "full", "raw_path": "data/raw/N.csv.gz",
             "synthetic": True, "split_by": "subject", "fraction": 1.0}
-    summary = report.write_report(cfg, info)
+    summary = report.write_report(CFG, cfg, info)
     md = (tmp_path / "reports/report.md").read_text()
     positions = [md.index(s) for s in SECTIONS]
     assert positions == sorted(positions)
@@ -114,14 +118,14 @@ def test_report_has_every_section_tables_and_charts(tmp_path):
     for name in summary["charts"]:
         assert (tmp_path / "reports" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"]({name})" in md
-    bars = list(csv.DictReader(open(cfg.bars_path)))
+    bars = list(csv.DictReader(open(cfg.bars)))
     assert len(bars) == 7 * 4 and bars[0] == {"metric": "rouge1", "system": "pretrained", "value": "0.2",
                                               "ci_low": "0.18", "ci_high": "0.22"}
 
 
 def test_flags_a_finetuned_model_that_does_not_beat_retrieval(tmp_path):
     cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.25, retrieval=0.3))
-    summary = report.write_report(cfg)
+    summary = report.write_report(CFG, cfg)
     md = (tmp_path / "reports/report.md").read_text()
     assert summary["finetuned_beats_retrieval"] == {"rougeL": False, "bertscore_f1": False}
     assert "WARNING: the fine-tuned model does not beat the retrieval baseline on ROUGE-L" in md
@@ -131,14 +135,14 @@ def test_flags_a_finetuned_model_that_does_not_beat_retrieval(tmp_path):
 
 def test_a_narrow_win_over_retrieval_says_the_intervals_overlap(tmp_path):
     cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.31, retrieval=0.3))
-    report.write_report(cfg)
+    report.write_report(CFG, cfg)
     md = (tmp_path / "reports/report.md").read_text()
     assert "beats the retrieval baseline (0.3300 vs 0.3200); their 95 % intervals overlap" in md
 
 
 def test_missing_optional_inputs_are_said_not_fatal(tmp_path):
     cfg = write_inputs(tmp_path, optional=False)
-    summary = report.write_report(cfg)
+    summary = report.write_report(CFG, cfg)
     md = (tmp_path / "reports/report.md").read_text()
     for s in SECTIONS:
         assert s in md
@@ -148,26 +152,26 @@ def test_missing_optional_inputs_are_said_not_fatal(tmp_path):
 
 
 def test_missing_eval_json_names_the_file(tmp_path):
-    cfg = report.ReportConfig(metrics_path=str(tmp_path / "nope/eval.json"), out_dir=str(tmp_path / "r"))
+    cfg = report.Paths(metrics=str(tmp_path / "nope/eval.json"), out=str(tmp_path / "r"))
     with pytest.raises(NoteLMError, match="nope/eval.json"):
-        report.write_report(cfg)
+        report.write_report(CFG, cfg)
     assert not (tmp_path / "r").exists()
 
 
 def test_rerun_is_byte_identical(tmp_path):
     cfg = write_inputs(tmp_path)
-    report.write_report(cfg)
+    report.write_report(CFG, cfg)
     first = {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir()}
-    report.write_report(cfg)
+    report.write_report(CFG, cfg)
     second = {p.name: p.read_bytes() for p in (tmp_path / "reports").iterdir()}
     assert first == second and "report.md" in first
 
 
 def test_config_rejects_bad_values():
     with pytest.raises(ParamsError, match="report.n_examples_shown"):
-        load_section(report.ReportConfig, {"report": {"n_examples_shown": -1}}, "report")
+        load_section(ReportParams, {"report": {"n_examples_shown": -1}}, "report")
     with pytest.raises(ParamsError, match="report.colour"):
-        load_section(report.ReportConfig, {"report": {"colour": "red"}}, "report")
+        load_section(ReportParams, {"report": {"colour": "red"}}, "report")
 
 
 def test_text_helpers():
@@ -183,7 +187,7 @@ def test_run_reads_its_section_and_the_run_info(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = {"model": "m", "models": {"m": {"source": "hub/m", "method": "lora"}}, "train": {"method": None},
               "data": {"raw_path": "mimic.csv.gz", "split_by": "subject", "fraction": 0.05},
-              "synthetic": {"output": "data/raw/NOTEEVENTS.csv.gz"}, "report": {"n_examples_shown": 1}}
+              "report": {"n_examples_shown": 1}}
     summary = report.run(params)
     md = Path(summary["report"]).read_text()
     assert "`m` (source `hub/m`), fine-tuned with `lora`" in md and "train fraction 0.05" in md

@@ -1,4 +1,4 @@
-"""`notelm train` as a real process: killed with SIGKILL and resumed; two processes under `accelerate launch`."""
+"""The train stage as a real process: killed with SIGKILL and resumed; two processes under `accelerate launch`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from notelm.models import ModelSpec
-from notelm.train import TrainConfig, train
+from notelm.params import ModelRow, TrainParams
+from notelm.stages.train import train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 ROW = {"family": "llama", "method": "full", "lora_targets": ["q_proj", "v_proj"]}
@@ -32,7 +32,7 @@ def project(root: Path, model_dir: Path, **train_params) -> Path:
 
 
 def notelm(*args: str) -> list[str]:
-    return [sys.executable, "-m", "notelm.cli", *args]
+    return [sys.executable, "-m", "notelm.cli", *args]  # `notelm train` = python -m notelm.stages.train
 
 
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
@@ -66,16 +66,16 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_ends_like_an_uninterrup
 
     rerun = subprocess.run(notelm("train"), cwd=root, env=ENV, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "resuming from" in rerun.stderr
+    assert "train: resuming this very run from models/checkpoints/checkpoint-" in rerun.stderr
     resumed = json.loads((previous / "notelm_train.json").read_text())
-    assert resumed["resumed_from"] is not None
+    assert json.loads((root / "logs/train.json").read_text())["resumed_from"] is not None
 
     # the same run, never interrupted, in a fresh directory (in-process)
     other = tmp_path_factory.mktemp("uninterrupted")
     shutil.copytree(root / "data", other / "data")
     monkeypatch.chdir(other)
-    spec = ModelSpec(name="tiny", source=str(tiny_model_factory("llama")), **ROW)
-    expected = train(TrainConfig(precision="fp32", learning_rate=1e-3, **knobs), spec, tiny_model_factory("llama"))
+    spec = ModelRow(name="tiny", source=str(tiny_model_factory("llama")), **ROW)
+    expected = train(TrainParams(precision="fp32", learning_rate=1e-3, **knobs), spec, tiny_model_factory("llama"))
     assert resumed["steps"] == expected["steps"] > 2 * knobs["save_steps"]
     a, b = load_file(previous / "model.safetensors"), load_file(other / "models/finetuned/model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
@@ -95,7 +95,7 @@ def test_two_cpu_processes_under_accelerate_launch(prepared, tiny_model_factory)
     root = project(prepared, tiny_model_factory("llama"), max_steps=4, batch_size=2, max_length=16, logging_steps=1)
     # accelerate's --multi_gpu launcher (torchrun) with no GPU visible: the Trainer runs DDP on the CPU over gloo
     launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "notelm.cli", "train"]
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "notelm.stages.train"]
     env = {**ENV, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
     proc = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -1,54 +1,56 @@
-"""`notelm <stage>`: one entry point for every pipeline stage (what dvc.yaml calls).
+"""`notelm`: the stages by name (what `python -m notelm.stages.<stage>` runs), and the tools that are not stages.
 
-Each subcommand reads params.yaml (or --params) and runs one stage module's `run`. Errors a user
-can fix (bad params, bad input files, missing weights) print one clear message and exit 1.
+    notelm prepare --out data/prepared      = python -m notelm.stages.prepare --out data/prepared
+    notelm plan                             memory plan of every model row on this machine
+    notelm compare [-a | -A]                models × variants × metrics over DVC experiments and branches
+    notelm app                              the local completion page, arena and benchmark (Gradio)
+
+dvc.yaml calls `python -m notelm.stages.<stage>` so that a stage's dependencies are exactly the modules
+it imports; this command only dispatches to the same `main`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
-import logging
-import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from pathlib import Path
 
-from notelm.config import NoteLMError, load_params
+from notelm import runner
+from notelm.artifacts import RATINGS
+from notelm.errors import NoteLMError
+from notelm.params import PARAMS_FILE, load_params
 
-# subcommand -> (module, help); the module's run(params, **options) does the work.
-STAGES: dict[str, tuple[str, str]] = {
-    "synthesize": ("notelm.synthetic", "write the synthetic NOTEEVENTS.csv.gz corpus"),
-    "prepare": ("notelm.data", "clean, split by patient and build prompt/target examples"),
-    "audit": ("notelm.leakage", "measure train/test leakage; fail above audit.fail_on"),
-    "base-model": ("notelm.models", "materialise the selected model row as models/base/<model>"),
-    "train": ("notelm.train", "fine-tune the base model (full, lora or qlora)"),
-    "generate": ("notelm.generate", "complete the test prompts with one model variant"),
-    "evaluate": ("notelm.evaluate", "score generations with ROUGE and BERTScore"),
-    "report": ("notelm.report", "write reports/report.md with tables and charts"),
+STAGES = {
+    "synthesize": "write the synthetic NOTEEVENTS.csv.gz corpus",
+    "prepare": "clean, split by patient and build prompt/target examples",
+    "audit": "measure train/test leakage; fail above audit.fail_on",
+    "base_model": "materialise the selected model row as models/base/<model>",
+    "train": "fine-tune the base model (full, lora or qlora)",
+    "generate": "complete the test prompts with one checkpoint",
+    "evaluate": "score generations with ROUGE and BERTScore",
+    "report": "write reports/report.md with tables and charts",
 }
+ALIASES = {"base-model": "base_model"}
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notelm", description=__doc__.splitlines()[0])
-    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, help_text) in STAGES.items():
-        cmd = sub.add_parser(name, help=help_text)
-        if name == "generate":
-            cmd.add_argument("--variant", required=True, choices=["pretrained", "finetuned"])
+    for name, help_text in STAGES.items():
+        sub.add_parser(name, help=f"{help_text} (options: notelm {name} -h)", add_help=False,
+                       aliases=[a for a, s in ALIASES.items() if s == name])
     app = sub.add_parser("app", help="serve the completion page and the arena (Gradio); not a pipeline stage")
     app.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
     app.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     app.add_argument("--share", action="store_true", help="also open a public gradio.live link (off by default)")
-    app.add_argument("--ratings-path", default="ratings/arena.jsonl", help="JSONL file the arena ratings append to")
+    app.add_argument("--ratings-path", default=RATINGS, help=f"JSONL file the arena ratings append to ({RATINGS})")
     app.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                      help="serve this checkpoint (repeatable); default: every checkpoint under models/")
     app.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
-    sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a pipeline stage")
-    cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a pipeline stage")
+    plan = sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a stage")
+    plan.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
+    cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a stage")
     cmp.add_argument("--out-dir", default="compare", help="where compare.md, .csv and radar.png go (default: compare/)")
     cmp.add_argument("-a", "--all-branches", action="store_true", help="also every branch tip (dvc exp show -a)")
     cmp.add_argument("-A", "--all-commits", action="store_true", help="also every commit (dvc exp show -A)")
@@ -56,18 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_libraries() -> None:
-    """Offline-friendly, quiet defaults for the HF stack (a user's own settings win)."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("DISABLE_TQDM", "1")
-
-
 def _serve_app(args: argparse.Namespace) -> None:
     """`notelm app`: parse --model NAME=DIR pairs and serve until interrupted."""
-    from pathlib import Path
-
     from notelm import app
 
     models = None
@@ -82,39 +74,36 @@ def _serve_app(args: argparse.Namespace) -> None:
                concurrency=args.concurrency)
 
 
+def _tool(args: argparse.Namespace) -> None:
+    """Run one of the commands that are not stages."""
+    if args.command == "app":
+        _serve_app(args)
+    elif args.command == "compare":
+        from notelm.compare import compare
+
+        print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json), end="")
+    else:
+        from notelm.plan import table
+
+        print(table(load_params(args.params)))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one stage; return the process exit code (0 ok, 1 user-fixable error)."""
-    args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    _quiet_libraries()
+    """Dispatch to a stage's `main` or run a tool; return the process exit code (0 ok, 1 user-fixable error)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args, rest = _parser().parse_known_args(argv)
+    stage = ALIASES.get(args.command, args.command)
+    if stage in STAGES:
+        return importlib.import_module(f"notelm.stages.{stage}").main(rest)
+    if rest:
+        _parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    runner.setup_logging()
+    runner.quiet_libraries()
     try:
-        if args.command == "app":
-            _serve_app(args)
-            return 0
-        if args.command == "compare":
-            from notelm.compare import compare
-
-            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json), end="")
-            return 0
-        params = load_params(args.params)
-        if args.command == "plan":
-            from notelm.plan import table
-
-            print(table(params))
-            return 0
-        module = importlib.import_module(STAGES[args.command][0])
-        run: Callable[..., Any] = module.run
-        options = {"variant": args.variant} if args.command == "generate" else {}
-        result = run(params, **options)
+        _tool(args)
     except NoteLMError as exc:
         print(f"notelm {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    if isinstance(result, dict):
-        print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
 
 

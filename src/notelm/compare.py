@@ -30,13 +30,19 @@ from typing import IO, Any
 
 import numpy as np
 
-from notelm.config import NoteLMError
-from notelm.io import atomic_open
-from notelm.report import HEADLINE, LABELS, VARIANT_NAMES
+from notelm.artifacts import (
+    EVAL_METRICS,
+    HEADLINE,
+    LABELS,
+    VARIANT_NAMES,
+    VARIANTS,
+    atomic_open,
+    eval_systems,
+)
+from notelm.errors import NoteLMError, ParamsError
+from notelm.params import TrainParams, load_section, model_row
 
-METRICS_FILE = "metrics/eval.json"
-VARIANTS = ("pretrained", "finetuned")
-GROUP_ORDER = {"pretrained": 0, "finetuned": 1}
+GROUP_ORDER = {v: i for i, v in enumerate(VARIANTS)}
 
 
 def iter_runs(exp_show: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -77,6 +83,19 @@ def _metrics(data: dict[str, Any], metrics_file: str) -> dict[str, Any] | None:
     return block.get("data") if isinstance(block.get("data"), dict) else None
 
 
+def _run_facts(params: dict[str, Any]) -> tuple[str, str, Any]:
+    """(model row name, training method, data fraction) of a run's params; an alias resolves to its row.
+    Params this version cannot check (an older commit's) are read as they are."""
+    fraction = (params.get("data") or {}).get("fraction")
+    try:
+        row = model_row(params)
+        return row.name, load_section(TrainParams, params, "train").method_for(row), fraction
+    except ParamsError:
+        model = str(params.get("model", "?"))
+        row = (params.get("models") or {}).get(model) or {}
+        return model, str((params.get("train") or {}).get("method") or row.get("method") or ""), fraction
+
+
 def _row(variant: str, model: str, method: str, fraction: Any, block: dict, ev: dict) -> dict[str, Any]:
     bert = ev.get("bertscore") or {}
     row: dict[str, Any] = {
@@ -90,7 +109,7 @@ def _row(variant: str, model: str, method: str, fraction: Any, block: dict, ev: 
     return row
 
 
-def compare_rows(exp_show: list[dict], metrics_file: str = METRICS_FILE) -> tuple[list[dict[str, Any]], list[str]]:
+def compare_rows(exp_show: list[dict], metrics_file: str = EVAL_METRICS) -> tuple[list[dict[str, Any]], list[str]]:
     """The cross-model rows and the skipped runs from parsed `dvc exp show --json` output.
 
     Each row: variant (`pretrained`, `finetuned` or `baseline:<name>`), model, method, fraction,
@@ -106,15 +125,10 @@ def compare_rows(exp_show: list[dict], metrics_file: str = METRICS_FILE) -> tupl
         if run["state"] or not ev:
             skipped.append(f"{run['name']} ({run['state'] or f'no {metrics_file}'})")
             continue
-        params = _params(run["data"])
-        model = str(params.get("model", "?"))
-        spec = (params.get("models") or {}).get(model) or {}
-        method = str((params.get("train") or {}).get("method") or spec.get("method") or "")
-        fraction = (params.get("data") or {}).get("fraction")
-        rows = [_row(v, model, method if v == "finetuned" else "", fraction if v == "finetuned" else None, ev[v], ev)
-                for v in VARIANTS if isinstance(ev.get(v), dict)]
-        rows += [_row(f"baseline:{name}", "", "", None, block, ev)
-                 for name, block in sorted((ev.get("baselines") or {}).items()) if isinstance(block, dict)]
+        model, method, fraction = _run_facts(_params(run["data"]))
+        rows = [_row(name if kind == "model" else f"baseline:{name}", model if kind == "model" else "",
+                     method if name == "finetuned" else "", fraction if name == "finetuned" else None, block, ev)
+                for name, kind, block in eval_systems(ev)]
         for row in rows:
             key = tuple((k, json.dumps(v)) for k, v in row.items())
             if key in merged:
@@ -213,7 +227,7 @@ def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | P
 
 
 def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_commits: bool = False,
-            exp_json: str | Path | None = None, metrics_file: str = METRICS_FILE) -> str:
+            exp_json: str | Path | None = None, metrics_file: str = EVAL_METRICS) -> str:
     """Build the comparison (from `exp_json`, a saved `dvc exp show --json`, or by running it), write
     compare.md, compare.csv and radar.png into `out_dir`, and return the Markdown table.
     """

@@ -39,18 +39,15 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from notelm.config import NoteLMError, load_section
-from notelm.models import BASE_DIR, ModelSpec, model_spec
-
-if TYPE_CHECKING:
-    from notelm.train import TrainConfig
+from notelm.artifacts import base_model_dir
+from notelm.errors import NoteLMError
+from notelm.params import METHODS, ModelRow, TrainParams, load_section, model_rows
 
 GB = 1024**3
 RUNTIME = 1.0 * GB
 SLACK = 1.1
-METHOD_ORDER = ("full", "lora", "qlora")  # heaviest first
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,20 @@ class Shape:
     @property
     def embedding_parameters(self) -> int:
         return self.vocab * self.hidden * (1 if self.tied else 2)
+
+
+def resolve_precision(precision: str) -> str:
+    """`auto` → bf16 where the GPU or CPU supports it natively, else fp32; anything else as given."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available():
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    cpu = torch.cpu
+    if getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(cpu, "_is_amx_tile_supported", lambda: False)():
+        return "bf16"
+    return "fp32"
 
 
 def safetensors_parameters(model_dir: Path) -> int:
@@ -84,13 +95,13 @@ def safetensors_parameters(model_dir: Path) -> int:
     return total
 
 
-def model_shape(spec: ModelSpec, model_dir: Path | None = None) -> Shape | None:
-    """The shape of `spec`: from `model_dir`'s config.json + weights when present, else the row; None if unknown."""
+def model_shape(row: ModelRow, model_dir: Path | None = None) -> Shape | None:
+    """The shape of `row`: from `model_dir`'s config.json + weights when present, else the row; None if unknown."""
     config_path = model_dir / "config.json" if model_dir is not None else None
     if config_path is not None and config_path.is_file():
         config = json.loads(config_path.read_text())
         text = config.get("text_config") or config  # multimodal configs nest the language model's
-        parameters = safetensors_parameters(model_dir) or spec.parameters
+        parameters = safetensors_parameters(model_dir) or row.parameters
         if parameters:
             return Shape(
                 parameters=parameters,
@@ -99,8 +110,8 @@ def model_shape(spec: ModelSpec, model_dir: Path | None = None) -> Shape | None:
                 vocab=text.get("vocab_size") or config["vocab_size"],
                 tied=config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)),
             )
-    if spec.parameters and spec.layers and spec.hidden and spec.vocab:
-        return Shape(spec.parameters, spec.layers, spec.hidden, spec.vocab)
+    if row.parameters and row.layers and row.hidden and row.vocab:
+        return Shape(row.parameters, row.layers, row.hidden, row.vocab)
     return None
 
 
@@ -177,10 +188,10 @@ def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: 
         return total if total <= available else None
 
     found = []
-    for lighter in METHOD_ORDER[METHOD_ORDER.index(method) + 1 :]:
+    for lighter in METHODS[METHODS.index(method) + 1 :]:
         if (total := fits(lighter, batch)) is not None:
             found.append(f"`-S train.method={lighter}` (~{total / GB:.1f} GB)")
-    for m in METHOD_ORDER[METHOD_ORDER.index(method) :]:
+    for m in METHODS[METHODS.index(method) :]:
         b = batch // 2
         while b >= 1:
             if (total := fits(m, b)) is not None:
@@ -194,12 +205,13 @@ def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: 
     return found
 
 
-def check(spec: ModelSpec, model_dir: Path, cfg: TrainConfig, method: str, bf16: bool) -> dict[str, Any] | None:
-    """Raise NoteLMError naming what would fit when the run would not; return the plan (None: shape unknown)."""
-    shape = model_shape(spec, model_dir)
+def check(row: ModelRow, model_dir: Path, cfg: TrainParams, bf16: bool) -> dict[str, Any] | None:
+    """Raise NoteLMError naming what would fit when a training run of `row` would not; return the plan
+    (None: the model's shape is unknown)."""
+    shape = model_shape(row, model_dir)
     if shape is None:
         return None
-    batch, length, targets = cfg.batch_size, min(cfg.max_length, spec.max_length), len(spec.lora_targets)
+    method, batch, length, targets = cfg.method_for(row), cfg.batch_size, cfg.block_length(row), len(row.lora_targets)
     need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets, cfg.loss_chunk_tokens)["total"]
     available, where = available_memory()
     plan = {"estimate_gb": round(need / GB, 2), "available_gb": round(available / GB, 2), "where": where}
@@ -207,7 +219,7 @@ def check(spec: ModelSpec, model_dir: Path, cfg: TrainConfig, method: str, bf16:
         fixes = suggestions(shape, method, batch, cfg.grad_accum, length, bf16, cfg.lora_r, targets, available,
                             cfg.loss_chunk_tokens)
         raise NoteLMError(
-            f"train: {spec.name} with method={method}, batch {batch} × {length} tokens"
+            f"train: {row.name} with method={method}, batch {batch} × {length} tokens"
             f"{' in bf16' if bf16 else ''} needs ~{need / GB:.1f} GB, but only {available / GB:.1f} GB {where} "
             f"is available (estimate from src/notelm/plan.py).\n"
             + (f"  What would fit: {'; or '.join(fixes)}.\n" if fixes else
@@ -219,9 +231,7 @@ def check(spec: ModelSpec, model_dir: Path, cfg: TrainConfig, method: str, bf16:
 
 def table(params: dict[str, Any]) -> str:
     """The plan of every `models` row at the configured train.* batch and length, as a Markdown table."""
-    from notelm.train import TrainConfig, resolve_precision
-
-    cfg = load_section(TrainConfig, params, "train")
+    cfg = load_section(TrainParams, params, "train")
     bf16 = resolve_precision(cfg.precision) == "bf16"
     available, where = available_memory()
     loss = f"loss in chunks of {cfg.loss_chunk_tokens} tokens" if cfg.loss_chunk_tokens else "loss over the full logits"
@@ -232,17 +242,15 @@ def table(params: dict[str, Any]) -> str:
         "| model | parameters | full GB | lora GB | qlora GB | method | fits |",
         "|---|---:|---:|---:|---:|---|---|",
     ]
-    for name in params.get("models") or {}:
-        spec = model_spec(params, name)
-        method = cfg.method or spec.method
-        shape = model_shape(spec, BASE_DIR / name)
+    for name, row in model_rows(params).items():
+        method = cfg.method_for(row)
+        shape = model_shape(row, base_model_dir(name))
         if shape is None:
             lines.append(f"| {name} | ? | ? | ? | ? | {method} | ? (no config.json and no size in its row) |")
             continue
-        length = min(cfg.max_length, spec.max_length)
-        gb = {m: estimate(shape, m, cfg.batch_size, length, bf16, cfg.lora_r, len(spec.lora_targets),
+        gb = {m: estimate(shape, m, cfg.batch_size, cfg.block_length(row), bf16, cfg.lora_r, len(row.lora_targets),
                           cfg.loss_chunk_tokens)["total"] / GB
-              for m in METHOD_ORDER}
+              for m in METHODS}
         lines.append(f"| {name} | {shape.parameters / 1e6:,.0f}M | {gb['full']:.1f} | {gb['lora']:.1f} | "
                      f"{gb['qlora']:.1f} | {method} | {'yes' if gb[method] * GB <= available else 'no'} |")
     return "\n".join(lines)

@@ -15,17 +15,16 @@ from datasketch import MinHash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import write_jsonl
-from notelm.leakage import (
-    AuditConfig,
+from notelm.artifacts import leakage_metric_names, write_jsonl
+from notelm.errors import NoteLMError, ParamsError
+from notelm.params import AuditParams, load_section
+from notelm.stages.audit import (
     LeakageError,
     _Featurizer,
     _get,
     audit,
     check_thresholds,
     lsh_bands,
-    metric_names,
     run,
 )
 
@@ -67,11 +66,11 @@ def corpus(seed: int, n_train: int = 120, n_test: int = 30, prefix: str = "w") -
 
 
 def write_prepared(root: Path, train: list[dict], test: list[dict], val: list[dict] | None = None) -> dict:
-    """Write data/prepared under `root`; return params pointing the audit at it."""
+    """Write data/prepared under `root` (the tests run the stage there, with its default paths); return params."""
     prepared = root / "data/prepared"
     for split, rows in (("train", train), ("val", val or []), ("test", test)):
         write_jsonl(prepared / f"{split}.jsonl", rows)
-    return {"audit": {"prepared_dir": str(prepared), "metrics_path": str(root / "metrics/leakage.json")}}
+    return {"audit": {}}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +89,7 @@ def test_planted_exact_and_near_duplicates_are_found(k):
             words[p] = "edited"
         train.append(row(50_000 + len(train), words, subject=7))
 
-    m = audit(train, test, AuditConfig())
+    m = audit(train, test, AuditParams())
 
     assert m["exact_dup_test_in_train"] == k
     assert m["exact_dup_test_in_train_rate"] == round(k / len(test), 6)
@@ -104,7 +103,7 @@ def test_planted_exact_and_near_duplicates_are_found(k):
 def test_disjoint_sets_show_no_leakage():
     train, _ = corpus(seed=1, prefix="a")
     _, test = corpus(seed=2, prefix="b")
-    m = audit(train, test, AuditConfig(), val_rows=test[:5])
+    m = audit(train, test, AuditParams(), val_rows=test[:5])
     assert set(m) == TEST_KEYS | {"val_vs_train"}
     for key in TEST_KEYS - {"n_train", "n_test", "n_test_subjects", "n_test_admissions"}:
         assert m[key] == 0, key
@@ -114,7 +113,7 @@ def test_disjoint_sets_show_no_leakage():
 
 def test_containment_is_one_when_train_holds_every_test_note():
     train, test = corpus(seed=3)
-    m = audit(train + test, test, AuditConfig())
+    m = audit(train + test, test, AuditParams())
     assert m["ngram13_containment"] == 1.0
     n = len(test)
     assert m["exact_dup_test_in_train"] == m["target_in_train"] == m["near_dup_test_in_train"] == n
@@ -128,7 +127,7 @@ def test_subject_and_admission_overlap_are_counted():
             for i, (s, h) in enumerate([(1, 10), (2, 11), (3, 12), (4, None), (4, None)])]
     train = [row(100 + i, note_words(rng, words), subject=s, hadm=h)
              for i, (s, h) in enumerate([(3, 11), (4, 99), (5, None)])]
-    m = audit(train, test, AuditConfig())
+    m = audit(train, test, AuditParams())
     assert (m["n_test_subjects"], m["subject_overlap"], m["subject_overlap_rate"]) == (4, 2, 0.5)
     assert (m["n_test_admissions"], m["admission_overlap"], m["admission_overlap_rate"]) == (3, 1, round(1 / 3, 6))
 
@@ -151,16 +150,16 @@ def test_target_in_train_is_a_verbatim_substring_search():
     train_text = (" ".join(note_words(rng, words, 40)) + " pain " + " ".join(inside) + " okay,"
                   + " pt stable overnightly. " + "rain " + " ".join(mid) + " oky")
     train = [{"prompt": train_text, "target": "end", "subject_id": 100}]
-    m = audit(train, test, AuditConfig())
+    m = audit(train, test, AuditParams())
     assert m["target_in_train"] == 3  # notes 1, 4 and 6
     assert m["exact_dup_test_in_train"] == 0
 
 
 def test_empty_splits_and_notes_give_zeros_not_errors():
-    m = audit([], [], AuditConfig(), val_rows=[])
+    m = audit([], [], AuditParams(), val_rows=[])
     assert m["n_test"] == m["val_vs_train"]["n_val"] == 0 and m["subject_overlap_rate"] == 0.0
     blank = [{"prompt": "", "target": "", "subject_id": 1}, {"prompt": "a", "target": "", "subject_id": 2}]
-    m = audit(blank, blank, AuditConfig())
+    m = audit(blank, blank, AuditParams())
     assert m["exact_dup_test_in_train"] == 2
     assert m["target_in_train"] == 0  # empty targets never count
     assert m["near_dup_test_in_train"] == 1  # the wordless note has no shingles
@@ -169,7 +168,7 @@ def test_empty_splits_and_notes_give_zeros_not_errors():
 def test_val_is_audited_against_train_under_its_own_keys():
     train, test = corpus(seed=6)
     val = train[:4]
-    m = audit(train, test, AuditConfig(), val_rows=val)["val_vs_train"]
+    m = audit(train, test, AuditParams(), val_rows=val)["val_vs_train"]
     assert m["n_val"] == 4
     assert m["exact_dup_val_in_train"] == m["near_dup_val_in_train"] == m["subject_overlap"] == 4
     assert m["ngram13_containment"] == 1.0
@@ -179,15 +178,15 @@ def test_val_is_audited_against_train_under_its_own_keys():
 def test_every_fail_on_metric_is_a_key_of_the_output():
     train, test = corpus(seed=7, n_train=10, n_test=5)
     for ngram in (13, 8):
-        m = audit(train, test, AuditConfig(ngram=ngram), val_rows=test)
-        for key in metric_names(ngram):
+        m = audit(train, test, AuditParams(ngram=ngram), val_rows=test)
+        for key in leakage_metric_names(ngram):
             assert isinstance(_get(m, key), (int, float)), key
 
 
 def test_audit_is_deterministic():
     train, test = corpus(seed=8)
     train += test[:3]
-    cfg = AuditConfig()
+    cfg = AuditParams()
     assert audit(train, test, cfg, val_rows=test[:5]) == audit(list(train), list(test), cfg, val_rows=test[:5])
 
 
@@ -199,14 +198,14 @@ def test_results_do_not_depend_on_the_batch_size(monkeypatch):
         words[rng.randrange(len(words))] = "edited"
         train.append(row(70_000 + len(train), words))
     train.append(dict(test[20]))
-    expected = audit(train, test, AuditConfig(), val_rows=test[9:])
+    expected = audit(train, test, AuditParams(), val_rows=test[9:])
     assert expected["near_dup_test_in_train"] == 5
-    monkeypatch.setattr("notelm.leakage._BATCH_NOTES", 7)
-    assert audit(train, test, AuditConfig(), val_rows=test[9:]) == expected
+    monkeypatch.setattr("notelm.stages.audit._BATCH_NOTES", 7)
+    assert audit(train, test, AuditParams(), val_rows=test[9:]) == expected
 
 
 def test_minhash_signatures_equal_datasketch():
-    cfg = AuditConfig(num_perm=64, seed=3)
+    cfg = AuditParams(num_perm=64, seed=3)
     feat = _Featurizer(cfg)
     texts = ["Pt alert and oriented x3, follows commands, MAE. HR 80s NSR, BP stable.", "two words", "x"]
     batch = feat(texts)
@@ -247,7 +246,7 @@ def test_audit_agrees_with_brute_force(train, test, ngram):
     def rows(items):
         return [{"prompt": p, "target": t, "subject_id": s} for p, t, s in items]
 
-    cfg = AuditConfig(ngram=ngram, shingle=2, num_perm=32, minhash_threshold=0.5)
+    cfg = AuditParams(ngram=ngram, shingle=2, num_perm=32, minhash_threshold=0.5)
     m = audit(rows(train), rows(test), cfg)
     norm = [" ".join(f"{p} {t}".split()) for p, t, _ in train]
     test_norm = [(" ".join(f"{p} {t}".split()), " ".join(t.split())) for p, t, _ in test]
@@ -275,7 +274,8 @@ def test_audit_agrees_with_brute_force(train, test, ngram):
 # Thresholds and the stage.
 
 
-def test_fail_on_raises_naming_the_metric_and_writes_metrics_first(tmp_path):
+def test_fail_on_raises_naming_the_metric_and_writes_metrics_first(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     train, test = corpus(seed=9)
     train.append(dict(test[0]))  # one exact duplicate, and its subject shared
     params = write_prepared(tmp_path, train, test, val=test[:2])
@@ -290,17 +290,19 @@ def test_fail_on_raises_naming_the_metric_and_writes_metrics_first(tmp_path):
     assert written["val_vs_train"]["n_val"] == 2
 
 
-def test_enforce_false_warns_and_completes(tmp_path, caplog):
+def test_enforce_false_warns_and_completes(tmp_path, caplog, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     train, test = corpus(seed=10)
     params = write_prepared(tmp_path, train + test[:3], test)
     params["audit"]["enforce"] = False
-    with caplog.at_level(logging.WARNING, logger="notelm.leakage"):
+    with caplog.at_level(logging.WARNING, logger="notelm.stages.audit"):
         metrics = run(params)
     assert metrics["exact_dup_test_in_train"] == 3
     assert any(r.levelno == logging.WARNING and "exact_dup_test_in_train = 3" in r.getMessage() for r in caplog.records)
 
 
-def test_clean_split_passes_and_null_disables_a_limit(tmp_path):
+def test_clean_split_passes_and_null_disables_a_limit(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     train, test = corpus(seed=11)
     params = write_prepared(tmp_path, train, test)
     assert run(params)["subject_overlap"] == 0
@@ -312,8 +314,8 @@ def test_clean_split_passes_and_null_disables_a_limit(tmp_path):
 
 def test_check_thresholds_covers_rates_containment_and_val():
     train, test = corpus(seed=12)
-    m = audit(train + test[:6], test, AuditConfig(), val_rows=test[:2])
-    cfg = AuditConfig(fail_on={"near_dup_test_in_train_rate": 0.1, "ngram13_containment": 0.05,
+    m = audit(train + test[:6], test, AuditParams(), val_rows=test[:2])
+    cfg = AuditParams(fail_on={"near_dup_test_in_train_rate": 0.1, "ngram13_containment": 0.05,
                                "val_vs_train.exact_dup_val_in_train": 0, "target_in_train": 10})
     problems = check_thresholds(m, cfg)
     assert len(problems) == 3
@@ -322,7 +324,8 @@ def test_check_thresholds_covers_rates_containment_and_val():
     assert problems[2].startswith("val_vs_train.exact_dup_val_in_train = 2 > 0") and "2 of 2 val notes" in problems[2]
 
 
-def test_run_writes_identical_bytes_twice(tmp_path):
+def test_run_writes_identical_bytes_twice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     train, test = corpus(seed=13)
     params = write_prepared(tmp_path, train + test[:2], test, val=train[:3])
     params["audit"]["enforce"] = False
@@ -332,7 +335,8 @@ def test_run_writes_identical_bytes_twice(tmp_path):
     assert (tmp_path / "metrics/leakage.json").read_bytes() == first
 
 
-def test_missing_split_is_named(tmp_path):
+def test_missing_split_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     params = write_prepared(tmp_path, *corpus(seed=14, n_train=3, n_test=2))
     (tmp_path / "data/prepared/val.jsonl").unlink()
     with pytest.raises(NoteLMError, match=r"val\.jsonl.*dvc repro prepare"):
@@ -343,10 +347,11 @@ def test_bad_row_names_split_and_row():
     train, test = corpus(seed=15, n_train=3, n_test=3)
     del test[1]["target"]
     with pytest.raises(NoteLMError, match=r"test row 2 \(note_id '10001'\): missing field 'target'"):
-        audit(train, test, AuditConfig())
+        audit(train, test, AuditParams())
 
 
-def test_bad_json_line_names_file_and_line(tmp_path):
+def test_bad_json_line_names_file_and_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     params = write_prepared(tmp_path, *corpus(seed=16, n_train=3, n_test=2))
     with open(tmp_path / "data/prepared/train.jsonl", "a") as fh:
         fh.write("{not json\n")
@@ -372,28 +377,27 @@ def test_bad_json_line_names_file_and_line(tmp_path):
     ({"num_perm": 1}, "audit.num_perm"),
     ({"seed": -1}, "audit.seed"),
     ({"enforce": "yes"}, "audit.enforce"),
-    ({"prepared_dir": " "}, "audit.prepared_dir"),
     ({"ngrams": 13}, "audit.ngrams"),
 ])
 def test_bad_params_name_the_key(section, key):
     with pytest.raises(ParamsError, match=re.escape(key)):
-        load_section(AuditConfig, {"audit": section}, "audit")
+        load_section(AuditParams, {"audit": section}, "audit")
 
 
 def test_unknown_fail_on_metric_lists_the_valid_ones():
     with pytest.raises(ParamsError) as err:
-        AuditConfig(fail_on={"exact_dups": 0})
+        AuditParams(fail_on={"exact_dups": 0})
     assert "exact_dup_test_in_train" in str(err.value) and "val_vs_train.near_dup_val_in_train" in str(err.value)
 
 
 def test_a_null_limit_for_another_ngram_size_is_accepted():
-    cfg = AuditConfig(ngram=8, fail_on={"ngram13_containment": None, "ngram8_containment": 0.9})
+    cfg = AuditParams(ngram=8, fail_on={"ngram13_containment": None, "ngram8_containment": 0.9})
     assert cfg.fail_on["ngram8_containment"] == 0.9
 
 
 def test_params_yaml_audit_section_loads_with_the_default_limits():
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    cfg = load_section(AuditConfig, params, "audit")
-    assert {k: v for k, v in cfg.fail_on.items() if v is not None} == AuditConfig().fail_on
-    assert set(cfg.fail_on) <= set(metric_names(cfg.ngram))
-    assert cfg == AuditConfig(fail_on=cfg.fail_on)
+    cfg = load_section(AuditParams, params, "audit")
+    assert {k: v for k, v in cfg.fail_on.items() if v is not None} == AuditParams().fail_on
+    assert set(cfg.fail_on) <= set(leakage_metric_names(cfg.ngram))
+    assert cfg == AuditParams(fail_on=cfg.fail_on)

@@ -1,4 +1,4 @@
-"""synthesize stage: a synthetic MIMIC-III NOTEEVENTS corpus, the pipeline's offline default input.
+"""The `synthesize` stage: a synthetic MIMIC-III NOTEEVENTS corpus, the pipeline's offline default input.
 
 Every patient gets a small profile (age, sex, admitting diagnosis, past medical history, baseline,
 family contact, skin, allergies, code status) and each admission a severity trajectory (organ support,
@@ -12,6 +12,8 @@ rows are mixed in so that prepare's filters have work.
 
 Everything is drawn from one ``random.Random(seed)``, and the gzip header carries no time or file name,
 so the same params give a byte-identical file.
+
+    python -m notelm.stages.synthesize --out data/raw/NOTEEVENTS.csv.gz
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ import gzip
 import io
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from notelm.config import ParamsError, load_section
-from notelm.io import atomic_open
+from notelm import runner
+from notelm.artifacts import SYNTHETIC_NOTES, atomic_open
+from notelm.errors import ParamsError
+from notelm.params import SyntheticParams, load_section
 
 COLUMNS = (
     "ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME",
@@ -37,47 +41,6 @@ NURSING_CATEGORIES = ("Nursing", "Nursing/other")
 OTHER_CATEGORIES = ("Radiology", "ECG", "Physician ", "Discharge summary")  # 'Physician ' has MIMIC's trailing space
 OTHER_WEIGHTS = (0.35, 0.25, 0.3, 0.1)
 SECTIONS = ("Neuro", "CV", "Resp", "GI/GU", "Skin", "Pain", "Social", "Plan")
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    """The `synthetic:` section of params.yaml."""
-
-    seed: int = 0
-    patients: int = 70
-    admissions_per_patient: list[int] = field(default_factory=lambda: [2, 3])
-    notes_per_admission: list[int] = field(default_factory=lambda: [3, 5])
-    words_per_note: list[int] = field(default_factory=lambda: [100, 200])
-    copy_forward: float = 0.6
-    other_category_share: float = 0.15
-    error_rows: int = 5
-    blank_rows: int = 2
-    output: str = "data/raw/NOTEEVENTS.csv.gz"
-
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str) -> ParamsError:
-            return ParamsError(f"params.yaml: synthetic.{key}: {why}")
-
-        if not 1 <= self.patients <= 50_000:
-            raise bad("patients", f"must be between 1 and 50000 (MIMIC-III has ~46k), got {self.patients}")
-        for key, lowest in (("admissions_per_patient", 1), ("notes_per_admission", 1), ("words_per_note", 40)):
-            pair = getattr(self, key)
-            if len(pair) != 2 or not lowest <= pair[0] <= pair[1]:
-                raise bad(key, f"must be [min, max] with {lowest} <= min <= max, got {pair}")
-        if self.patients * self.admissions_per_patient[-1] > 100_000:
-            raise bad("patients", "patients x max admissions must fit the 100,000 MIMIC HADM_IDs (100000-199999)")
-        if not 0.0 <= self.copy_forward <= 1.0:
-            raise bad("copy_forward", f"must be between 0 and 1, got {self.copy_forward}")
-        if not 0.0 <= self.other_category_share <= 0.9:
-            raise bad("other_category_share", f"must be between 0 and 0.9, got {self.other_category_share}")
-        if self.error_rows < 0:
-            raise bad("error_rows", f"must be >= 0, got {self.error_rows}")
-        if self.blank_rows < 0:
-            raise bad("blank_rows", f"must be >= 0, got {self.blank_rows}")
-        if self.error_rows > self.patients * self.admissions_per_patient[0] * self.notes_per_admission[0]:
-            raise bad("error_rows", f"{self.error_rows} is more than the fewest nursing notes these params can make")
-        if not self.output.strip():
-            raise bad("output", "must be a file path")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,7 +511,7 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
-def _nursing_note(r: random.Random, cfg: SyntheticConfig, p: _Patient, adm: _Admission, i: int, night: bool,
+def _nursing_note(r: random.Random, cfg: SyntheticParams, p: _Patient, adm: _Admission, i: int, night: bool,
                   carried: dict[str, tuple[Any, list[str]]]) -> str:
     """Write note `i` of an admission; `carried` holds the previous note's sections and is updated in place."""
     sev, prev = adm.severities[i], (adm.severities[i - 1] if i else None)
@@ -705,7 +668,7 @@ def _row(subject_id: int, hadm_id: int | None, when: datetime | None, chartdate:
     }
 
 
-def generate_rows(cfg: SyntheticConfig) -> list[dict[str, Any]]:
+def generate_rows(cfg: SyntheticParams) -> list[dict[str, Any]]:
     """Return the corpus as NOTEEVENTS rows (dicts keyed by `COLUMNS`, None for an empty cell).
 
     A function of `cfg` alone: the same config gives the same rows. ROW_IDs are unique and increasing
@@ -717,67 +680,99 @@ def generate_rows(cfg: SyntheticConfig) -> list[dict[str, Any]]:
     n_adm = [r.randint(*cfg.admissions_per_patient) for _ in subject_ids]
     hadm_ids = iter(r.sample(range(100_000, 200_000), sum(n_adm)))
     caregivers = r.sample(range(14_000, 21_000), 120)
-    other_ratio = cfg.other_category_share / (1.0 - cfg.other_category_share)
-
     rows: list[dict[str, Any]] = []
     for subject_id, k in zip(subject_ids, n_adm, strict=True):
-        first = datetime(r.randint(2100, 2190), r.randint(1, 12), r.randint(1, 28), r.randint(0, 23), r.randint(0, 59))
-        p = _make_patient(r, subject_id, first)
-        admit = first
-        for _ in range(k):
-            dx = p.dx if r.random() < 0.7 else r.choice(list(DIAGNOSES))
-            n = r.randint(*cfg.notes_per_admission)
-            adm = _Admission(
-                hadm_id=next(hadm_ids), dx=dx, reason=r.choice(DIAGNOSES[dx]["reason"]), admit=admit,
-                source=r.choice(["the ED", "[**Hospital1 18**] ED", "the OR" if dx == "cabg" else "the floor",
-                                 "OSH [**Hospital 1474**]", f"[**Hospital1 {r.randint(2, 99)}**]"]),
-                lines=r.choice(["PIV x2", "R IJ TLC, PIV x1", "L radial a-line, R IJ CVL", "PICC RUE, PIV x1",
-                                "L SC TLC, R radial a-line"]),
-                severities=_trajectory(r, DIAGNOSES[dx]["start"], n), nurses=r.sample(caregivers, 6),
-            )
-            adm_rows = []
-            carried: dict[str, tuple[Any, list[str]]] = {}
-            shift = 0 if 7 <= admit.hour < 19 else 1
-            day0 = admit.date() - timedelta(days=1 if admit.hour < 7 else 0)
-            for i in range(n):
-                night = shift % 2 == 1
-                base = datetime.combine(day0 + timedelta(days=shift // 2), datetime.min.time())
-                when = base + (timedelta(hours=r.randint(28, 30), minutes=r.randint(0, 59)) if night
-                               else timedelta(hours=r.randint(16, 18), minutes=r.randint(0, 59)))
-                if i == 0 and when < admit:
-                    when = admit + timedelta(minutes=r.randint(40, 90))
-                text = _nursing_note(r, cfg, p, adm, i, night, carried)
-                desc = "Report" if p.category == "Nursing/other" else "Nursing Progress Note"
-                adm_rows.append(_row(subject_id, adm.hadm_id, when, when.date(), p.category, desc,
-                                     r.choice(adm.nurses), text, r.randint(2, 45)))
-                shift += 1 if r.random() < 0.75 else 2
-            last = adm_rows[-1]["CHARTTIME"]
-            end = datetime.strptime(last, "%Y-%m-%d %H:%M:%S")
+        rows.extend(_patient_rows(r, cfg, subject_id, [next(hadm_ids) for _ in range(k)], caregivers))
+    _spoil_some(r, cfg, rows)
+    row_id = r.randint(1, 5000)
+    for row in rows:
+        row["ROW_ID"] = row_id
+        row_id += r.randint(1, 3)
+    return rows
 
-            expected = n * other_ratio
-            n_other = int(expected) + (r.random() < expected - int(expected))
-            has_summary = False
-            for _ in range(n_other):
-                cat = r.choices(OTHER_CATEGORIES, OTHER_WEIGHTS)[0]
-                if cat == "Discharge summary" and has_summary:
-                    cat = "Radiology"
-                if cat == "Discharge summary":
-                    has_summary = True
-                    when = end + timedelta(days=r.randint(1, 3))
-                    desc, text = _discharge(r, p, adm, 0, when)
-                    adm_rows.append(_row(subject_id, adm.hadm_id, None, when.date(), cat, desc, None, text, None))
-                    continue
-                i = r.randrange(n)
-                when = (admit + (end - admit) * r.random()).replace(second=0, microsecond=0)
-                desc, text = OTHER_FUNCS[cat](r, p, adm, adm.severities[i], when)
-                hadm = None if cat == "ECG" and r.random() < 0.2 else adm.hadm_id  # outpatient-style rows
-                store = r.randint(5, 120) if cat == "Physician " else None
-                cgid = r.choice(caregivers) if cat == "Physician " else None
-                adm_rows.append(_row(subject_id, hadm, when, when.date(), cat, desc, cgid, text, store))
-            adm_rows.sort(key=lambda row: (row["CHARTTIME"] or row["CHARTDATE"] + " 23:59:59"))
-            rows.extend(adm_rows)
-            admit = end + timedelta(days=r.randint(20, 400), hours=r.randint(-12, 12))
 
+def _patient_rows(r: random.Random, cfg: SyntheticParams, subject_id: int, hadm_ids: list[int],
+                  caregivers: list[int]) -> list[dict[str, Any]]:
+    """Every row of one patient: admissions in time order, each its nursing notes and other notes by time."""
+    first = datetime(r.randint(2100, 2190), r.randint(1, 12), r.randint(1, 28), r.randint(0, 23), r.randint(0, 59))
+    p = _make_patient(r, subject_id, first)
+    admit, rows = first, []
+    for hadm_id in hadm_ids:
+        adm = _new_admission(r, cfg, p, hadm_id, admit, caregivers)
+        adm_rows = _nursing_rows(r, cfg, p, adm)
+        end = datetime.strptime(adm_rows[-1]["CHARTTIME"], "%Y-%m-%d %H:%M:%S")
+        adm_rows += _other_rows(r, cfg, p, adm, end, caregivers)
+        adm_rows.sort(key=lambda row: (row["CHARTTIME"] or row["CHARTDATE"] + " 23:59:59"))
+        rows.extend(adm_rows)
+        admit = end + timedelta(days=r.randint(20, 400), hours=r.randint(-12, 12))
+    return rows
+
+
+def _new_admission(r: random.Random, cfg: SyntheticParams, p: _Patient, hadm_id: int, admit: datetime,
+                   caregivers: list[int]) -> _Admission:
+    """An admission of `p` starting at `admit`: its diagnosis, source, lines, nurses and severity per note."""
+    dx = p.dx if r.random() < 0.7 else r.choice(list(DIAGNOSES))
+    n = r.randint(*cfg.notes_per_admission)
+    return _Admission(
+        hadm_id=hadm_id, dx=dx, reason=r.choice(DIAGNOSES[dx]["reason"]), admit=admit,
+        source=r.choice(["the ED", "[**Hospital1 18**] ED", "the OR" if dx == "cabg" else "the floor",
+                         "OSH [**Hospital 1474**]", f"[**Hospital1 {r.randint(2, 99)}**]"]),
+        lines=r.choice(["PIV x2", "R IJ TLC, PIV x1", "L radial a-line, R IJ CVL", "PICC RUE, PIV x1",
+                        "L SC TLC, R radial a-line"]),
+        severities=_trajectory(r, DIAGNOSES[dx]["start"], n), nurses=r.sample(caregivers, 6),
+    )
+
+
+def _nursing_rows(r: random.Random, cfg: SyntheticParams, p: _Patient, adm: _Admission) -> list[dict[str, Any]]:
+    """One nursing progress note per shift worked (a shift is skipped now and then), in time order."""
+    rows = []
+    carried: dict[str, tuple[Any, list[str]]] = {}
+    shift = 0 if 7 <= adm.admit.hour < 19 else 1
+    day0 = adm.admit.date() - timedelta(days=1 if adm.admit.hour < 7 else 0)
+    for i in range(len(adm.severities)):
+        night = shift % 2 == 1
+        base = datetime.combine(day0 + timedelta(days=shift // 2), datetime.min.time())
+        when = base + (timedelta(hours=r.randint(28, 30), minutes=r.randint(0, 59)) if night
+                       else timedelta(hours=r.randint(16, 18), minutes=r.randint(0, 59)))
+        if i == 0 and when < adm.admit:
+            when = adm.admit + timedelta(minutes=r.randint(40, 90))
+        text = _nursing_note(r, cfg, p, adm, i, night, carried)
+        desc = "Report" if p.category == "Nursing/other" else "Nursing Progress Note"
+        rows.append(_row(p.subject_id, adm.hadm_id, when, when.date(), p.category, desc,
+                         r.choice(adm.nurses), text, r.randint(2, 45)))
+        shift += 1 if r.random() < 0.75 else 2
+    return rows
+
+
+def _other_rows(r: random.Random, cfg: SyntheticParams, p: _Patient, adm: _Admission, end: datetime,
+                caregivers: list[int]) -> list[dict[str, Any]]:
+    """Physician, Radiology, ECG and (at most one) Discharge summary rows, about `other_category_share` of all."""
+    n = len(adm.severities)
+    expected = n * (cfg.other_category_share / (1.0 - cfg.other_category_share))
+    n_other = int(expected) + (r.random() < expected - int(expected))
+    rows, has_summary = [], False
+    for _ in range(n_other):
+        cat = r.choices(OTHER_CATEGORIES, OTHER_WEIGHTS)[0]
+        if cat == "Discharge summary" and has_summary:
+            cat = "Radiology"
+        if cat == "Discharge summary":
+            has_summary = True
+            when = end + timedelta(days=r.randint(1, 3))
+            desc, text = _discharge(r, p, adm, 0, when)
+            rows.append(_row(p.subject_id, adm.hadm_id, None, when.date(), cat, desc, None, text, None))
+            continue
+        i = r.randrange(n)
+        when = (adm.admit + (end - adm.admit) * r.random()).replace(second=0, microsecond=0)
+        desc, text = OTHER_FUNCS[cat](r, p, adm, adm.severities[i], when)
+        hadm = None if cat == "ECG" and r.random() < 0.2 else adm.hadm_id  # outpatient-style rows
+        store = r.randint(5, 120) if cat == "Physician " else None
+        cgid = r.choice(caregivers) if cat == "Physician " else None
+        rows.append(_row(p.subject_id, hadm, when, when.date(), cat, desc, cgid, text, store))
+    return rows
+
+
+def _spoil_some(r: random.Random, cfg: SyntheticParams, rows: list[dict[str, Any]]) -> None:
+    """Flag `cfg.error_rows` nursing rows ISERROR=1 and blank the TEXT of `cfg.blank_rows` others, in place."""
     nursing = [row for row in rows if row["CATEGORY"] in NURSING_CATEGORIES]
     if cfg.error_rows + cfg.blank_rows > len(nursing):
         raise ParamsError(f"params.yaml: synthetic.error_rows: {cfg.error_rows} error rows and {cfg.blank_rows} "
@@ -788,12 +783,6 @@ def generate_rows(cfg: SyntheticConfig) -> list[dict[str, Any]]:
     for row in picked[cfg.error_rows:]:
         row["TEXT"] = r.choice(["", " ", "\n \n", "   "])
         row["DESCRIPTION"] = "Generic Note"
-
-    row_id = r.randint(1, 5000)
-    for row in rows:
-        row["ROW_ID"] = row_id
-        row_id += r.randint(1, 3)
-    return rows
 
 
 def write_corpus(rows: Iterable[dict[str, Any]], path: str | Path) -> int:
@@ -835,12 +824,23 @@ def corpus_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def run(params: dict[str, Any]) -> dict[str, Any]:
-    """The synthesize stage: generate the corpus of `params['synthetic']`, write it to its `output`.
+def run(params: dict[str, Any], out: str | Path = SYNTHETIC_NOTES) -> dict[str, Any]:
+    """The synthesize stage: generate the corpus of `params['synthetic']` and write it to `out`.
 
     Returns the corpus counts of :func:`corpus_stats`.
     """
-    cfg = load_section(SyntheticConfig, params, "synthetic")
+    cfg = load_section(SyntheticParams, params, "synthetic")
     rows = generate_rows(cfg)
-    write_corpus(rows, cfg.output)
+    write_corpus(rows, out)
     return corpus_stats(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = runner.parser("synthesize", __doc__)
+    parser.add_argument("--out", default=SYNTHETIC_NOTES, help=f"the corpus (default: {SYNTHETIC_NOTES})")
+    args = parser.parse_args(argv)
+    return runner.execute("synthesize", args, lambda params: run(params, args.out))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Tests for the synthesize stage (src/notelm/synthetic.py)."""
+"""Tests for the synthesize stage (src/notelm/stages/synthesize.py)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from notelm import synthetic
-from notelm.config import ParamsError, load_section
-from notelm.synthetic import COLUMNS, NURSING_CATEGORIES, SyntheticConfig, generate_rows, run, write_corpus
+from notelm.errors import ParamsError
+from notelm.params import SyntheticParams, load_section
+from notelm.stages import synthesize as synthetic
+from notelm.stages.synthesize import (
+    COLUMNS,
+    NURSING_CATEGORIES,
+    generate_rows,
+    run,
+    write_corpus,
+)
 
 
 @pytest.fixture(scope="module")
 def rows() -> list[dict]:
-    return generate_rows(SyntheticConfig())
+    return generate_rows(SyntheticParams())
 
 
 def _nursing(rows: list[dict]) -> list[dict]:
@@ -63,26 +70,26 @@ def test_multiline_text_round_trips(tmp_path: Path, rows: list[dict]) -> None:
 
 
 def test_plain_csv_when_name_has_no_gz(tmp_path: Path) -> None:
-    rows = generate_rows(SyntheticConfig(patients=2))
+    rows = generate_rows(SyntheticParams(patients=2))
     path = tmp_path / "notes.csv"
     write_corpus(rows, path)
     assert path.read_bytes().startswith(b"ROW_ID,SUBJECT_ID,")
 
 
 def test_same_seed_same_bytes_different_seed_different(tmp_path: Path) -> None:
-    cfg = SyntheticConfig(patients=10)
+    cfg = SyntheticParams(patients=10)
     a, b, c = tmp_path / "a.csv.gz", tmp_path / "b.csv.gz", tmp_path / "c.csv.gz"
     write_corpus(generate_rows(cfg), a)
     random.seed(12345)  # global random state must not matter
     write_corpus(generate_rows(cfg), b)
-    write_corpus(generate_rows(SyntheticConfig(patients=10, seed=1)), c)
+    write_corpus(generate_rows(SyntheticParams(patients=10, seed=1)), c)
     assert a.read_bytes() == b.read_bytes()
     assert a.read_bytes() != c.read_bytes()
     assert a.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime field is zero
 
 
 def test_several_admissions_and_notes_per_patient(rows: list[dict]) -> None:
-    cfg = SyntheticConfig()
+    cfg = SyntheticParams()
     admissions: dict[int, set[int]] = defaultdict(set)
     notes: dict[int, int] = defaultdict(int)
     for r in rows:
@@ -107,7 +114,7 @@ def test_nursing_notes_are_system_by_system_and_compact(rows: list[dict]) -> Non
         assert re.search(r"HR \d+-\d+", text) and "SpO2" in text
     words = [len(r["TEXT"].split()) for r in notes]
     assert 100 <= statistics.mean(words) <= 200
-    assert max(words) <= SyntheticConfig().words_per_note[1]
+    assert max(words) <= SyntheticParams().words_per_note[1]
     corpus = "\n".join(r["TEXT"] for r in notes)
     for term in ("A&O x3", "MAE", "PERRL", "NSR", "Abd soft NT/ND", "Foley", "UO", "PRN", "Levophed",
                  "propofol", "Heparin gtt", "Insulin gtt", "Lasix", "BiPAP", "NC"):
@@ -149,7 +156,7 @@ def test_patients_have_their_own_profiles(rows: list[dict]) -> None:
 
 
 def test_categories_errors_and_blanks(rows: list[dict]) -> None:
-    cfg = SyntheticConfig()
+    cfg = SyntheticParams()
     cats = {r["CATEGORY"] for r in rows}
     assert {"Nursing", "Nursing/other", "Physician ", "Radiology", "ECG", "Discharge summary"} <= cats
     other = sum(r["CATEGORY"] not in NURSING_CATEGORIES for r in rows)
@@ -157,7 +164,7 @@ def test_categories_errors_and_blanks(rows: list[dict]) -> None:
     assert sum(r["ISERROR"] == 1 for r in rows) == cfg.error_rows
     assert sum(not r["TEXT"].strip() for r in rows) == cfg.blank_rows
     assert all(r["CHARTTIME"] is None for r in rows if r["CATEGORY"] == "Discharge summary")
-    none = generate_rows(SyntheticConfig(patients=5, other_category_share=0.0, error_rows=0, blank_rows=0))
+    none = generate_rows(SyntheticParams(patients=5, other_category_share=0.0, error_rows=0, blank_rows=0))
     assert {r["CATEGORY"] for r in none} <= set(NURSING_CATEGORIES)
     assert not any(r["ISERROR"] for r in none) and all(r["TEXT"].strip() for r in none)
 
@@ -176,23 +183,22 @@ def test_categories_errors_and_blanks(rows: list[dict]) -> None:
         ("error_rows", -1),
         ("error_rows", 10_000),
         ("blank_rows", -2),
-        ("output", " "),
         ("patients", "ten"),
     ],
 )
 def test_bad_param_names_the_key(key: str, value: object) -> None:
     with pytest.raises(ParamsError, match=rf"synthetic\.{key}"):
-        load_section(SyntheticConfig, {"synthetic": {key: value}}, "synthetic")
+        load_section(SyntheticParams, {"synthetic": {key: value}}, "synthetic")
 
 
 def test_unknown_key_rejected() -> None:
     with pytest.raises(ParamsError, match=r"synthetic\.patient\b"):
-        load_section(SyntheticConfig, {"synthetic": {"patient": 3}}, "synthetic")
+        load_section(SyntheticParams, {"synthetic": {"patient": 3}}, "synthetic")
 
 
 def test_interrupted_write_keeps_old_file(tmp_path: Path) -> None:
     path = tmp_path / "NOTEEVENTS.csv.gz"
-    rows = generate_rows(SyntheticConfig(patients=3))
+    rows = generate_rows(SyntheticParams(patients=3))
     write_corpus(rows, path)
     before = path.read_bytes()
 
@@ -208,7 +214,7 @@ def test_interrupted_write_keeps_old_file(tmp_path: Path) -> None:
 
 def test_run_writes_output_and_returns_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "raw" / "NOTEEVENTS.csv.gz"
-    stats = run({"synthetic": {"patients": 4, "output": str(out)}})
+    stats = run({"synthetic": {"patients": 4}}, out=out)
     df = pd.read_csv(out, compression="gzip", keep_default_na=False, dtype=str)
     assert stats["rows"] == len(df)
     assert stats["patients"] == df["SUBJECT_ID"].nunique() == 4
@@ -219,7 +225,7 @@ def test_default_corpus_is_fast_and_sized_for_cpu_training() -> None:
     import time
 
     start = time.perf_counter()
-    rows = generate_rows(SyntheticConfig())
+    rows = generate_rows(SyntheticParams())
     assert time.perf_counter() - start < 5
     assert 500 <= len(_nursing(rows)) <= 900
     assert synthetic.corpus_stats(rows)["nursing_notes"] == sum(r["CATEGORY"] in NURSING_CATEGORIES for r in rows)

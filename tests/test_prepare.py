@@ -1,12 +1,14 @@
-"""Tests for the prepare stage (notelm.data): readers, bad input, cleaning, splitting, examples."""
+"""Tests for the prepare stage (src/notelm/stages/prepare.py): readers, bad input, cleaning, splitting, examples."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notelm import data
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.data import DataConfig, Note, clean_text, deid_token, make_example, prepare, split_groups
+from notelm.errors import NoteLMError, ParamsError
+from notelm.params import DataParams, load_section
+from notelm.stages import prepare as data
+from notelm.stages.prepare import (
+    Note,
+    clean_text,
+    deid_token,
+    make_example,
+    split_groups,
+)
 
 HEADER3 = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
 HEADER4 = ["note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text"]
@@ -53,17 +62,36 @@ def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER3, gz
     return path
 
 
-def config(tmp_path: Path, raw: Path, **overrides) -> DataConfig:
-    values = dict(raw_path=str(raw), out_dir=str(tmp_path / "prepared"), metrics_path=str(tmp_path / "metrics" / "data.json"), min_chars=10, min_words=4)
+@dataclass(frozen=True)
+class Case:
+    """The `data:` params of a test run and where the stage writes (its --out and --metrics)."""
+
+    params: DataParams
+    out_dir: str
+    metrics_path: str
+
+    def __getattr__(self, name):
+        return getattr(self.params, name)
+
+
+def config(tmp_path: Path, raw: Path, **overrides) -> Case:
+    out_dir = overrides.pop("out_dir", str(tmp_path / "prepared"))
+    metrics_path = overrides.pop("metrics_path", str(tmp_path / "metrics" / "data.json"))
+    values = dict(raw_path=str(raw), min_chars=10, min_words=4)
     values.update(overrides)
-    return DataConfig(**values)
+    return Case(DataParams(**values), out_dir, metrics_path)
 
 
-def read_split(cfg: DataConfig, name: str) -> list[dict]:
+def prepare(case: Case) -> dict:
+    """The stage as dvc.yaml runs it: the params, the raw file, --out and --metrics."""
+    return data.run({"data": dataclasses.asdict(case.params)}, case.raw_path, case.out_dir, case.metrics_path)
+
+
+def read_split(cfg: Case, name: str) -> list[dict]:
     return [json.loads(line) for line in (Path(cfg.out_dir) / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def outputs(cfg: DataConfig) -> dict[str, bytes]:
+def outputs(cfg: Case) -> dict[str, bytes]:
     files = [Path(cfg.out_dir) / f"{n}.jsonl" for n in ("train", "val", "test", "rejects")] + [Path(cfg.metrics_path)]
     return {str(f): f.read_bytes() for f in files}
 
@@ -115,7 +143,7 @@ def test_same_params_give_byte_identical_outputs(tmp_path):
 def test_run_builds_config_from_params(tmp_path):
     raw = write_csv(tmp_path / "n.csv", corpus(10, 2))
     out = tmp_path / "prepared"
-    metrics = data.run({"data": {"raw_path": str(raw), "out_dir": str(out), "metrics_path": str(tmp_path / "m.json"), "min_words": 4, "fraction": 5}})
+    metrics = data.run({"data": {"raw_path": str(raw), "min_words": 4, "fraction": 5}}, out=out, metrics=tmp_path / "m.json")
     assert metrics["train"]["notes"] == 5
     with pytest.raises(ParamsError, match="data.spilt_by"):
         data.run({"data": {"spilt_by": "note"}})
@@ -150,7 +178,7 @@ def test_fraction_count_larger_than_train_keeps_all(tmp_path):
 @pytest.mark.parametrize("fraction", [0.0, -1.0, 2.5])
 def test_bad_fraction_is_refused(fraction):
     with pytest.raises(ParamsError, match="data.fraction"):
-        DataConfig(fraction=fraction)
+        DataParams(fraction=fraction)
 
 
 # --- splits ------------------------------------------------------------------------------------------
@@ -432,11 +460,11 @@ def test_mimic4_schema_is_detected_and_mapped(tmp_path):
 
 def test_deid_modes():
     text = "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**].\n\nCall  [**Telephone/Fax (3) 555**]."
-    keep = clean_text(text, DataConfig(deid="keep"))
+    keep = clean_text(text, DataParams(deid="keep"))
     assert keep == "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**]. Call [**Telephone/Fax (3) 555**]."
-    assert clean_text(text, DataConfig(deid="normalize")) == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**]. Call [**PHONE**]."
-    assert clean_text(text, DataConfig(deid="remove")) == "Pt seen by at on . Call ."
-    raw = clean_text(text, DataConfig(deid="normalize", normalize_whitespace=False))
+    assert clean_text(text, DataParams(deid="normalize")) == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**]. Call [**PHONE**]."
+    assert clean_text(text, DataParams(deid="remove")) == "Pt seen by at on . Call ."
+    raw = clean_text(text, DataParams(deid="normalize", normalize_whitespace=False))
     assert raw == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**].\n\nCall  [**PHONE**]."
 
 
@@ -475,7 +503,7 @@ def _note(text: str) -> Note:
     prompt_fraction=st.floats(0.01, 0.99),
 )
 def test_prompt_and_target_reconstruct_the_cleaned_note(words, prompt_fraction):
-    cfg = DataConfig(prompt_fraction=prompt_fraction, max_target_words=None)
+    cfg = DataParams(prompt_fraction=prompt_fraction, max_target_words=None)
     text = clean_text(" ".join(words), cfg)
     n = len(text.split())
     if n < 2:
@@ -489,16 +517,16 @@ def test_prompt_and_target_reconstruct_the_cleaned_note(words, prompt_fraction):
 
 def test_target_is_capped_and_follows_the_prompt():
     text = " ".join(f"w{i}" for i in range(100))
-    ex = make_example(_note(text), DataConfig(max_target_words=64))
+    ex = make_example(_note(text), DataParams(max_target_words=64))
     assert ex["prompt"] == " ".join(f"w{i}" for i in range(50))
     assert ex["target"] == " ".join(f"w{i}" for i in range(50, 100))
-    ex = make_example(_note(text), DataConfig(max_target_words=10, prompt_fraction=0.25))
+    ex = make_example(_note(text), DataParams(max_target_words=10, prompt_fraction=0.25))
     assert ex["target"] == " ".join(f"w{i}" for i in range(25, 35))
     assert text.startswith(ex["prompt"] + " " + ex["target"])
 
 
 def test_example_without_whitespace_normalisation_keeps_layout():
-    cfg = DataConfig(normalize_whitespace=False, max_target_words=None)
+    cfg = DataParams(normalize_whitespace=False, max_target_words=None)
     text = clean_text("  Neuro: intact\nResp:  clear\n\nPlan: monitor  ", cfg)
     ex = make_example(_note(text), cfg)
     assert ex["prompt"] == "Neuro: intact\nResp:"
@@ -515,11 +543,11 @@ def test_example_without_whitespace_normalisation_keeps_layout():
 )
 def test_bad_params_name_the_key(key, value):
     with pytest.raises(ParamsError, match=f"data.{key}"):
-        load_section(DataConfig, {"data": {key: value}}, "data")
+        load_section(DataParams, {"data": {key: value}}, "data")
 
 
 def test_params_yaml_data_section_matches_the_config():
     import yaml
 
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    assert load_section(DataConfig, params, "data") == DataConfig()
+    assert load_section(DataParams, params, "data") == DataParams()

@@ -1,4 +1,7 @@
-"""audit stage: how much of the test split (and of val) is already in train → metrics/leakage.json.
+"""The `audit` stage: how much of the test split (and of val) is already in train → metrics/leakage.json.
+
+    python -m notelm.stages.audit --prepared data/prepared --metrics metrics/leakage.json
+
 
 The original study had to redo every number because test notes were in its training set. This stage
 reads `data/prepared/{train,val,test}.jsonl` and measures, for test against train:
@@ -35,7 +38,7 @@ null for no check. By default any shared subject or any exact duplicate fails th
 `LeakageError` naming what leaked and by how much; the metrics file is written first, so the numbers are
 there to look at. `audit.enforce: false` turns the failure into a loud WARNING, for a deliberate demo:
 
-    notelm audit                                                # or: dvc repro audit
+    dvc repro audit
     dvc exp run -S data.split_by=note -S audit.enforce=false    # the original study's leaky note-level split
     dvc exp show                                                # leakage metrics and ROUGE jump side by side
     dvc metrics diff                                            # against the committed baseline
@@ -58,7 +61,6 @@ done with sorted numpy arrays rather than `datasketch.MinHashLSH`, whose dict of
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 from collections.abc import Iterable, Iterator
@@ -69,20 +71,21 @@ from typing import Any
 import numpy as np
 from datasketch import MinHash
 
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import write_json
+from notelm import runner
+from notelm.artifacts import (
+    LEAKAGE_COUNTS,
+    LEAKAGE_METRICS,
+    PREPARED_DIR,
+    SPLITS,
+    VAL_BLOCK,
+    iter_jsonl,
+    split_path,
+    write_json,
+)
+from notelm.errors import NoteLMError
+from notelm.params import AuditParams, load_section
 
-log = logging.getLogger(__name__)
-
-# Count metrics (in their test form) -> (denominator key, what is counted, for messages).
-COUNTS: dict[str, tuple[str, str]] = {
-    "subject_overlap": ("n_test_subjects", "test subjects also have notes in train"),
-    "admission_overlap": ("n_test_admissions", "test admissions also appear in train"),
-    "exact_dup_test_in_train": ("n_test", "test notes have an exact copy in train"),
-    "target_in_train": ("n_test", "test targets occur verbatim inside a train note"),
-    "near_dup_test_in_train": ("n_test", "test notes have a near-duplicate in train (Jaccard >= {thr})"),
-}
-VAL_BLOCK = "val_vs_train"
+log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 _WORD = re.compile(r"\w+")
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier of the polynomial n-gram hash
@@ -96,59 +99,6 @@ _ANCHORS = 3  # word n-grams from inside a target that a train note must contain
 
 class LeakageError(NoteLMError):
     """The audit found more leakage than `audit.fail_on` allows."""
-
-
-def metric_names(ngram: int = 13) -> list[str]:
-    """The metrics `audit.fail_on` may name: every key of metrics/leakage.json but the `n_*` counts."""
-    test = [k for c in COUNTS for k in (c, f"{c}_rate")] + [f"ngram{ngram}_containment"]
-    return test + [f"{VAL_BLOCK}.{k.replace('test', 'val')}" for k in test]
-
-
-def _default_fail_on() -> dict[str, float | None]:
-    return {"subject_overlap": 0, "exact_dup_test_in_train": 0}
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    """The `audit:` section of params.yaml."""
-
-    prepared_dir: str = "data/prepared"
-    metrics_path: str = "metrics/leakage.json"
-    ngram: int = 13
-    shingle: int = 5
-    num_perm: int = 128
-    minhash_threshold: float = 0.8
-    seed: int = 1
-    enforce: bool = True
-    fail_on: dict = field(default_factory=_default_fail_on)
-
-    def __post_init__(self) -> None:
-        def bad(key: str, why: str) -> ParamsError:
-            return ParamsError(f"params.yaml: audit.{key}: {why}")
-
-        for key in ("prepared_dir", "metrics_path"):
-            if not getattr(self, key).strip():
-                raise bad(key, "must be a path")
-        for key, lowest in (("ngram", 1), ("shingle", 1), ("num_perm", 2), ("seed", 0)):
-            if getattr(self, key) < lowest:
-                raise bad(key, f"must be >= {lowest}, got {getattr(self, key)}")
-        if self.seed >= 2**32:
-            raise bad("seed", f"must be < 2**32, got {self.seed}")
-        if not 0.0 < self.minhash_threshold <= 1.0:
-            raise bad("minhash_threshold", f"must be in (0, 1], got {self.minhash_threshold}")
-        if not isinstance(self.fail_on, dict):
-            raise bad("fail_on", f"must be a mapping of metric -> max allowed value, got {self.fail_on!r}")
-        valid = metric_names(self.ngram)
-        for key, limit in self.fail_on.items():
-            if key not in valid:
-                # A null entry left over from another audit.ngram (ngram13_containment: null) checks nothing.
-                if limit is None and re.fullmatch(rf"({VAL_BLOCK}\.)?ngram\d+_containment", str(key)):
-                    continue
-                raise bad(f"fail_on.{key}", f"unknown metric; valid metrics: {', '.join(valid)}")
-            if limit is not None and (
-                isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit >= 0
-            ):
-                raise bad(f"fail_on.{key}", f"must be a number >= 0 (the largest value allowed) or null, got {limit!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,7 +213,7 @@ class _Batch:
 class _Featurizer:
     """Turns texts into `_Batch`es under one config: word hashes, n-gram windows, MinHash LSH band keys."""
 
-    def __init__(self, cfg: AuditConfig) -> None:
+    def __init__(self, cfg: AuditParams) -> None:
         self.vocab = _Vocab()
         self.shingle = cfg.shingle
         self.lengths = {cfg.ngram, cfg.shingle}  # window lengths to keep; anchors add theirs
@@ -371,18 +321,6 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Stream a JSON Lines file row by row; a bad line raises NoteLMError naming the file and line."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise NoteLMError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-
-
 # ---------------------------------------------------------------------------------------------
 # The audit.
 
@@ -390,7 +328,7 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
 class _HeldOut:
     """A held-out split (test or val) indexed for lookups, and what the scans over train found in it."""
 
-    def __init__(self, split: str, rows: Iterable[Any], cfg: AuditConfig, feat: _Featurizer) -> None:
+    def __init__(self, split: str, rows: Iterable[Any], cfg: AuditParams, feat: _Featurizer) -> None:
         self.split, self.cfg, self.feat = split, cfg, feat
         self.subjects: set[Any] = set()
         self.admissions: set[Any] = set()
@@ -580,7 +518,7 @@ class _HeldOut:
 def audit(
     train_rows: Iterable[dict[str, Any]],
     test_rows: Iterable[dict[str, Any]],
-    cfg: AuditConfig,
+    cfg: AuditParams,
     val_rows: Iterable[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Leakage metrics of test (and of val, when given) against train; keys as in the module docstring.
@@ -624,7 +562,7 @@ def _get(metrics: dict[str, Any], key: str) -> Any:
     return value
 
 
-def check_thresholds(metrics: dict[str, Any], cfg: AuditConfig) -> list[str]:
+def check_thresholds(metrics: dict[str, Any], cfg: AuditParams) -> list[str]:
     """One message per `cfg.fail_on` limit that `metrics` exceed, naming the metric and by how much.
 
     A null limit, or a metric absent from `metrics` (val_vs_train.* when there was no val), checks nothing.
@@ -638,8 +576,8 @@ def check_thresholds(metrics: dict[str, Any], cfg: AuditConfig) -> list[str]:
         split = "val" if block == VAL_BLOCK else "test"
         what = ""
         base = name.replace(split, "test").removesuffix("_rate")
-        if base in COUNTS:
-            total_key, counted = COUNTS[base]
+        if base in LEAKAGE_COUNTS:
+            total_key, counted = LEAKAGE_COUNTS[base]
             scope = _get(metrics, block) if block else metrics
             count, total = scope[name.removesuffix("_rate")], scope[total_key.replace("test", split)]
             share = f"{count / total:.1%}" if total else "0%"
@@ -651,32 +589,43 @@ def check_thresholds(metrics: dict[str, Any], cfg: AuditConfig) -> list[str]:
     return problems
 
 
-def run(params: dict[str, Any]) -> dict[str, Any]:
-    """The audit stage: measure leakage of the prepared splits, write `audit.metrics_path`, enforce `audit.fail_on`.
+def run(params: dict[str, Any], prepared: str | Path = PREPARED_DIR, metrics: str | Path = LEAKAGE_METRICS) -> dict[str, Any]:
+    """The audit stage: measure leakage of the splits in `prepared`, write `metrics`, enforce `audit.fail_on`.
 
     The metrics file is written before any failure. Above a limit: LeakageError when `audit.enforce`,
     else a WARNING in the log. Returns the metrics.
     """
-    cfg = load_section(AuditConfig, params, "audit")
-    paths = {split: Path(cfg.prepared_dir) / f"{split}.jsonl" for split in ("train", "val", "test")}
+    cfg = load_section(AuditParams, params, "audit")
+    paths = {split: split_path(split, prepared) for split in SPLITS}
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
-        raise NoteLMError(f"audit: prepared split(s) not found: {', '.join(missing)}; run `dvc repro prepare` first "
-                          f"(or point audit.prepared_dir at the directory holding train/val/test.jsonl)")
-    metrics = audit(iter_jsonl(paths["train"]), iter_jsonl(paths["test"]), cfg, val_rows=iter_jsonl(paths["val"]))
-    write_json(cfg.metrics_path, metrics)
-    log.info("audit: %s", ", ".join(f"{k}={v}" for k, v in metrics.items() if not isinstance(v, dict)))
+        raise NoteLMError(f"audit: prepared split(s) not found: {', '.join(missing)}; run `dvc repro prepare` first")
+    result = audit(iter_jsonl(paths["train"]), iter_jsonl(paths["test"]), cfg, val_rows=iter_jsonl(paths["val"]))
+    write_json(metrics, result)
+    log.info("audit: %s", ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, dict)))
+    problems = check_thresholds(result, cfg)
+    if not problems:
+        return result
+    listing = "\n".join(f"  - {p}" for p in problems)
+    if cfg.enforce:
+        raise LeakageError(
+            f"leakage above audit.fail_on (all numbers in {metrics}):\n{listing}\n"
+            "Split by patient (data.split_by=subject) to fix it, or raise or null the limit in audit.fail_on. "
+            "To run a deliberately leaky experiment to the end: "
+            "dvc exp run -S data.split_by=note -S audit.enforce=false"
+        )
+    log.warning("LEAKAGE above audit.fail_on, continuing because audit.enforce=false — scores on this test "
+                "set are inflated:\n%s", listing)
+    return result
 
-    problems = check_thresholds(metrics, cfg)
-    if problems:
-        listing = "\n".join(f"  - {p}" for p in problems)
-        if cfg.enforce:
-            raise LeakageError(
-                f"leakage above audit.fail_on (all numbers in {cfg.metrics_path}):\n{listing}\n"
-                "Split by patient (data.split_by=subject) to fix it, or raise or null the limit in audit.fail_on. "
-                "To run a deliberately leaky experiment to the end: "
-                "dvc exp run -S data.split_by=note -S audit.enforce=false"
-            )
-        log.warning("LEAKAGE above audit.fail_on, continuing because audit.enforce=false — scores on this test "
-                    "set are inflated:\n%s", listing)
-    return metrics
+
+def main(argv: list[str] | None = None) -> int:
+    parser = runner.parser("audit", __doc__)
+    parser.add_argument("--prepared", default=PREPARED_DIR, help=f"split directory (default: {PREPARED_DIR})")
+    parser.add_argument("--metrics", default=LEAKAGE_METRICS, help=f"leakage metrics (default: {LEAKAGE_METRICS})")
+    args = parser.parse_args(argv)
+    return runner.execute("audit", args, lambda params: run(params, args.prepared, args.metrics))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

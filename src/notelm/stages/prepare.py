@@ -1,5 +1,8 @@
 """The `prepare` stage: raw MIMIC notes → cleaned, split prompt/target examples.
 
+    python -m notelm.stages.prepare --raw data/raw/NOTEEVENTS.csv.gz --out data/prepared --metrics metrics/data.json
+
+
 Reads MIMIC-III `NOTEEVENTS.csv(.gz)` or a MIMIC-IV-Note CSV (`discharge.csv`,
 `radiology.csv`), keeps the configured categories, cleans the text, splits the
 notes into train/val/test by patient (or admission, or note), subsamples train
@@ -46,12 +49,20 @@ from typing import Any
 
 import numpy as np
 
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import atomic_dir, write_json
+from notelm import runner
+from notelm.artifacts import (
+    DATA_METRICS,
+    PREPARED_DIR,
+    REJECTS_FILE,
+    SPLITS,
+    atomic_dir,
+    split_path,
+    write_json,
+)
+from notelm.errors import NoteLMError
+from notelm.params import DataParams, load_section
 
-log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
+log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 # Every reason a raw row can be dropped, in the order rows are checked; each
 # dropped row is counted once, under the first reason that applies. All keys
@@ -99,64 +110,18 @@ _EMBEDDED_RECORD = {
 }
 
 _DEID = re.compile(r"\[\*\*(.*?)\*\*\]")
+# (type, what its placeholder's inside matches), checked in order: the first match names the type
+_DEID_TYPES = [(kind, re.compile(pattern)) for kind, pattern in (
+    ("DATE", r"^[\d\s/-]+$|month|year|\bday|date|holiday"),
+    ("AGE", r"\bage\b"),
+    ("PHONE", r"telephone|fax|phone|pager"),
+    ("HOSPITAL", r"hospital|ward"),
+    ("NAME", r"name|initial"),
+    ("ID", r"number|identifier|record|serial|e-mail|url|contact|\bid\b"),
+    ("LOCATION", r"location|address|street|state|country|city|university|college|company"),
+)]
 _WORD = re.compile(r"\S+")
 _FIELD_LIMIT = 1 << 26  # 64 MiB: far above any real note, low enough to bound a runaway quoted field
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The `data:` section of params.yaml (see the comments there for each key)."""
-
-    raw_path: str = "data/raw/NOTEEVENTS.csv.gz"
-    out_dir: str = "data/prepared"
-    metrics_path: str = "metrics/data.json"
-    categories: list[str] = field(default_factory=lambda: ["Nursing", "Nursing/other"])
-    split_by: str = "subject"
-    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    fraction: float = 1.0
-    seed: int = 42
-    normalize_whitespace: bool = True
-    deid: str = "normalize"
-    min_chars: int = 50
-    max_chars: int | None = 20000
-    min_words: int = 10
-    max_words: int | None = 1000
-    drop_duplicates: bool = True
-    prompt_fraction: float = 0.5
-    max_target_words: int | None = 48
-    rejects_sample: int = 100
-
-    def __post_init__(self) -> None:
-        def bad(key: str, msg: str) -> ParamsError:
-            return ParamsError(f"params.yaml: data.{key}: {msg}")
-
-        if self.split_by not in ("subject", "admission", "note"):
-            raise bad("split_by", f"expected subject, admission or note, got {self.split_by!r}")
-        if len(self.ratios) != 3 or any(r < 0 for r in self.ratios) or abs(sum(self.ratios) - 1) > 1e-6:
-            raise bad("ratios", f"expected three non-negative shares [train, val, test] summing to 1, got {self.ratios}")
-        if self.ratios[0] <= 0:
-            raise bad("ratios", "the train share must be positive")
-        if not self.fraction > 0 or (self.fraction > 1 and not float(self.fraction).is_integer()):
-            raise bad(
-                "fraction",
-                f"expected a share in (0, 1] or a whole number of train notes > 1, got {self.fraction}",
-            )
-        if not 0 < self.prompt_fraction < 1:
-            raise bad("prompt_fraction", f"expected a number strictly between 0 and 1, got {self.prompt_fraction}")
-        if self.max_target_words is not None and self.max_target_words < 1:
-            raise bad("max_target_words", f"expected a positive integer or null, got {self.max_target_words}")
-        if self.min_words < 2:
-            raise bad("min_words", f"a note needs at least 2 words to give a prompt and a target, got {self.min_words}")
-        if self.max_words is not None and self.max_words < self.min_words:
-            raise bad("max_words", f"{self.max_words} is below data.min_words ({self.min_words})")
-        if self.min_chars < 0:
-            raise bad("min_chars", f"expected a non-negative integer, got {self.min_chars}")
-        if self.max_chars is not None and self.max_chars < self.min_chars:
-            raise bad("max_chars", f"{self.max_chars} is below data.min_chars ({self.min_chars})")
-        if self.deid not in ("keep", "normalize", "remove"):
-            raise bad("deid", f"expected keep, normalize or remove, got {self.deid!r}")
-        if self.rejects_sample < 0:
-            raise bad("rejects_sample", f"expected a non-negative integer, got {self.rejects_sample}")
 
 
 @dataclass(slots=True)
@@ -354,26 +319,11 @@ def deid_token(content: str) -> str:
     address, street, state, country, university, company); anything else → [**DEID**].
     """
     c = content.lower()
-    if re.fullmatch(r"[\d\s/-]+", c) or re.search(r"month|year|\bday|date|holiday", c):
-        kind = "DATE"
-    elif re.search(r"\bage\b", c):
-        kind = "AGE"
-    elif re.search(r"telephone|fax|phone|pager", c):
-        kind = "PHONE"
-    elif re.search(r"hospital|ward", c):
-        kind = "HOSPITAL"
-    elif re.search(r"name|initial", c):
-        kind = "NAME"
-    elif re.search(r"number|identifier|record|serial|e-mail|url|contact|\bid\b", c):
-        kind = "ID"
-    elif re.search(r"location|address|street|state|country|city|university|college|company", c):
-        kind = "LOCATION"
-    else:
-        kind = "DEID"
+    kind = next((kind for kind, pattern in _DEID_TYPES if pattern.search(c)), "DEID")
     return f"[**{kind}**]"
 
 
-def clean_text(text: str, cfg: DataConfig) -> str:
+def clean_text(text: str, cfg: DataParams) -> str:
     """Apply the de-identification mode and whitespace normalisation; always strip both ends.
 
     deid: `keep` leaves `[**...**]` placeholders as they are; `normalize` replaces each with
@@ -391,21 +341,21 @@ def clean_text(text: str, cfg: DataConfig) -> str:
     return text.strip()
 
 
-def count_words(text: str, cfg: DataConfig) -> int:
+def count_words(text: str, cfg: DataParams) -> int:
     """Number of whitespace-separated words in a cleaned text."""
     if cfg.normalize_whitespace:
         return text.count(" ") + 1 if text else 0
     return len(text.split())
 
 
-def _cut(n_words: int, cfg: DataConfig) -> tuple[int, int]:
+def _cut(n_words: int, cfg: DataParams) -> tuple[int, int]:
     """(words in the prompt, word index where the target ends) for a note of `n_words` ≥ 2 words."""
     prompt = min(max(1, math.floor(n_words * cfg.prompt_fraction)), n_words - 1)
     end = n_words if cfg.max_target_words is None else min(n_words, prompt + cfg.max_target_words)
     return prompt, end
 
 
-def make_example(note: Note, cfg: DataConfig) -> dict[str, Any]:
+def make_example(note: Note, cfg: DataParams) -> dict[str, Any]:
     """Turn a note whose `text` is already cleaned (`clean_text`) and has ≥ 2 words into an example.
 
     prompt = the first `prompt_fraction` of its words (at least one, never all), ending at a word
@@ -490,7 +440,7 @@ def _group_keys(split_by: str, subject: np.ndarray, hadm: np.ndarray) -> np.ndar
     return np.arange(len(subject), dtype=np.int64)
 
 
-def _filter_reason(cleaned: str, n_words: int, cfg: DataConfig) -> str | None:
+def _filter_reason(cleaned: str, n_words: int, cfg: DataParams) -> str | None:
     """The first length filter `cleaned` fails, or None."""
     if len(cleaned) < cfg.min_chars:
         return "too_few_chars"
@@ -521,121 +471,156 @@ def _split_summary(idx: np.ndarray, subject: np.ndarray, hadm: np.ndarray, words
     }
 
 
-def prepare(cfg: DataConfig) -> dict[str, Any]:
-    """Run the whole stage: read, filter, clean, de-duplicate, split, subsample train, write.
+@dataclass
+class _Kept:
+    """The kept notes, in file order, as compact int arrays (not Python objects) plus their JSON lines' places
+    in the spool file: what splitting and writing need, a few integers per note even on full MIMIC."""
 
-    Writes `{out_dir}/{train,val,test}.jsonl` (each sorted by subject, chart time, file order),
-    `{out_dir}/rejects.jsonl` (sampled malformed rows) atomically as one directory, then
-    `metrics_path`; returns the metrics. Raises NoteLMError, leaving earlier outputs as they
-    were, when the input is unusable or no split can be filled.
+    subject: array = field(default_factory=lambda: array("q"))
+    hadm: array = field(default_factory=lambda: array("q"))  # -1: no admission
+    when: array = field(default_factory=lambda: array("q"))  # YYYYMMDDhhmmss
+    offset: array = field(default_factory=lambda: array("q"))
+    length: array = field(default_factory=lambda: array("q"))
+    words: array = field(default_factory=lambda: array("q"))
+    target_words: array = field(default_factory=lambda: array("q"))
+
+    def np(self, name: str) -> np.ndarray:
+        return np.frombuffer(getattr(self, name), np.int64)
+
+
+def _keep_reason(note: Note, cfg: DataParams, keep: set[str], seen: set[bytes]) -> tuple[str | None, int]:
+    """Clean `note.text` in place; return (why it is dropped — category, error, blank, length, duplicate — or
+    None, its word count)."""
+    if keep and note.category not in keep:
+        return "category", 0
+    if note.iserror:
+        return "iserror", 0
+    note.text = clean_text(note.text, cfg)
+    if not note.text:
+        return "blank_text", 0
+    n_words = count_words(note.text, cfg)
+    reason = _filter_reason(note.text, n_words, cfg)
+    if reason or not cfg.drop_duplicates:
+        return reason, n_words
+    digest = hashlib.blake2b(note.text.encode("utf-8"), digest_size=16).digest()
+    if digest in seen:
+        return "duplicate", n_words
+    seen.add(digest)
+    return None, n_words
+
+
+def _spool(cfg: DataParams, raw_path: str | Path, spool_path: Path, stats: ReadStats) -> _Kept:
+    """Stream the raw notes, drop what the filters reject (counted in `stats`), append each kept note's example
+    as a JSON line to `spool_path`, and return where each line is and what splitting needs to know of it."""
+    started = time.monotonic()
+    keep = {c.strip() for c in cfg.categories}
+    categories: Counter = Counter()
+    seen: set[bytes] = set()
+    kept, position, next_log = _Kept(), 0, 250_000
+    with spool_path.open("wb") as spool:
+        for note in read_notes(raw_path, stats):
+            if stats.rows_read >= next_log:
+                log.info("prepare: %d rows read, %d notes kept, %.0f rows/s", stats.rows_read, len(kept.offset),
+                         stats.rows_read / (time.monotonic() - started))
+                next_log += 250_000
+            if len(categories) < 1000 or note.category in categories:
+                categories[note.category] += 1
+            reason, n_words = _keep_reason(note, cfg, keep, seen)
+            if reason:
+                stats.drop(reason)
+                continue
+            line = (json.dumps(make_example(note, cfg), ensure_ascii=False) + "\n").encode("utf-8")
+            spool.write(line)
+            p, end = _cut(n_words, cfg)
+            for name, value in (("subject", note.subject_id), ("hadm", -1 if note.hadm_id is None else note.hadm_id),
+                                ("when", _time_key(note)), ("offset", position), ("length", len(line)),
+                                ("words", n_words), ("target_words", end - p)):
+                getattr(kept, name).append(value)
+            position += len(line)
+    if not kept.offset:
+        shown = ", ".join(f"{c!r} ({n})" for c, n in categories.most_common(10)) or "none"
+        dropped = ", ".join(f"{r}: {n}" for r, n in stats.dropped.most_common())
+        raise NoteLMError(f"{raw_path}: no notes left after filtering {stats.rows_read} rows ({dropped}); "
+                          f"data.categories is {cfg.categories}, categories seen: {shown}")
+    return kept
+
+
+def _assign(cfg: DataParams, kept: _Kept, raw_path: str | Path) -> tuple[dict[str, np.ndarray], int]:
+    """({split: positions of its notes, sorted by subject, time, file order}, train pool before data.fraction)."""
+    subject = kept.np("subject")
+    order = np.lexsort((np.arange(len(subject)), kept.np("when"), subject))
+    groups = _group_keys(cfg.split_by, subject, kept.np("hadm"))
+    code = split_groups(groups, cfg.ratios, cfg.seed)[order]
+    members = {name: order[code == i] for i, name in enumerate(SPLITS)}
+    for name, share in zip(SPLITS, cfg.ratios):
+        if share > 0 and len(members[name]) == 0:
+            raise NoteLMError(
+                f"{raw_path}: the {name} split is empty: {len(subject)} notes in {len(np.unique(groups))} "
+                f"{cfg.split_by} group(s) are too few for data.ratios {cfg.ratios}"
+            )
+    pool = len(members["train"])
+    members["train"] = members["train"][subsample_train(pool, cfg.fraction, cfg.seed)]
+    if cfg.fraction > 1 and cfg.fraction > pool:
+        log.warning("data.fraction=%d asks for more train notes than the %d available; using all", int(cfg.fraction), pool)
+    return members, pool
+
+
+def prepare(cfg: DataParams, raw_path: str | Path, out_dir: str | Path) -> dict[str, Any]:
+    """Read, filter, clean, de-duplicate, split, subsample train; write the splits and return the data metrics.
+
+    Writes `{out_dir}/{train,val,test}.jsonl` (each sorted by subject, chart time, file order) and
+    `{out_dir}/rejects.jsonl` (sampled malformed rows) atomically as one directory. Raises NoteLMError,
+    leaving earlier outputs as they were, when the input is unusable or no split can be filled.
     """
     started = time.monotonic()
     stats = ReadStats(rejects_sample=cfg.rejects_sample)
-    keep = {c.strip() for c in cfg.categories}
-    seen_categories: Counter = Counter()
-    seen_hashes: set[bytes] = set()
-    # One entry per kept note, in file order: compact int arrays, not Python objects.
-    subject, hadm, when, offset, length, words, target_words = (array("q") for _ in range(7))
-
-    with atomic_dir(cfg.out_dir) as tmp:
+    with atomic_dir(out_dir) as tmp:
         spool_path = tmp / ".spool.jsonl"
-        position, next_log = 0, 250_000
-        with spool_path.open("wb") as spool:
-            for note in read_notes(cfg.raw_path, stats):
-                if stats.rows_read >= next_log:
-                    rate = stats.rows_read / (time.monotonic() - started)
-                    log.info("prepare: %d rows read, %d notes kept, %.0f rows/s", stats.rows_read, len(offset), rate)
-                    next_log += 250_000
-                if len(seen_categories) < 1000 or note.category in seen_categories:
-                    seen_categories[note.category] += 1
-                if keep and note.category not in keep:
-                    stats.drop("category")
-                    continue
-                if note.iserror:
-                    stats.drop("iserror")
-                    continue
-                note.text = clean_text(note.text, cfg)
-                if not note.text:
-                    stats.drop("blank_text")
-                    continue
-                n_words = count_words(note.text, cfg)
-                reason = _filter_reason(note.text, n_words, cfg)
-                if reason:
-                    stats.drop(reason)
-                    continue
-                if cfg.drop_duplicates:
-                    digest = hashlib.blake2b(note.text.encode("utf-8"), digest_size=16).digest()
-                    if digest in seen_hashes:
-                        stats.drop("duplicate")
-                        continue
-                    seen_hashes.add(digest)
-                line = (json.dumps(make_example(note, cfg), ensure_ascii=False) + "\n").encode("utf-8")
-                spool.write(line)
-                p, end = _cut(n_words, cfg)
-                subject.append(note.subject_id)
-                hadm.append(-1 if note.hadm_id is None else note.hadm_id)
-                when.append(_time_key(note))
-                offset.append(position)
-                length.append(len(line))
-                words.append(n_words)
-                target_words.append(end - p)
-                position += len(line)
-        del seen_hashes
-
-        if not offset:
-            shown = ", ".join(f"{c!r} ({n})" for c, n in seen_categories.most_common(10)) or "none"
-            dropped = ", ".join(f"{r}: {n}" for r, n in stats.dropped.most_common())
-            raise NoteLMError(
-                f"{cfg.raw_path}: no notes left after filtering {stats.rows_read} rows ({dropped}); "
-                f"data.categories is {cfg.categories}, categories seen: {shown}"
-            )
-
-        subject_a, hadm_a = np.frombuffer(subject, np.int64), np.frombuffer(hadm, np.int64)
-        words_a, target_a = np.frombuffer(words, np.int64), np.frombuffer(target_words, np.int64)
-        offset_a, length_a = np.frombuffer(offset, np.int64), np.frombuffer(length, np.int64)
-        order = np.lexsort((np.arange(len(offset_a)), np.frombuffer(when, np.int64), subject_a))
-        groups = _group_keys(cfg.split_by, subject_a, hadm_a)
-        code = split_groups(groups, cfg.ratios, cfg.seed)[order]
-        members = {name: order[code == i] for i, name in enumerate(SPLITS)}
-        for name, share in zip(SPLITS, cfg.ratios):
-            if share > 0 and len(members[name]) == 0:
-                n_groups = len(np.unique(groups))
-                raise NoteLMError(
-                    f"{cfg.raw_path}: the {name} split is empty: {len(offset_a)} notes in {n_groups} "
-                    f"{cfg.split_by} group(s) are too few for data.ratios {cfg.ratios}"
-                )
-        pool = len(members["train"])
-        members["train"] = members["train"][subsample_train(pool, cfg.fraction, cfg.seed)]
-        if cfg.fraction > 1 and cfg.fraction > pool:
-            log.warning("data.fraction=%d asks for more train notes than the %d available; using all", int(cfg.fraction), pool)
-
+        kept = _spool(cfg, raw_path, spool_path, stats)
+        members, pool = _assign(cfg, kept, raw_path)
         # pread, not mmap: mapped pages would count in the stage's RSS (~1 GB of spool on full MIMIC)
+        offset, length = kept.np("offset"), kept.np("length")
         with spool_path.open("rb") as fh:
             for name in SPLITS:
-                with (tmp / f"{name}.jsonl").open("wb") as out:
+                with split_path(name, tmp).open("wb") as out:
                     for i in members[name].tolist():
-                        out.write(os.pread(fh.fileno(), int(length_a[i]), int(offset_a[i])))
+                        out.write(os.pread(fh.fileno(), int(length[i]), int(offset[i])))
         spool_path.unlink()
-        with (tmp / "rejects.jsonl").open("w", encoding="utf-8") as out:
+        with (tmp / REJECTS_FILE).open("w", encoding="utf-8") as out:
             for reject in stats.rejects:
                 out.write(json.dumps(reject, ensure_ascii=False) + "\n")
 
     metrics: dict[str, Any] = {
         "rows_read": stats.rows_read,
-        "notes_kept": int(len(offset_a)),
+        "notes_kept": len(kept.offset),
         "train_pool_notes": pool,
         "dropped": {reason: stats.dropped.get(reason, 0) for reason in REASONS},
     }
+    arrays = [kept.np(k) for k in ("subject", "hadm", "words", "target_words")]
     for name in SPLITS:
-        metrics[name] = _split_summary(members[name], subject_a, hadm_a, words_a, target_a)
-    write_json(cfg.metrics_path, metrics)
-    log.info(
-        "prepare: %d rows → train %d / val %d / test %d notes in %.1f s",
-        stats.rows_read, metrics["train"]["notes"], metrics["val"]["notes"], metrics["test"]["notes"], time.monotonic() - started,
-    )
+        metrics[name] = _split_summary(members[name], *arrays)
+    log.info("prepare: %d rows → train %d / val %d / test %d notes in %.1f s", stats.rows_read,
+             metrics["train"]["notes"], metrics["val"]["notes"], metrics["test"]["notes"], time.monotonic() - started)
     return metrics
 
 
-def run(params: dict[str, Any]) -> dict[str, Any]:
-    """The `prepare` stage entry point: build DataConfig from `params['data']` and run `prepare`."""
-    return prepare(load_section(DataConfig, params, "data"))
+def run(params: dict[str, Any], raw: str | Path | None = None, out: str | Path = PREPARED_DIR,
+        metrics: str | Path = DATA_METRICS) -> dict[str, Any]:
+    """The prepare stage: `data:` params, notes from `raw` (default data.raw_path) → `out`/ and the `metrics` file."""
+    cfg = load_section(DataParams, params, "data")
+    result = prepare(cfg, raw or cfg.raw_path, out)
+    write_json(metrics, result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = runner.parser("prepare", __doc__)
+    parser.add_argument("--raw", help="the notes CSV(.gz) (default: data.raw_path in params.yaml)")
+    parser.add_argument("--out", default=PREPARED_DIR, help=f"split directory (default: {PREPARED_DIR})")
+    parser.add_argument("--metrics", default=DATA_METRICS, help=f"data metrics (default: {DATA_METRICS})")
+    args = parser.parse_args(argv)
+    return runner.execute("prepare", args, lambda params: run(params, args.raw, args.out, args.metrics))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

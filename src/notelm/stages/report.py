@@ -17,51 +17,57 @@ so `reports/` is a DVC output and git-ignored.
 The stage also writes `report.bars_path` (default `metrics/metric_bars.csv`: metric, system,
 value, ci_low, ci_high; numbers only), which `dvc plots show` draws as bars with intervals.
 Same inputs give byte-identical outputs: no timestamps, fixed figure sizes, sorted keys.
+
+    python -m notelm.stages.report --metrics metrics/eval.json --data-metrics metrics/data.json \
+        --leakage metrics/leakage.json --per-example eval/per_example.csv \
+        --generations generations/pretrained.jsonl generations/finetuned.jsonl \
+        --live dvclive --out reports --bars metrics/metric_bars.csv
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import atomic_dir, atomic_open, read_jsonl
+from notelm import runner
+from notelm.artifacts import (
+    BASELINES,
+    BERTSCORE_KEYS,
+    DATA_METRICS,
+    EVAL_METRICS,
+    HEADLINE,
+    LABELS,
+    LEAKAGE_METRICS,
+    LIVE_DIR,
+    MEANINGS,
+    METRIC_BARS,
+    PER_EXAMPLE,
+    REPORTS,
+    ROUGE_KEYS,
+    SYNTHETIC_NOTES,
+    VARIANT_NAMES,
+    VARIANTS,
+    atomic_dir,
+    atomic_open,
+    eval_difference,
+    eval_systems,
+    generations_path,
+    read_json,
+    read_jsonl,
+    variant_of,
+)
+from notelm.errors import NoteLMError
+from notelm.params import DataParams, ReportParams, TrainParams, load_section, model_row
 
-log = logging.getLogger(__name__)
+log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
-ROUGE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
-BERTSCORE_KEYS = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
-HEADLINE = ROUGE_KEYS + BERTSCORE_KEYS
-LABELS = {
-    "rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL", "rougeLsum": "rougeLsum",
-    "bertscore_precision": "Precision", "bertscore_recall": "Recall", "bertscore_f1": "F1",
-    "bertscore_precision_rescaled": "Precision (rescaled)", "bertscore_recall_rescaled": "Recall (rescaled)",
-    "bertscore_f1_rescaled": "F1 (rescaled)", "perplexity": "Perplexity",
-}
-# One line per metric, as in the study's tables (字面重疊 / 語意相似度 columns).
-MEANINGS = {
-    "rouge1": "unigram overlap: share of single words in common",
-    "rouge2": "bigram overlap: share of word pairs in common",
-    "rougeL": "longest common subsequence: shared words in the same order",
-    "rougeLsum": "longest common subsequence per sentence (summary-level)",
-    "bertscore_precision": "generated tokens' similarity to the reference (is what was written right?)",
-    "bertscore_recall": "reference tokens' similarity to the generation (is the reference covered?)",
-    "bertscore_f1": "harmonic mean of precision and recall (overall semantic match)",
-    "bertscore_precision_rescaled": "precision rescaled: 0 = no closer than an unrelated note, 1 = identical",
-    "bertscore_recall_rescaled": "recall rescaled: 0 = no closer than an unrelated note, 1 = identical",
-    "bertscore_f1_rescaled": "F1 rescaled: 0 = no closer than an unrelated note, 1 = identical",
-    "perplexity": "model's perplexity on the reference continuations (lower is better)",
-}
-VARIANT_NAMES = {"pretrained": "Pre-trained", "finetuned": "Fine-tuned"}
-NOT_VARIANTS = {"diff", "baselines", "bertscore", "bootstrap", "n_examples"}
 BASELINE_DOC = {
     "copy_last_sentence": "the prompt's last sentence, copied as the continuation",
     "retrieval": "the continuation of the most similar train note (TF-IDF over prompts)",
@@ -79,31 +85,17 @@ CHART_SIZES = {  # inches; fixed so reruns draw byte-identical PNGs
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    """The `report` section of params.yaml."""
+class Paths:
+    """What the report reads and writes (the stage's command-line options); defaults: the pipeline's paths."""
 
-    metrics_path: str = "metrics/eval.json"
-    data_metrics_path: str = "metrics/data.json"
-    leakage_path: str = "metrics/leakage.json"
-    per_example_path: str = "eval/per_example.csv"
-    generations_dir: str = "generations"
-    live_dir: str = "dvclive"
-    out_dir: str = "reports"
-    bars_path: str = "metrics/metric_bars.csv"
-    n_examples_shown: int = 3
-    max_chars: int = 300
-    prompt_tail_chars: int = 200
-    dpi: int = 100
-
-    def __post_init__(self) -> None:
-        if self.n_examples_shown < 0:
-            raise ParamsError(f"params.yaml: report.n_examples_shown: must be >= 0, got {self.n_examples_shown}")
-        for key in ("max_chars", "prompt_tail_chars", "dpi"):
-            if getattr(self, key) < 1:
-                raise ParamsError(f"params.yaml: report.{key}: must be >= 1, got {getattr(self, key)}")
-        for key in ("metrics_path", "out_dir", "bars_path"):
-            if not getattr(self, key).strip():
-                raise ParamsError(f"params.yaml: report.{key}: must be a non-empty path")
+    metrics: str = EVAL_METRICS         # required: scores and intervals from evaluate
+    data_metrics: str = DATA_METRICS    # optional inputs: a missing one leaves its section saying so
+    leakage: str = LEAKAGE_METRICS
+    per_example: str = PER_EXAMPLE
+    generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)  # completions shown
+    live: str = LIVE_DIR                # loss curves and dvclive's metrics.json
+    out: str = REPORTS                  # replaced whole: report.md and the PNG charts
+    bars: str = METRIC_BARS             # metric, system, value, ci_low, ci_high: the `dvc plots` bars
 
 
 # --------------------------------------------------------------------------- inputs
@@ -121,20 +113,6 @@ class Inputs:
     loss: dict[str, list[tuple[float, float]]] | None = None  # {"train": [(step, loss)], "val": [...]}
     live_metrics: dict[str, Any] | None = None
     run_info: dict[str, Any] | None = None
-
-
-def _read_json(path: Path, required: bool = False) -> dict[str, Any] | None:
-    if not path.is_file():
-        if required:
-            raise NoteLMError(f"{path}: file not found; run the evaluate stage first (`dvc repro evaluate`)")
-        return None
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise NoteLMError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(obj, dict):
-        raise NoteLMError(f"{path}: expected a JSON object at the top level")
-    return obj
 
 
 def read_per_example(path: Path) -> list[dict[str, Any]] | None:
@@ -168,7 +146,7 @@ def _read_tsv(path: Path) -> list[tuple[float, float]]:
 
 def read_loss_curves(live_dir: Path) -> dict[str, list[tuple[float, float]]] | None:
     """{"train": [(step, loss)], "val": [(step, loss)]} from dvclive's TSVs; None when there are none."""
-    plots = live_dir / "plots" / "metrics"
+    plots = live_dir / "plots" / "metrics"  # dvclive's layout (artifacts.LIVE_PLOTS)
     curves = {}
     for name, rel in (("train", "loss.tsv"), ("val", "eval/loss.tsv")):
         if (plots / rel).is_file():
@@ -178,26 +156,18 @@ def read_loss_curves(live_dir: Path) -> dict[str, list[tuple[float, float]]] | N
     return curves or None
 
 
-def load_inputs(cfg: ReportConfig, run_info: dict[str, Any] | None = None) -> Inputs:
-    """Read every input of the report; NoteLMError if `cfg.metrics_path` is missing, None for other missing parts."""
-    gens = {}
-    gen_dir = Path(cfg.generations_dir)
-    for variant in ("pretrained", "finetuned"):
-        path = gen_dir / f"{variant}.jsonl"
-        if path.is_file():
-            try:
-                gens[variant] = read_jsonl(path)
-            except ValueError as exc:
-                raise NoteLMError(str(exc)) from exc
-    live = Path(cfg.live_dir)
+def load_inputs(paths: Paths, run_info: dict[str, Any] | None = None) -> Inputs:
+    """Read every input of the report; NoteLMError if the eval metrics are missing, None for other missing parts."""
+    gens = {variant_of(path): read_jsonl(path) for path in paths.generations if Path(path).is_file()}
+    live = Path(paths.live)
     return Inputs(
-        eval=_read_json(Path(cfg.metrics_path), required=True),
-        data=_read_json(Path(cfg.data_metrics_path)),
-        leakage=_read_json(Path(cfg.leakage_path)),
-        per_example=read_per_example(Path(cfg.per_example_path)),
+        eval=read_json(paths.metrics, hint="run the evaluate stage first (`dvc repro evaluate`)"),
+        data=read_json(paths.data_metrics),
+        leakage=read_json(paths.leakage),
+        per_example=read_per_example(Path(paths.per_example)),
         generations=gens or None,
         loss=read_loss_curves(live),
-        live_metrics=_read_json(live / "metrics.json"),
+        live_metrics=read_json(live / "metrics.json"),
         run_info=run_info,
     )
 
@@ -206,10 +176,8 @@ def load_inputs(cfg: ReportConfig, run_info: dict[str, Any] | None = None) -> In
 
 
 def variants_of(metrics: dict[str, Any]) -> list[str]:
-    """The model variants in eval.json: pretrained, finetuned first, then any others by name."""
-    found = [k for k, v in metrics.items() if k not in NOT_VARIANTS and isinstance(v, dict) and "rougeL" in v]
-    order = {"pretrained": 0, "finetuned": 1}
-    return sorted(found, key=lambda k: (order.get(k, 2), k))
+    """The model variants in eval.json (artifacts.eval_systems): pretrained, finetuned first, then others by name."""
+    return [name for name, kind, _ in eval_systems(metrics) if kind == "model"]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -271,14 +239,14 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 def beats_retrieval(metrics: dict[str, Any]) -> dict[str, bool | None]:
     """{rougeL, bertscore_f1}: does the fine-tuned point estimate exceed the retrieval baseline's? None = not scored."""
     fine = metrics.get("finetuned") or {}
-    retr = (metrics.get("baselines") or {}).get("retrieval") or {}
+    retr = (metrics.get(BASELINES) or {}).get("retrieval") or {}
     return {k: (fine[k] > retr[k]) if k in fine and k in retr else None for k in ("rougeL", "bertscore_f1")}
 
 
 def retrieval_flags(metrics: dict[str, Any]) -> list[str]:
     """Markdown lines: a warning for each of ROUGE-L, BERTScore F1 where fine-tuning does not beat retrieval."""
     fine = metrics.get("finetuned") or {}
-    retr = (metrics.get("baselines") or {}).get("retrieval") or {}
+    retr = (metrics.get(BASELINES) or {}).get("retrieval") or {}
     lines = []
     for key, beats in beats_retrieval(metrics).items():
         name = "ROUGE-L" if key == "rougeL" else "BERTScore F1"
@@ -339,7 +307,7 @@ def section_summary(inp: Inputs) -> list[str]:
     if boot:
         lines.append(f"- **Intervals**: {round(100 * boot.get('confidence', 0.95))} % percentile bootstrap, "
                      f"{boot.get('samples')} resamples, seed {boot.get('seed')}.")
-    diff = m.get("diff") or {}
+    diff = eval_difference(m)
     if "rougeL" in diff and "bertscore_f1" in diff:
         lines.append(f"- **Fine-tuned − pre-trained**: ROUGE-L {fmt_ci(diff, 'rougeL', signed=True)}, "
                      f"BERTScore F1 {fmt_ci(diff, 'bertscore_f1', signed=True)}.")
@@ -363,7 +331,7 @@ def section_rouge(inp: Inputs) -> list[str]:
 
 def section_bertscore(inp: Inputs) -> list[str]:
     bert = inp.eval.get("bertscore") or {}
-    keys = BERTSCORE_KEYS + [f"{k}_rescaled" for k in BERTSCORE_KEYS]
+    keys = [*BERTSCORE_KEYS, *(f"{k}_rescaled" for k in BERTSCORE_KEYS)]
     lines = ["## BERTScore (semantic similarity)", "",
              f"Greedy-matched contextual embeddings (encoder `{bert.get('model', '?')}`, "
              f"layer {bert.get('layer', '?')}); scores of different encoders are not comparable.", ""]
@@ -375,12 +343,12 @@ def section_bertscore(inp: Inputs) -> list[str]:
 
 def section_diff(inp: Inputs) -> list[str]:
     lines = ["## Fine-tuned − pre-trained (paired difference)", ""]
-    diff = inp.eval.get("diff")
+    diff = eval_difference(inp.eval)
     if not diff:
         return lines + ["Not available: `diff` is missing from the metrics (both variants must be evaluated).", ""]
     lines += ["Paired bootstrap over the same test examples; an interval that excludes 0 is a real change.", ""]
     rows = []
-    for k in HEADLINE + ["perplexity"]:
+    for k in (*HEADLINE, "perplexity"):
         if k not in diff:
             continue
         low, high = diff.get(f"{k}_ci_low", diff[k]), diff.get(f"{k}_ci_high", diff[k])
@@ -392,7 +360,7 @@ def section_diff(inp: Inputs) -> list[str]:
 def section_baselines(inp: Inputs) -> list[str]:
     m = inp.eval
     lines = ["## Baselines", "", "Model-free continuations scored the same way on the same test examples:", ""]
-    baselines = m.get("baselines") or {}
+    baselines = m.get(BASELINES) or {}
     lines += [f"- `{name}`: {BASELINE_DOC.get(name, 'baseline')}" for name in baselines] or ["- none were scored"]
     lines.append("")
     systems = [(VARIANT_NAMES.get(v, v), m[v]) for v in variants_of(m)]
@@ -403,11 +371,11 @@ def section_baselines(inp: Inputs) -> list[str]:
     return lines + retrieval_flags(m) + [""]
 
 
-def section_leakage(inp: Inputs, cfg: ReportConfig) -> list[str]:
+def section_leakage(inp: Inputs, paths: Paths) -> list[str]:
     lines = ["## Leakage", ""]
     leak = inp.leakage
     if not leak:
-        return lines + [f"Not available: `{cfg.leakage_path}` not found (run `dvc repro audit`).", ""]
+        return lines + [f"Not available: `{paths.leakage}` not found (run `dvc repro audit`).", ""]
     val = leak.get("val_vs_train") or {}
     lines += [f"Audit of the prepared splits: {leak.get('n_test', '–')} test and {val.get('n_val', '–')} val notes "
               f"against {leak.get('n_train', '–')} train notes.", ""]
@@ -426,11 +394,11 @@ def section_leakage(inp: Inputs, cfg: ReportConfig) -> list[str]:
     return lines + (leakage_flags(leak) or ["No test patient or exact duplicate is shared with train."]) + [""]
 
 
-def section_data(inp: Inputs, cfg: ReportConfig) -> list[str]:
+def section_data(inp: Inputs, paths: Paths) -> list[str]:
     lines = ["## Data", ""]
     d = inp.data
     if not d:
-        return lines + [f"Not available: `{cfg.data_metrics_path}` not found (run `dvc repro prepare`).", ""]
+        return lines + [f"Not available: `{paths.data_metrics}` not found (run `dvc repro prepare`).", ""]
     pool = f", {d['train_pool_notes']} in the train pool before `data.fraction`" if "train_pool_notes" in d else ""
     lines += [f"{d.get('rows_read', '–')} rows read, {d.get('notes_kept', '–')} notes kept{pool}.", ""]
     cols = ["notes", "patients", "admissions", "mean_words", "mean_target_words"]
@@ -454,10 +422,10 @@ def best_val_loss(inp: Inputs) -> float | None:
     return ev.get("loss") if isinstance(ev, dict) else None
 
 
-def section_training(inp: Inputs, cfg: ReportConfig, charts: dict[str, str]) -> list[str]:
+def section_training(inp: Inputs, paths: Paths, charts: dict[str, str]) -> list[str]:
     lines = ["## Training", ""]
     if not inp.loss and not inp.live_metrics:
-        return lines + [f"Not available: no dvclive output in `{cfg.live_dir}/` (run `dvc repro train`).", ""]
+        return lines + [f"Not available: no dvclive output in `{paths.live}/` (run `dvc repro train`).", ""]
     best = best_val_loss(inp)
     live = inp.live_metrics or {}
     train = live.get("train") if isinstance(live.get("train"), dict) else {}
@@ -484,11 +452,11 @@ def _scores_by_note(rows: list[dict[str, Any]] | None) -> dict[tuple[str, str], 
     return {(r["note_id"], r["variant"]): r for r in rows or []}
 
 
-def section_completions(inp: Inputs, cfg: ReportConfig) -> list[str]:
+def section_completions(inp: Inputs, cfg: ReportParams, paths: Paths) -> list[str]:
     lines = ["## Completions", ""]
     gens = inp.generations
     if not gens:
-        return lines + [f"Not available: no generations in `{cfg.generations_dir}/`.", ""]
+        return lines + [f"Not available: no generations in {', '.join(f'`{p}`' for p in paths.generations)}.", ""]
     if cfg.n_examples_shown == 0:
         return lines + ["None shown (`report.n_examples_shown: 0`).", ""]
     lines += [f"The first {cfg.n_examples_shown} test examples; texts cut to {cfg.max_chars} characters. "
@@ -510,7 +478,7 @@ def section_completions(inp: Inputs, cfg: ReportConfig) -> list[str]:
     return lines
 
 
-def section_charts(inp: Inputs, cfg: ReportConfig, charts: dict[str, str]) -> list[str]:
+def section_charts(inp: Inputs, paths: Paths, charts: dict[str, str]) -> list[str]:
     lines = ["## Charts", ""]
     captions = {
         "metric_bars": "Mean scores with 95 % intervals, models and baselines",
@@ -521,16 +489,17 @@ def section_charts(inp: Inputs, cfg: ReportConfig, charts: dict[str, str]) -> li
         if name in charts:
             lines += [f"### {caption}", "", f"![{caption}]({charts[name]})", ""]
     if "score_distributions" not in charts:
-        lines += [f"Score distributions not available: `{cfg.per_example_path}` not found.", ""]
+        lines += [f"Score distributions not available: `{paths.per_example}` not found.", ""]
     return lines
 
 
-def render_markdown(inp: Inputs, cfg: ReportConfig, charts: dict[str, str]) -> str:
+def render_markdown(inp: Inputs, cfg: ReportParams, paths: Paths, charts: dict[str, str]) -> str:
     """The whole report as Markdown; `charts` maps chart name → file name relative to the report."""
     lines = ["# NoteLM report", ""]
     lines += section_summary(inp) + section_rouge(inp) + section_bertscore(inp) + section_diff(inp)
-    lines += section_baselines(inp) + section_leakage(inp, cfg) + section_data(inp, cfg)
-    lines += section_training(inp, cfg, charts) + section_completions(inp, cfg) + section_charts(inp, cfg, charts)
+    lines += section_baselines(inp) + section_leakage(inp, paths) + section_data(inp, paths)
+    lines += section_training(inp, paths, charts) + section_completions(inp, cfg, paths)
+    lines += section_charts(inp, paths, charts)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -539,8 +508,7 @@ def render_markdown(inp: Inputs, cfg: ReportConfig, charts: dict[str, str]) -> s
 
 def bar_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (headline metric, system): metric, system, value, ci_low, ci_high (variants, then baselines)."""
-    systems = [(v, metrics[v]) for v in variants_of(metrics)]
-    systems += sorted((metrics.get("baselines") or {}).items())
+    systems = [(name, block) for name, _, block in eval_systems(metrics)]
     rows = []
     for key in HEADLINE:
         for name, block in systems:
@@ -658,8 +626,9 @@ def make_charts(inp: Inputs, out_dir: Path, dpi: int) -> dict[str, str]:
     if rows:
         plot_metric_bars(rows, out_dir / "metric_bars.png", dpi)
         charts["metric_bars"] = "metric_bars.png"
-    if inp.eval.get("diff") and any(k in inp.eval["diff"] for k in HEADLINE):
-        plot_paired_diff(inp.eval["diff"], out_dir / "paired_diff.png", dpi)
+    diff = eval_difference(inp.eval)
+    if any(k in diff for k in HEADLINE):
+        plot_paired_diff(diff, out_dir / "paired_diff.png", dpi)
         charts["paired_diff"] = "paired_diff.png"
     if inp.per_example:
         plot_distributions(inp.per_example, out_dir / "score_distributions.png", dpi)
@@ -674,30 +643,28 @@ def make_charts(inp: Inputs, out_dir: Path, dpi: int) -> dict[str, str]:
 
 
 def run_info(params: dict[str, Any]) -> dict[str, Any]:
-    """What the summary says about the run, from params.yaml: model, source, method, data source and split."""
-    model = params.get("model")
-    row = (params.get("models") or {}).get(model) or {}
-    data = params.get("data") or {}
-    raw = data.get("raw_path")
+    """What the summary says about the run, from params.yaml: model row, source, method, data source and split."""
+    row = model_row(params)
+    data = load_section(DataParams, params, "data")
     return {
-        "model": model,
-        "source": row.get("source"),
-        "method": (params.get("train") or {}).get("method") or row.get("method"),
-        "raw_path": raw,
-        "synthetic": raw is not None and raw == (params.get("synthetic") or {}).get("output"),
-        "split_by": data.get("split_by"),
-        "fraction": data.get("fraction"),
+        "model": row.name,
+        "source": row.source,
+        "method": load_section(TrainParams, params, "train").method_for(row),
+        "raw_path": data.raw_path,
+        "synthetic": data.raw_path == SYNTHETIC_NOTES,
+        "split_by": data.split_by,
+        "fraction": data.fraction,
     }
 
 
-def write_report(cfg: ReportConfig, info: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Render the report into `cfg.out_dir` (replaced whole, atomically) and the bars CSV; returns a summary."""
-    inp = load_inputs(cfg, info)
-    out = Path(cfg.out_dir)
+def write_report(cfg: ReportParams, paths: Paths = Paths(), info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Render the report into `paths.out` (replaced whole, atomically) and the bars CSV; returns a summary."""
+    inp = load_inputs(paths, info)
+    out = Path(paths.out)
     with atomic_dir(out) as tmp:
         charts = make_charts(inp, tmp, cfg.dpi)
-        (tmp / "report.md").write_text(render_markdown(inp, cfg, charts), encoding="utf-8")
-    write_bar_csv(Path(cfg.bars_path), bar_rows(inp.eval))
+        (tmp / "report.md").write_text(render_markdown(inp, cfg, paths, charts), encoding="utf-8")
+    write_bar_csv(Path(paths.bars), bar_rows(inp.eval))
     beats = beats_retrieval(inp.eval)
     log.info("report: wrote %s with %d charts", out / "report.md", len(charts))
     for key, ok in beats.items():
@@ -707,6 +674,21 @@ def write_report(cfg: ReportConfig, info: dict[str, Any] | None = None) -> dict[
             "finetuned_beats_retrieval": beats}
 
 
-def run(params: dict[str, Any]) -> dict[str, Any]:
-    """The `report` stage: read the `report` section, write `reports/report.md` and its charts; returns a summary."""
-    return write_report(load_section(ReportConfig, params, "report"), run_info(params))
+def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
+    """The report stage: the `report:` params (and the run's model and data params for the summary) → `paths.out`."""
+    return write_report(load_section(ReportParams, params, "report"), paths, run_info(params))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = runner.parser("report", __doc__)
+    for f in fields(Paths):
+        many = {"nargs": "+"} if f.name == "generations" else {}
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=f.default, **many,
+                            help=f"(default: {' '.join(f.default) if many else f.default})")
+    args = parser.parse_args(argv)
+    paths = Paths(**{f.name: tuple(v) if isinstance(v := getattr(args, f.name), list) else v for f in fields(Paths)})
+    return runner.execute("report", args, lambda params: run(params, paths))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

