@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import urllib.request
 import zlib
@@ -22,8 +21,19 @@ from notelm.decoding import complete  # noqa: E402
 from notelm.params import GenerateParams  # noqa: E402
 from notelm.weights import load_checkpoint  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from app_load import free_port, load_test  # noqa: E402
+
+def _benchmark(name: str):
+    """A module of benchmarks/ loaded by path: putting benchmarks/ on sys.path would shadow libraries
+    (its evaluate.py is not Hugging Face's `evaluate`)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+free_port, load_test = _benchmark("app_load").free_port, _benchmark("app_load").load_test
 
 # gradio's own use of pandas 3 warns; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
@@ -147,10 +157,12 @@ def test_twenty_concurrent_completions_all_come_back(served):
 
 
 def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
-    metrics = {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.3 for k in app.METRIC_KEYS},
-               "diff": {k: 0.2 for k in app.METRIC_KEYS},  # finetuned − pretrained: a difference, not a system
-               "baselines": {"copy_last_sentence": {k: 0.2 for k in app.METRIC_KEYS}},
-               "bertscore": {"model": "m", "layer": 6}, "bootstrap": {"samples": 10}, "n_examples": 5}
+    metrics = {"models": {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.3 for k in app.METRIC_KEYS}},
+               "baselines": {"copy_forward": {k: 0.2 for k in app.METRIC_KEYS}},
+               # differences are not systems: the Benchmark tab must not list them
+               "differences": {"finetuned-pretrained": {k: 0.2 for k in app.METRIC_KEYS}},
+               "study_way": {"systems": {"empty": {k: 0.7 for k in app.METRIC_KEYS}}},
+               "bertscore": {"model": "m", "layer": 6}, "bootstrap": {"samples": 10, "clusters": 3}, "n_examples": 5}
     (tmp_path / "eval.json").write_text(json.dumps(metrics))
     report = tmp_path / "reports" / "report.md"
     report.parent.mkdir()
@@ -163,7 +175,7 @@ def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
         text = c.predict(api_name="/report")
         image = urllib.request.urlopen(url + f"gradio_api/file={report.parent.resolve()}/rouge.png").read()
     systems = {row[1]: row for row in table["data"]}
-    assert set(systems) == {"pretrained", "finetuned", "copy_last_sentence"}
+    assert set(systems) == {"pretrained", "finetuned", "copy_forward"}
     assert systems["finetuned"][table["headers"].index("rouge1")] == 0.3
     assert human["data"] in ([], [[None] * len(human["headers"])])  # no ratings yet
     assert text.startswith("# NoteLM report") and f"/gradio_api/file={report.parent.resolve()}/rouge.png" in text
@@ -173,10 +185,11 @@ def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
 def test_benchmark_rows_span_dvc_experiments(monkeypatch, tmp_path):
     from notelm import compare
 
-    ev = {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.4 for k in app.METRIC_KEYS}}
-    runs = [{"rev": "workspace", "data": {"params": {"params.yaml": {"data": {"model": "distilgpt2"}}},
-                                          "metrics": {"metrics/eval.json": {"data": ev}}}}]
+    ev = {"models": {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.4 for k in app.METRIC_KEYS}},
+          "bootstrap": {"clusters": 2}}
+    runs = [{"rev": "workspace", "data": {"params": {"params.yaml": {"data": {"model": "distilgpt2"}}}}}]
     monkeypatch.setattr(compare, "exp_show", lambda *a, **k: runs)
+    monkeypatch.setattr(compare, "read_detail", lambda run: ev)
     rows = app.experiment_metric_rows()
     assert [(r["experiment"], r["system"], r["rouge1"]) for r in rows] == [
         ("workspace", "pretrained distilgpt2", 0.1), ("workspace", "finetuned distilgpt2", 0.4)]

@@ -285,9 +285,12 @@ def test_fail_on_raises_naming_the_metric_and_writes_metrics_first(tmp_path, mon
     assert "subject_overlap = 1 > 0" in message and "1 of 30 test subjects" in message
     assert "exact_dup_test_in_train = 1 > 0" in message and "1 of 30 test notes" in message
     assert "audit.enforce=false" in message
-    written = json.loads((tmp_path / "metrics/leakage.json").read_text())
+    written = json.loads((tmp_path / "metrics/detail/leakage.json").read_text())
     assert written["exact_dup_test_in_train"] == 1 and written["subject_overlap"] == 1
     assert written["val_vs_train"]["n_val"] == 2
+    # what `dvc exp show` lists: the numbers the gate checks, and its outcome
+    assert json.loads((tmp_path / "metrics/leakage.json").read_text()) == {
+        "subject_overlap": 1, "exact_dup_test_in_train": 1, "gate": "fail"}
 
 
 def test_enforce_false_warns_and_completes(tmp_path, caplog, monkeypatch):
@@ -330,9 +333,10 @@ def test_run_writes_identical_bytes_twice(tmp_path, monkeypatch):
     params = write_prepared(tmp_path, train + test[:2], test, val=train[:3])
     params["audit"]["enforce"] = False
     run(params)
-    first = (tmp_path / "metrics/leakage.json").read_bytes()
+    first = [(tmp_path / p).read_bytes() for p in ("metrics/leakage.json", "metrics/detail/leakage.json")]
     run(params)
-    assert (tmp_path / "metrics/leakage.json").read_bytes() == first
+    assert [(tmp_path / p).read_bytes() for p in ("metrics/leakage.json", "metrics/detail/leakage.json")] == first
+    assert json.loads((tmp_path / "metrics/leakage.json").read_text())["gate"] == "fail (warned)"
 
 
 def test_missing_split_is_named(tmp_path, monkeypatch):

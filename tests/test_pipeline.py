@@ -61,19 +61,24 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
 
 
 def test_repro_writes_sane_metrics(repo):
-    data = json.loads((repo / "metrics/data.json").read_text())
-    assert data["splits"]["test"]["notes"] > 0 if "splits" in data else data["test"]["notes"] > 0
+    data = json.loads((repo / "metrics/detail/data.json").read_text())
+    assert data["test"]["notes"] > 0
     leakage = json.loads((repo / "metrics/leakage.json").read_text())
-    assert leakage["subject_overlap"] == 0 and leakage["exact_dup_test_in_train"] == 0
-    metrics = json.loads((repo / "metrics/eval.json").read_text())
+    assert leakage == {"subject_overlap": 0, "exact_dup_test_in_train": 0, "gate": "pass"}
+    detail = json.loads((repo / "metrics/detail/eval.json").read_text())
     for variant in ("pretrained", "finetuned"):
+        block = detail["models"][variant]
         for key in HEADLINE:
-            value = metrics[variant][key]
-            assert 0.0 <= value <= 1.0, (variant, key, value)
-            assert metrics[variant][f"{key}_ci_low"] <= value <= metrics[variant][f"{key}_ci_high"]
+            assert 0.0 <= block[key] <= 1.0, (variant, key, block[key])
+            assert block[f"{key}_ci_low"] <= block[key] <= block[f"{key}_ci_high"]
+        assert block["bits_per_byte"] > 0
+    assert set(detail["baselines"]) == {"chance", "copy_forward", "prompt_tail", "retrieval"}
+    assert detail["bootstrap"]["unit"] == "patient" and detail["bootstrap"]["clusters"] >= 1
+    headline = json.loads((repo / "metrics/eval.json").read_text())
+    assert headline["finetuned_vs_best_baseline"]["rougeL_verdict"] in ("beats", "worse", "not distinguishable")
     generations = [json.loads(line) for line in (repo / "generations/finetuned.jsonl").read_text().splitlines()]
     test = [json.loads(line) for line in (repo / "data/prepared/test.jsonl").read_text().splitlines()]
-    assert [g["note_id"] for g in generations] == [t["note_id"] for t in test]
+    assert [g["note_id"] for g in generations] == [t["note_id"] for t in test if t["scored"]]
     assert (repo / "models/finetuned/model.safetensors").is_file()
     assert (repo / "models/base/tiny/model.safetensors").is_file()
     assert json.loads((repo / "models/finetuned/notelm_train.json").read_text())["model"] == "tiny-llama"
@@ -130,4 +135,4 @@ def test_exp_run_is_listed_beside_the_baseline(repo):
     sh("dvc", "exp", "run", "-n", "more-steps", "-S", "train.max_steps=6", cwd=repo)
     shown = sh("dvc", "exp", "show", "--no-pager", "--md", cwd=repo)
     assert "more-steps" in shown
-    assert "finetuned.rougeL" in shown and "subject_overlap" in shown
+    assert "finetuned.rougeL" in shown and "subject_overlap" in shown and "finetuned_vs_best_baseline" in shown

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from notelm.artifacts import HISTORY_MARK, NOTE_MARK
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import DataParams, load_section
+from notelm.params import AuditParams, DataParams, load_section
 from notelm.stages import prepare as data
 from notelm.stages.prepare import (
     Note,
@@ -77,7 +78,7 @@ class Case:
 def config(tmp_path: Path, raw: Path, **overrides) -> Case:
     out_dir = overrides.pop("out_dir", str(tmp_path / "prepared"))
     metrics_path = overrides.pop("metrics_path", str(tmp_path / "metrics" / "data.json"))
-    values = dict(raw_path=str(raw), min_chars=10, min_words=4)
+    values = dict(raw_path=str(raw), min_chars=10, min_words=4, ratios=[0.8, 0.1, 0.1])
     values.update(overrides)
     return Case(DataParams(**values), out_dir, metrics_path)
 
@@ -114,7 +115,7 @@ def test_prepare_writes_subject_level_splits_and_metrics(tmp_path):
         assert metrics[name]["admissions"] == len({ex["hadm_id"] for ex in rows})
     assert json.loads(Path(cfg.metrics_path).read_text()) == metrics
     ex = splits["train"][0]
-    assert set(ex) == {"note_id", "subject_id", "hadm_id", "category", "chartdate", "prompt", "target"}
+    assert set(ex) == {"note_id", "subject_id", "hadm_id", "category", "chartdate", "charttime", "prompt", "target"}
     assert isinstance(ex["note_id"], str) and isinstance(ex["subject_id"], int) and isinstance(ex["hadm_id"], int)
     # sorted by patient, then chart time
     for rows in splits.values():
@@ -551,3 +552,88 @@ def test_params_yaml_data_section_matches_the_config():
 
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
     assert load_section(DataParams, params, "data") == DataParams()
+
+
+# --- history, scored test notes, the leak, redundancy ------------------------------------------------
+
+
+def _history(prompt: str) -> list[str]:
+    """The earlier notes' texts a prompt starts with (markers removed), oldest first."""
+    if NOTE_MARK not in prompt:
+        return []
+    head = prompt.split(f" {NOTE_MARK} ")[0]
+    return [part.strip() for part in head.split(HISTORY_MARK) if part.strip()]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(1, 9), st.integers(0, 23)), min_size=4, max_size=30),
+       st.integers(0, 3), st.integers(1, 2))
+def test_history_never_reads_across_splits_or_forward_in_time(notes, seed, k):
+    """Over a seeded corpus: every note in a prompt's history is an earlier note of the same patient in the
+    same split file, and they are that patient's k most recent ones there."""
+    assume(len({s for s, _, _ in notes}) >= 4)  # enough patients for three splits
+    rows = [row3(i + 1, s, 100 * s, note_text(i + 1), chartdate=f"2101-03-{d:02d}", charttime=f"2101-03-{d:02d} {h:02d}:00:00")
+            for i, (s, d, h) in enumerate(notes)]
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        case = config(tmp, write_csv(tmp / "n.csv", rows), history=k, history_words=10_000, seed=seed, ratios=[0.5, 0.25, 0.25],
+                      drop_duplicates=False)
+        prepare(case)
+        for name in ("train", "val", "test"):
+            split = read_split(case, name)
+            texts = [" ".join(note_text(int(ex["note_id"])).split()) for ex in split]
+            for i, ex in enumerate(split):
+                earlier = [j for j in range(i) if split[j]["subject_id"] == ex["subject_id"]][-k:]
+                assert _history(ex["prompt"]) == [texts[j] for j in earlier]
+                for j in earlier:
+                    assert (split[j]["charttime"], j) < (ex["charttime"], i)  # never a later note
+
+
+def test_test_notes_alternate_scored_and_context_per_patient(tmp_path):
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(30, 5)))
+    metrics = prepare(cfg)
+    test = read_split(cfg, "test")
+    by_patient: dict[int, list[bool]] = {}
+    for ex in test:
+        by_patient.setdefault(ex["subject_id"], []).append(ex["scored"])
+    assert all(flags == [i % 2 == 1 for i in range(len(flags))] for flags in by_patient.values())
+    assert metrics["test_scored_notes"] == sum(ex["scored"] for ex in test) == 2 * len(by_patient)
+    assert all("scored" not in ex for ex in read_split(cfg, "train") + read_split(cfg, "val"))
+    every = config(tmp_path, cfg.raw_path, test_scored="all", out_dir=str(tmp_path / "all"))
+    prepare(every)
+    assert all(ex["scored"] for ex in read_split(every, "test"))
+
+
+def test_the_leak_keeps_test_identical_and_puts_the_test_patients_into_train(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(30, 4))
+    clean = config(tmp_path, raw, out_dir=str(tmp_path / "clean"))
+    leaky = config(tmp_path, raw, out_dir=str(tmp_path / "leaky"), leak_test_patients=1.0)
+    prepare(clean)
+    metrics = prepare(leaky)
+    test = Path(leaky.out_dir) / "test.jsonl"
+    assert test.read_bytes() == (Path(clean.out_dir) / "test.jsonl").read_bytes()
+    context = [ex for ex in read_split(leaky, "test") if not ex["scored"]]
+    train = read_split(leaky, "train")
+    assert train[-len(context):] == [{k: v for k, v in ex.items() if k != "scored"} for ex in context]
+    assert metrics["leaked_notes"] == len(context) and metrics["leaked_patients"] == len({ex["subject_id"] for ex in context})
+    from notelm.stages import audit
+
+    result = audit.audit(train, [ex for ex in read_split(leaky, "test") if ex["scored"]], AuditParams())
+    assert result["subject_overlap"] == result["n_test_subjects"] == 3  # every test patient now also in train
+    with pytest.raises(ParamsError, match="data.leak_test_patients"):
+        DataParams(leak_test_patients=0.5, test_scored="all")
+
+
+def test_redundancy_of_consecutive_notes(tmp_path):
+    rows = []
+    for s in range(1, 9):  # each patient's second note repeats the first, the third is new
+        for k, text in enumerate([note_text(100 * s), note_text(100 * s), note_text(100 * s + 50)]):
+            rows.append(row3(10 * s + k, s, 100 * s, text, chartdate="2101-02-0" + str(k + 1),
+                             charttime=f"2101-02-0{k + 1} 08:00:00"))
+    metrics = prepare(config(tmp_path, write_csv(tmp_path / "n.csv", rows), drop_duplicates=False))
+    admission = metrics["redundancy"]["admission"]
+    assert admission["pairs"] == 16 and 0.5 < admission["rouge1"] < 1.0  # half the pairs identical
+    assert metrics["redundancy"]["patient"]["pairs"] == 16
+    sampled = prepare(config(tmp_path, tmp_path / "n.csv", drop_duplicates=False, redundancy_pairs=5,
+                             out_dir=str(tmp_path / "s")))
+    assert sampled["redundancy"]["admission"]["pairs"] == 5 and sampled["redundancy"]["admission"]["candidates"] == 16

