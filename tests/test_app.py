@@ -41,6 +41,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignor
 PROMPT = "Pt alert and oriented x3, follows commands. HR 80s NSR"
 PNG = b"\x89PNG\r\n\x1a\n" + zlib.compress(b"not really an image, but served byte for byte")
 GREEDY = (12, "greedy", 1.0, 1.0)  # max new tokens, decoding, temperature, top p
+NAMED = (*GREEDY, "named")  # an arena round whose sides are the models chosen, named
 
 
 @contextmanager
@@ -94,11 +95,11 @@ def test_completion_streams_the_continuation_only(served):
 
 def test_arena_round_with_two_models(served):
     url, models, _ = served
-    out_a, status_a, out_b, status_b = client(url).predict(PROMPT, "llama", "gpt2", *GREEDY, api_name="/arena")
+    out_a, status_a, out_b, status_b = client(url).predict(PROMPT, "llama", "gpt2", *NAMED, api_name="/arena")
     assert out_a == reference(models["llama"], PROMPT)
     assert out_b == reference(models["gpt2"], PROMPT)
     for status in (status_a, status_b):
-        assert status.startswith("latency") and "tokens/s" in status
+        assert status.startswith("latency") and "tokens/s" in status and "first token" in status and "MB" in status
 
 
 def test_ratings_are_appended_and_read_back(served):
@@ -108,7 +109,7 @@ def test_ratings_are_appended_and_read_back(served):
     before = len(arena.read_ratings(ratings))
     scores = [(5, 4, 3, 2, 1, 2, 3, 4, "A"), (3, 4, 5, 4, 3, 2, 1, 2, "tie"), (4, 4, 4, 4, 2, 2, 2, 2, None)]
     for i, (*values, vote) in enumerate(scores):
-        c.predict(f"{PROMPT} {i}", "llama", "gpt2", *GREEDY, api_name="/arena")
+        c.predict(f"{PROMPT} {i}", "llama", "gpt2", *NAMED, api_name="/arena")
         if i == 0:  # an incomplete rating is refused and the round stays rateable
             assert "Not saved" in c.predict(None, 4, 3, 2, 1, 2, 3, 4, "A", api_name="/rate")
         assert "Saved" in c.predict(*values, vote, api_name="/rate")
@@ -121,12 +122,44 @@ def test_ratings_are_appended_and_read_back(served):
     assert [r["vote"] for r in new] == ["A", "tie", None]
     assert new[0]["scores_a"] == dict(zip(arena.GRACE, (5, 4, 3, 2)))
     assert new[0]["model_a"] == "llama" and new[0]["output_a"] and new[0]["prompt"] == f"{PROMPT} 0"
+    assert new[0]["blind"] is False and new[0]["ttft_s_a"] > 0 and new[0]["peak_memory_mb_b"] > 0
 
-    _, _, _, human = c.predict(api_name="/benchmark")
+    _, _, _, human, _ = c.predict(api_name="/benchmark")
     by_model = {row[0]: dict(zip(human["headers"], row)) for row in human["data"]}
     expected = arena.human_summary(rows)
     assert by_model["llama"]["generalization"] == next(r for r in expected if r["model"] == "llama")["generalization"]
     assert by_model["llama"]["ratings"] == len(rows)
+
+
+def test_a_blind_round_hides_the_names_until_the_rating_is_saved(served):
+    url, models, ratings = served
+    c = client(url)
+    seen = set()
+    for i in range(4):
+        out_a, status_a, out_b, status_b = c.predict(f"{PROMPT} blind {i}", "(random)", "(random)", *GREEDY, "blind",
+                                                     api_name="/arena")
+        shown = " ".join([status_a, status_b])
+        assert not any(name in shown for name in models), shown  # no model's name before the vote
+        done = c.predict(4, 4, 4, 4, 2, 2, 2, 2, "A", api_name="/rate")
+        revealed = re.search(r"A was \*\*(\w+)\*\*, B was \*\*(\w+)\*\*", done)
+        assert "Saved" in done and revealed and revealed.group(1) != revealed.group(2)
+        record = arena.read_ratings(ratings)[-1]
+        assert record["blind"] is True and (record["model_a"], record["model_b"]) == revealed.groups()
+        assert {out_a, out_b} == {reference(models[n], f"{PROMPT} blind {i}") for n in revealed.groups()}
+        seen.add(revealed.groups())
+    assert len(seen) > 1  # models and sides are drawn afresh each round
+    *_, board = c.predict(api_name="/benchmark")
+    assert board["headers"][:3] == ["rank", "model", "strength"] and len(board["data"]) >= 2
+
+
+def test_a_note_to_start_from(served, tmp_path):
+    url, _, _ = served
+    c = client(url)
+    assert c.predict(api_name="/complete_starter") in app.EXAMPLE_NOTES  # no prepared split here
+    assert c.predict(api_name="/arena_starter") in app.EXAMPLE_NOTES
+    test = tmp_path / "test.jsonl"
+    test.write_text('{"prompt": "context note", "scored": false}\n{"prompt": "Pt alert and", "scored": true}\n')
+    assert app.starting_note(random.Random(0), test) == "Pt alert and"  # a scored test prompt
 
 
 def test_over_long_prompt_is_refused(served):
@@ -134,14 +167,14 @@ def test_over_long_prompt_is_refused(served):
     long_prompt = "HR 80s NSR, BP stable. " * 400  # well past the tiny models' 512 positions
     text, status = client(url).predict(long_prompt, "llama", *GREEDY, api_name="/complete")
     assert text == "" and "prompt too long for llama" in status and "512" in status
-    out_a, status_a, out_b, status_b = client(url).predict(long_prompt, "llama", "gpt2", *GREEDY, api_name="/arena")
+    out_a, status_a, out_b, status_b = client(url).predict(long_prompt, "llama", "gpt2", *NAMED, api_name="/arena")
     assert out_a == out_b == "" and "prompt too long" in status_a and "prompt too long" in status_b
 
 
 def test_broken_model_shows_its_error_and_the_other_side_completes(served):
     url, models, _ = served
     c = client(url)
-    out_a, status_a, out_b, status_b = c.predict(PROMPT, "broken", "llama", *GREEDY, api_name="/arena")
+    out_a, status_a, out_b, status_b = c.predict(PROMPT, "broken", "llama", *NAMED, api_name="/arena")
     assert out_a == "" and status_a.startswith("**Error:**") and "broken" in status_a
     assert out_b == reference(models["llama"], PROMPT) and "tokens/s" in status_b
     text, status = c.predict(PROMPT, "broken", *GREEDY, api_name="/complete")
@@ -171,7 +204,7 @@ def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
     with launched({"llama": tiny_model_factory("llama")}, tmp_path / "r.jsonl", report_path=report,
                   metrics_path=tmp_path / "eval.json") as url:
         c = client(url)
-        _, table, _, human = c.predict(api_name="/benchmark")
+        _, table, _, human, _ = c.predict(api_name="/benchmark")
         text = c.predict(api_name="/report")
         image = urllib.request.urlopen(url + f"gradio_api/file={report.parent.resolve()}/rouge.png").read()
     systems = {row[1]: row for row in table["data"]}
@@ -285,3 +318,39 @@ def test_cli_app_defaults_to_loopback_without_share():
     args = _parser().parse_args(["app"])
     assert (args.host, args.port, args.share, args.ratings_path) == ("127.0.0.1", 7860, False, "ratings/arena.jsonl")
     assert main(["app", "--model", "no-equals-sign"]) == 1
+
+
+def test_a_non_loopback_address_needs_a_sign_in(tiny_model_factory, tmp_path, capsys):
+    from notelm.cli import main
+
+    assert main(["app", "--host", "0.0.0.0", "--model", f"llama={tiny_model_factory('llama')}"]) == 1
+    assert "--auth-file" in capsys.readouterr().err
+    users = tmp_path / "users.txt"
+    users.write_text("nurse:not-a-hash\n")
+    assert main(["app", "--host", "0.0.0.0", "--auth-file", str(users)]) == 1
+    assert "expected user:pbkdf2_sha256$" in capsys.readouterr().err
+
+
+def test_signed_in_raters_get_in_and_are_recorded_others_are_refused(tiny_model_factory, tmp_path):
+    from gradio_client import Client as GradioClient
+
+    users = arena_users = {"nurse": app.password_hash("s3cret"), "charge": app.password_hash("other")}
+    assert app.check_password("s3cret", users["nurse"]) and not app.check_password("wrong", users["nurse"])
+    port = free_port()
+    ratings = tmp_path / "ratings.jsonl"
+    demo = app.launch("127.0.0.1", port, block=False, users=arena_users, ratings_path=ratings,
+                      model_dirs={"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2")},
+                      metric_rows=lambda: [], metrics_path=tmp_path / "eval.json")
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        with pytest.raises(Exception):  # no credentials: the API is closed
+            GradioClient(url, verbose=False).predict(PROMPT, "llama", *GREEDY, api_name="/complete")
+        with pytest.raises(Exception):
+            GradioClient(url, auth=("nurse", "wrong"), verbose=False)
+        signed_in = GradioClient(url, auth=("nurse", "s3cret"), verbose=False)
+        assert signed_in.predict(PROMPT, "llama", *GREEDY, api_name="/complete")[0]
+        signed_in.predict(PROMPT, "(random)", "(random)", *GREEDY, "blind", api_name="/arena")
+        assert "Saved" in signed_in.predict(3, 3, 3, 3, 3, 3, 3, 3, "B", api_name="/rate")
+        assert arena.read_ratings(ratings)[-1]["rater"] == "nurse"
+    finally:
+        demo.close()

@@ -13,7 +13,14 @@ import numpy as np
 import pytest
 
 from notelm import cli
-from notelm.compare import compare_rows, exp_show, iter_runs, radar_chart, to_csv, to_markdown
+from notelm.compare import (
+    compare_rows,
+    exp_show,
+    iter_runs,
+    radar_chart,
+    to_csv,
+    to_markdown,
+)
 from notelm.errors import NoteLMError
 
 
@@ -202,10 +209,11 @@ def test_paired_runs_give_a_clustered_difference_on_the_same_notes(monkeypatch):
     rng = np.random.default_rng(0)
     base = {f"n{i}": (i % 6, rng.random() * 0.5) for i in range(30)}  # six patients, five notes each
     tables = {
-        "clean": [{"note_id": n, "subject_id": str(p), "variant": "finetuned", **dict.fromkeys(HEADLINE_KEYS, f"{v:.6f}")}
-                  for n, (p, v) in base.items()],
+        "clean": [{"note_id": n, "subject_id": str(p), "variant": "finetuned", **dict.fromkeys(HEADLINE_KEYS, f"{v:.6f}"),
+                   "nll_bits": "100", "bytes": "200"} for n, (p, v) in base.items()],
         "leaky": [{"note_id": n, "subject_id": str(p), "variant": "finetuned",
-                   **dict.fromkeys(HEADLINE_KEYS, f"{v + 0.05:.6f}")} for n, (p, v) in base.items()],
+                   **dict.fromkeys(HEADLINE_KEYS, f"{v + 0.05:.6f}"), "nll_bits": "60", "bytes": "200"}
+                  for n, (p, v) in base.items()],
         "other": [{"note_id": "x", "subject_id": "1", "variant": "finetuned", **dict.fromkeys(HEADLINE_KEYS, "0.1")}],
     }
     monkeypatch.setattr(cmp, "per_example_at", lambda run: tables[run["name"]])
@@ -214,6 +222,7 @@ def test_paired_runs_give_a_clustered_difference_on_the_same_notes(monkeypatch):
     text = cmp.paired_runs(shown, "clean", "leaky", samples=500)
     assert "over the same 30 test notes, resampling their 6 patients" in text
     assert "| rougeL | " in text and "+0.0500 [+0.0500, +0.0500] | higher |" in text
+    assert "| Bits per byte | 0.5000 | 0.3000 | -0.2000 [-0.2000, -0.2000] | lower |" in text  # a ratio of sums
     with pytest.raises(cmp.NoteLMError, match="scored different test notes"):
         cmp.paired_runs(shown, "clean", "other", samples=10)
     with pytest.raises(cmp.NoteLMError, match="no run named nope"):

@@ -237,6 +237,12 @@ def test_likelihood_per_byte_word_and_token(tmp_path):
     assert fine["token_perplexity"] == pytest.approx(np.exp(3.0), rel=1e-5)
     assert fine["bits_per_byte_ci_low"] <= fine["bits_per_byte"] <= fine["bits_per_byte_ci_high"]
     assert "bits_per_byte" in m["differences"]["finetuned-pretrained"]
+    with open(case.per_example_path, newline="") as fh:
+        per = list(csv.DictReader(fh))
+    fine_rows = [r for r in per if r["variant"] == "finetuned"]
+    assert sum(float(r["nll_bits"]) for r in fine_rows) / sum(float(r["bytes"]) for r in fine_rows) == pytest.approx(
+        fine["bits_per_byte"], rel=1e-5)  # the per-note parts add up to the ratio
+    assert all((r["nll_bits"] == "") == (r["variant"] not in ("pretrained", "finetuned")) for r in per)
     none = evaluate(_write_fixture(tmp_path / "none").replace(baselines=[]))
     assert "bits_per_byte" not in none["models"]["finetuned"]
 

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,32 @@ def test_exp_run_is_listed_beside_the_baseline(repo):
     shown = sh("dvc", "exp", "show", "--no-pager", "--md", cwd=repo)
     assert "more-steps" in shown
     assert "finetuned.rougeL" in shown and "subject_overlap" in shown and "finetuned_vs_best_baseline" in shown
+
+
+def test_the_study_grid_runs_with_a_tiny_model_standing_in(repo):
+    """A preset of study/grid.yaml, its model a tiny stand-in for the hub row: `notelm grid --queue --offline`
+    queues it, the queue runs it, and `notelm compare --study` puts its scores beside the study's figure."""
+    study = repo / "study"
+    study.mkdir(exist_ok=True)
+    shutil.copy(REPO / "study/published.csv", study / "published.csv")
+    grid = {"gpt2-5pct": {"model": "tiny", "column": "GPT2_5%", "set": {"data.fraction": 0.5, "train.max_steps": 2}},
+            "qwen3-full": {"model": "qwen3", "column": "Qwen3-0.6B", "set": {"train.method": "full"}}}
+    (study / "grid.yaml").write_text(yaml.safe_dump(grid))
+    sh("git", "add", "study", cwd=repo)
+    sh("git", "commit", "-qm", "study grid", cwd=repo)
+    queued = sh(sys.executable, "-m", "notelm.cli", "grid", "--queue", "--offline", cwd=repo)
+    assert "-n gpt2-5pct" in queued and "# qwen3-full: skipped" in queued
+    sh("dvc", "queue", "start", "-j", "1", cwd=repo)
+    deadline = time.time() + 600
+    while "Queued" in (status := sh("dvc", "queue", "status", cwd=repo)) or "Running" in status:
+        assert time.time() < deadline, status
+        time.sleep(2)
+    assert "Success" in status, status + sh("dvc", "queue", "logs", "gpt2-5pct", cwd=repo)
+    tables = sh(sys.executable, "-m", "notelm.cli", "compare", "--study", cwd=repo)
+    fine = tables[tables.index("### fine-tune"):tables.index("### all")]
+    row = next(line for line in fine.splitlines() if line.startswith("| rouge1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    header = [c.strip() for c in fine.splitlines()[2].strip("|").split("|")]
+    gpt2 = cells[header.index("GPT2_5%")]
+    assert gpt2.startswith("0.813 / 0.") and not gpt2.endswith("/ –"), gpt2  # the study's, ours, ours its way
+    assert cells[header.index("Qwen3-0.6B")] == "0.149 / – / –"

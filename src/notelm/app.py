@@ -20,6 +20,7 @@ calls run at a time, the rest wait in line.
 from __future__ import annotations
 
 import logging
+import random
 import re
 import threading
 import time
@@ -34,6 +35,7 @@ from notelm.arena import (
     Refused,
     append_rating,
     human_summary,
+    leaderboard,
     rating_record,
     read_ratings,
 )
@@ -46,8 +48,11 @@ from notelm.artifacts import (
     REPORTS,
     eval_systems,
     read_json,
+    read_jsonl,
+    scored,
+    split_path,
 )
-from notelm.decoding import context_length, stream_completion, timed_completion
+from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
 from notelm.params import GenerateParams
 from notelm.weights import load_checkpoint
@@ -145,8 +150,31 @@ def error_text(exc: Exception) -> str:
     return str(exc) if isinstance(exc, NoteLMError) else f"{type(exc).__name__}: {exc}"
 
 
+def measured_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> dict[str, Any]:
+    """A streamed completion with what it cost: latency to the first token, tokens/s and peak memory (the GPU's
+    allocator peak on CUDA, else the process's resident set, sampled as the tokens come: on a CPU the arena's
+    two sides share one process, so each side reports the peak while it ran)."""
+    import psutil
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    process, peak = psutil.Process(), 0
+    tick = time.perf_counter()
+    first, text, tokens = None, "", 0
+    for text, tokens in stream_completion(model, tokenizer, prompt, cfg):
+        first = first or time.perf_counter() - tick
+        peak = max(peak, process.memory_info().rss)
+    seconds = time.perf_counter() - tick
+    peak = torch.cuda.max_memory_allocated() if cuda else max(peak, process.memory_info().rss)
+    return {"completion": text, "completion_tokens": tokens, "seconds": round(seconds, 3),
+            "ttft_s": round(first if first is not None else seconds, 3),
+            "tokens_per_s": round(tokens / max(seconds, 1e-9), 1), "peak_memory_mb": round(peak / 2**20, 1)}
+
+
 def run_side(cache: ModelCache, name: str, prompt: str, cfg: GenerateParams) -> dict[str, Any]:
-    """One arena side: {model, completion, prompt_tokens, completion_tokens, seconds, tokens_per_s, error}.
+    """One arena side: {model, completion, completion_tokens, seconds, ttft_s, tokens_per_s, peak_memory_mb, error}.
 
     Never raises: a refusal or a failing model comes back as `error` with an empty completion.
     """
@@ -154,19 +182,40 @@ def run_side(cache: ModelCache, name: str, prompt: str, cfg: GenerateParams) -> 
     try:
         model, tokenizer = cache.get(name)
         check_prompt(prompt, model, tokenizer, cfg, name)
-        result.update(timed_completion(model, tokenizer, prompt, cfg))
+        result.update(measured_completion(model, tokenizer, prompt, cfg))
     except Exception as exc:  # noqa: BLE001 - the other side and the app keep serving
         result["error"] = error_text(exc)
         log.warning("app: %s: %s", name, result["error"])
     return result
 
 
-def side_status(side: dict[str, Any]) -> str:
-    """One line of Markdown under an arena output: the timing, or the error."""
+def side_status(side: dict[str, Any], hide: bool = False) -> str:
+    """One line of Markdown under an arena output: the timing, or the error (without the model's name if `hide`)."""
     if side["error"]:
-        return f"**Error:** {side['error']}"
-    return (f"latency {side['seconds']:.2f} s · {side['completion_tokens']} tokens · "
-            f"{side['tokens_per_s']:.1f} tokens/s")
+        error = side["error"].replace(side["model"], "this model") if hide else side["error"]
+        return f"**Error:** {error}"
+    return (f"latency {side['seconds']:.2f} s (first token {side['ttft_s']:.2f} s) · {side['completion_tokens']} tokens · "
+            f"{side['tokens_per_s']:.1f} tokens/s · peak {side['peak_memory_mb']:.0f} MB")
+
+
+EXAMPLE_NOTES = [  # a note to start from when there is no prepared test split (synthetic, like the default corpus)
+    "NPN 0700-1900 72 y/o M with PMH of COPD, CHF, admitted from the ED with hypoxic resp failure from pneumonia. "
+    "Allergies: NKDA. Events: Desaturated to high 80s at 1000, placed on high flow. Neuro: A&O x3, MAE, PERRL. "
+    "CV: HR 88-104 ST, no ectopy. BP 110-128/55-70. Resp:",
+    "Nursing Progress Note 1900-0700 64 y/o F with PMH of DM2, HTN, admitted with DKA. Allergies: PCN (rash). "
+    "Events: No events overnight. Neuro: Alert and oriented x3, follows commands. CV: HR 90s NSR. GI/GU: Insulin gtt at",
+    "NPN 0700-1900 81 y/o M s/p CABG x3. Events: Extubated at 0900 to NC without difficulty. Neuro: Opens eyes to "
+    "voice, follows simple commands. CV: Neo gtt at 0.5 mcg/kg/min, titrated to keep MAP > 60. Skin: Sternal incision",
+]
+
+
+def starting_note(rng: random.Random, test_path: Path = split_path("test")) -> str:
+    """A random scored test prompt of the prepared split, or a synthetic example when there is none."""
+    if test_path.is_file():
+        prompts = [r["prompt"] for r in scored(read_jsonl(test_path))]
+        if prompts:
+            return rng.choice(prompts)
+    return rng.choice(EXAMPLE_NOTES)
 
 
 # ---------------------------------------------------------------- metrics, charts, report
@@ -263,6 +312,8 @@ def _complete_tab(gr, cache: ModelCache, names: list[str]) -> None:
             yield text, f"**Error:** {error_text(exc)}"
 
     prompt = gr.Textbox(label="Beginning of a note", lines=6, elem_id="complete-prompt")
+    starter = gr.Button("A note to start from", elem_id="complete-starter")
+    starter.click(lambda: starting_note(random.Random()), None, prompt, api_name="complete_starter")
     model = gr.Dropdown(names, value=names[0] if names else None, label="model")
     controls = _decoding_controls(gr)
     button = gr.Button("Complete", variant="primary", elem_id="complete-button")
@@ -272,10 +323,26 @@ def _complete_tab(gr, cache: ModelCache, names: list[str]) -> None:
                  concurrency_id="model")
 
 
-def _arena_side(gr, side: str, names: list[str], default: int) -> tuple:
+RANDOM = "(random)"  # an arena side's model left to chance
+ARENA_MODES = ("blind", "named")
+
+
+def draw_round(names: list[str], chosen: tuple[str, str], rng: random.Random) -> tuple[str, str]:
+    """The two models of a blind round, sides in random order: the chosen ones, or a random distinct pair for
+    each side left at (random)."""
+    a, b = chosen
+    pool = [n for n in names if n not in (a, b)]
+    if a == RANDOM:
+        a = rng.choice([n for n in pool if n != b] or names)
+    if b == RANDOM:
+        b = rng.choice([n for n in names if n != a] or names)
+    return (a, b) if rng.random() < 0.5 else (b, a)
+
+
+def _arena_side(gr, side: str, names: list[str]) -> tuple:
     """One arena column: (model dropdown, output, status, the four GRACE score radios)."""
     with gr.Column(variant="panel"):
-        model = gr.Dropdown(names, value=names[default] if names else None, label=f"model {side.upper()}")
+        model = gr.Dropdown([RANDOM, *names], value=RANDOM, label=f"model {side.upper()} (hidden in a blind round)")
         output = gr.Textbox(label=f"output {side.upper()}", lines=8, interactive=False, elem_id=f"arena-output-{side}")
         status = gr.Markdown(elem_id=f"arena-status-{side}")
         scores = [gr.Radio([1, 2, 3, 4, 5], label=f"{dim.capitalize()} ({side.upper()})", elem_id=f"score-{side}-{dim}")
@@ -284,70 +351,94 @@ def _arena_side(gr, side: str, names: list[str], default: int) -> tuple:
 
 
 def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path) -> None:
-    """The Arena tab: two models on one prompt, generated together; a round is rated once, then saved."""
+    """The Arena tab: two models on one prompt, generated together; blind by default (models drawn or chosen but
+    hidden, sides shuffled, names shown only once the round is rated and saved); a round is rated once."""
+    rng = random.Random()
 
-    def on_arena(prompt, name_a, name_b, max_new, mode, temperature, top_p):
+    def on_arena(prompt, name_a, name_b, max_new, mode, temperature, top_p, arena_mode="blind"):
         try:
             cfg = decoding(max_new, mode, temperature, top_p)
+            if arena_mode not in ARENA_MODES:
+                raise Refused(f"arena mode must be blind or named, got {arena_mode!r}")
+            blind = arena_mode == "blind"
+            if not blind and RANDOM in (name_a, name_b):
+                raise Refused("a named round needs both models chosen")
+            pair = draw_round(names, (name_a, name_b), rng) if blind else (name_a, name_b)
         except Refused as exc:
             return "", f"**Error:** {exc}", "", f"**Error:** {exc}", None
         with ThreadPoolExecutor(max_workers=2) as pool:
-            a, b = pool.map(lambda name: run_side(cache, name, prompt, cfg), [name_a, name_b])
-        round_ = {"prompt": prompt, "a": a, "b": b,
+            a, b = pool.map(lambda name: run_side(cache, name, prompt, cfg), pair)
+        round_ = {"prompt": prompt, "a": a, "b": b, "blind": blind,
                   "decoding": {"max_new_tokens": cfg.max_new_tokens, "mode": mode,
                                "temperature": cfg.temperature, "top_p": cfg.top_p}}
         ok = not a["error"] and not b["error"]
-        return a["completion"], side_status(a), b["completion"], side_status(b), round_ if ok else None
+        status = (lambda side: side_status(side, hide=blind))
+        return a["completion"], status(a), b["completion"], status(b), round_ if ok else None
 
-    def on_rate(round_, ga, ra, aa, ea, gb, rb, ab, eb, vote):
+    def on_rate(round_, ga, ra, aa, ea, gb, rb, ab, eb, vote, request: gr.Request = None):
         if not round_:
             return "Run an arena round with two working models first; each round can be rated once.", round_
         try:
-            record = rating_record(round_, [ga, ra, aa, ea], [gb, rb, ab, eb], vote)
+            record = rating_record(round_, [ga, ra, aa, ea], [gb, rb, ab, eb], vote,
+                                   rater=getattr(request, "username", None))
         except Refused as exc:
             return f"**Not saved:** {exc}", round_
         append_rating(ratings_path, record)
-        return f"Saved to `{ratings_path}` ({record['model_a']} vs {record['model_b']}, vote: {record['vote']}).", None
+        reveal = f"A was **{record['model_a']}**, B was **{record['model_b']}**"
+        return f"Saved to `{ratings_path}` (vote: {record['vote']}). {reveal}.", None
 
     prompt = gr.Textbox(label="Beginning of a note", lines=5, elem_id="arena-prompt")
+    starter = gr.Button("A note to start from", elem_id="arena-starter")
+    arena_mode = gr.Radio(list(ARENA_MODES), value="blind", label="round", elem_id="arena-mode")
     controls = _decoding_controls(gr)
     button = gr.Button("Generate both", variant="primary", elem_id="arena-button")
     with gr.Row():
-        a = _arena_side(gr, "a", names, 0)
-        b = _arena_side(gr, "b", names, min(1, len(names) - 1))
+        a = _arena_side(gr, "a", names)
+        b = _arena_side(gr, "b", names)
     vote = gr.Radio(list(VOTES), label="Which is better? (optional)", elem_id="vote")
     rate_button = gr.Button("Save rating", elem_id="rate-button")
     rate_status = gr.Markdown(elem_id="rate-status")
     round_state = gr.State(None)
     rating_inputs = [*a[3], *b[3], vote]
+    starter.click(lambda: starting_note(rng), None, prompt, api_name="arena_starter")
     button.click(lambda: [None] * len(rating_inputs), None, rating_inputs, queue=False,
                  api_visibility="private")  # a new round starts unrated
-    button.click(on_arena, [prompt, a[0], b[0], *controls], [a[1], a[2], b[1], b[2], round_state],
+    button.click(on_arena, [prompt, a[0], b[0], *controls, arena_mode], [a[1], a[2], b[1], b[2], round_state],
                  api_name="arena", concurrency_id="model")
     rate_button.click(on_rate, [round_state, *rating_inputs], [rate_status, round_state], api_name="rate")
 
 
+LEADERBOARD_COLUMNS = ["rank", "model", "strength", "strength_ci_low", "strength_ci_high", "battles", "raters",
+                       *(c for dim in GRACE for c in (dim, f"{dim}_ci")), "ttft_s", "tokens_per_s", "peak_memory_mb"]
+
+
 def _benchmark_tab(gr, demo, get_rows: Callable[[], list[dict[str, Any]]], metrics_path: Path,
                    ratings_path: Path) -> None:
-    """The Benchmark tab: automatic metrics per system and mean human ratings per model, as radars and tables."""
+    """The Benchmark tab: automatic metrics per system, the blind-arena leaderboard (Bradley–Terry with intervals,
+    GRACE means, measured efficiency) and the mean human ratings per model."""
     import pandas as pd
 
     def on_benchmark():
         rows = get_rows()
-        human = human_summary(read_ratings(ratings_path))
+        ratings = read_ratings(ratings_path)
+        human = human_summary(ratings)
         return (
             radar(rows, METRIC_KEYS, lambda r: f"{r['experiment']}/{r['system']}", 1.0, "automatic metrics"),
             pd.DataFrame(rows, columns=["experiment", "system", *METRIC_KEYS]),
             radar(human, GRACE, lambda r: r["model"], 5.0, "mean human GRACE ratings (1-5)"),
             pd.DataFrame(human, columns=["model", "ratings", *GRACE, "wins", "losses", "ties"]),
+            pd.DataFrame(leaderboard(ratings), columns=LEADERBOARD_COLUMNS),
         )
 
     button = gr.Button("Refresh")
     with gr.Row():
         m_plot, h_plot = gr.Plot(label="automatic metrics"), gr.Plot(label="human ratings")
     m_table = gr.Dataframe(label=f"automatic metrics ({metrics_path}, across DVC experiments)", interactive=False)
-    h_table = gr.Dataframe(label=f"mean human ratings ({ratings_path})", interactive=False)
-    outputs = [m_plot, m_table, h_plot, h_table]
+    board = gr.Dataframe(label="leaderboard: blind battles only; Bradley–Terry strength (Elo scale) with a 95 % "
+                               "interval resampling prompts; rank = 1 + models whose interval lies wholly above",
+                         interactive=False, elem_id="leaderboard")
+    h_table = gr.Dataframe(label=f"mean human ratings, all rounds ({ratings_path})", interactive=False)
+    outputs = [m_plot, m_table, h_plot, h_table, board]
     button.click(on_benchmark, None, outputs, api_name="benchmark")
     demo.load(on_benchmark, None, outputs, api_visibility="private")
 
@@ -388,18 +479,65 @@ def build_app(
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True, **options):
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+HASH = "pbkdf2_sha256"
+
+
+def password_hash(password: str, salt: bytes | None = None, iterations: int = 200_000) -> str:
+    """`pbkdf2_sha256$<iterations>$<salt>$<hash>` of a password, for a users file (`notelm passwd USER`)."""
+    import hashlib
+    import os
+
+    salt = salt or os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"{HASH}${iterations}${salt.hex()}${digest.hex()}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """Whether `password` matches a stored `password_hash`, compared in constant time."""
+    import hmac
+
+    try:
+        scheme, iterations, salt, _ = stored.split("$")
+    except ValueError:
+        return False
+    return scheme == HASH and hmac.compare_digest(password_hash(password, bytes.fromhex(salt), int(iterations)), stored)
+
+
+def read_users(text: str, where: str) -> dict[str, str]:
+    """{user: stored hash} from `user:hash` entries, one a line or comma-separated; NoteLMError naming `where`."""
+    users = {}
+    for n, entry in enumerate((e.strip() for e in text.replace(",", "\n").splitlines()), 1):
+        if not entry or entry.startswith("#"):
+            continue
+        user, sep, stored = entry.partition(":")
+        if not sep or not user or not stored.startswith(f"{HASH}$"):
+            raise NoteLMError(f"{where}: entry {n}: expected user:{HASH}$... (make one with `notelm passwd USER`)")
+        users[user] = stored
+    if not users:
+        raise NoteLMError(f"{where}: no users")
+    return users
+
+
+def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, block: bool = True,
+           users: dict[str, str] | None = None, insecure_no_auth: bool = False, **options):
     """Build the app (`options` go to build_app) and serve it on host:port; returns the Blocks.
 
-    No public share link unless `share`. The browser-side run history is off (runs may hold
-    patient text). With `block` the call serves until interrupted (Ctrl-C).
+    On an address other than loopback, a sign-in (`users`: {user: password_hash}) is required unless
+    `insecure_no_auth`; each rating then records who gave it. No public share link unless `share`. The
+    browser-side run history is off (runs may hold patient text). With `block` the call serves until interrupted.
     """
+    if host not in LOOPBACK and not users and not insecure_no_auth:
+        raise NoteLMError(f"serving on {host} lets anyone on the network in, and the app shows patient text: give "
+                          "users (--auth-file FILE or --auth-env VAR, entries from `notelm passwd USER`), or pass "
+                          "--insecure-no-auth if the network is yours alone")
     if options.get("model_dirs") is None:
         options["model_dirs"] = discover_models()
-    log.info("app: models %s; ratings -> %s", ", ".join(options["model_dirs"]) or "(none)",
-             options.get("ratings_path", RATINGS_PATH))
+    log.info("app: models %s; ratings -> %s; sign-in %s", ", ".join(options["model_dirs"]) or "(none)",
+             options.get("ratings_path", RATINGS_PATH), "required" if users else "off")
     demo = build_app(**options)
     report_dir = Path(options.get("report_path", REPORT_PATH)).resolve().parent
-    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+    auth = (lambda user, password: user in users and check_password(password, users[user])) if users else None
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, auth=auth,
                 allowed_paths=[str(report_dir)], run_history=False, quiet=not block)
     return demo

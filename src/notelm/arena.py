@@ -10,11 +10,14 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import os
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from notelm.errors import NoteLMError
 
@@ -72,8 +75,11 @@ def read_ratings(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def rating_record(round_: dict[str, Any], scores_a: list, scores_b: list, vote: str | None) -> dict[str, Any]:
-    """The line saved for one rated arena round; Refused unless all eight scores are 1-5 and the vote valid."""
+def rating_record(round_: dict[str, Any], scores_a: list, scores_b: list, vote: str | None,
+                  rater: str | None = None) -> dict[str, Any]:
+    """The line saved for one rated arena round: prompt, decoding, whether it was blind, the signed-in rater, and
+    per side the model, output, GRACE scores and measured efficiency; Refused unless all eight scores are 1-5
+    and the vote valid."""
     scores = {}
     for side, values in (("a", scores_a), ("b", scores_b)):
         if len(values) != len(GRACE) or any(v not in (1, 2, 3, 4, 5) for v in values):
@@ -82,14 +88,15 @@ def rating_record(round_: dict[str, Any], scores_a: list, scores_b: list, vote: 
     if vote not in (None, "", *VOTES):
         raise Refused(f"vote must be one of {', '.join(VOTES)} (or none), got {vote!r}")
     record = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "prompt": round_["prompt"],
-              "decoding": round_["decoding"], "vote": vote or None}
+              "decoding": round_["decoding"], "vote": vote or None, "blind": bool(round_.get("blind")),
+              "rater": rater}
     for side in ("a", "b"):
         run = round_[side]
         record[f"model_{side}"] = run["model"]
         record[f"output_{side}"] = run["completion"]
         record[f"scores_{side}"] = scores[side]
-        record[f"seconds_{side}"] = run.get("seconds")
-        record[f"tokens_per_s_{side}"] = run.get("tokens_per_s")
+        for key in ("seconds", "ttft_s", "tokens_per_s", "peak_memory_mb"):
+            record[f"{key}_{side}"] = run.get(key)
     return record
 
 
@@ -115,3 +122,90 @@ def human_summary(ratings: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for d in GRACE:
             row[d] = round(row[d] / row["ratings"], 2)
     return sorted(by_model.values(), key=lambda row: row["model"])
+
+
+# ---------------------------------------------------------------- the leaderboard
+ELO_SCALE = 400 / math.log(10)  # Bradley–Terry log-strengths on the Elo scale FastChat's arena uses
+ELO_BASE = 1000.0
+
+
+def battles(ratings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The blind rounds that were voted on, as {a, b, outcome (1: A won, 0: B won, 0.5: tie), prompt, rater}.
+    Named rounds are left out: a rater who saw the names may have voted for them."""
+    outcome = {"A": 1.0, "B": 0.0, "tie": 0.5}
+    return [{"a": r["model_a"], "b": r["model_b"], "outcome": outcome[r["vote"]], "prompt": r.get("prompt", ""),
+             "rater": r.get("rater")}
+            for r in ratings if r.get("blind") and r.get("vote") in outcome and r.get("model_a") != r.get("model_b")]
+
+
+def bradley_terry(rounds: list[dict[str, Any]], models: list[str]) -> np.ndarray:
+    """Bradley–Terry strengths of `models` on the Elo scale (mean 1000), fitted by logistic regression as FastChat
+    does: one column per model (+1 side A, −1 side B). A round of outcome o (1: A won, 0: B won, 0.5: tie) enters
+    as "A won" with weight o and "B won" with weight 1 − o, and mirrored (sides swapped), so a tie is half a
+    win for each and the sides carry no advantage."""
+    from sklearn.linear_model import LogisticRegression
+
+    index = {m: i for i, m in enumerate(models)}
+    xs, ys, weights = [], [], []
+    for r in rounds:
+        x = np.zeros(len(models))
+        x[index[r["a"]]], x[index[r["b"]]] = 1, -1
+        for sign in (1, -1):  # as played, and mirrored
+            for won, weight in ((1, r["outcome"]), (0, 1 - r["outcome"])):
+                if weight:
+                    xs.append(sign * x)
+                    ys.append(won if sign == 1 else 1 - won)
+                    weights.append(weight)
+    fit = LogisticRegression(fit_intercept=False, C=1e6, max_iter=1000, tol=1e-8)
+    fit.fit(np.array(xs), np.array(ys), sample_weight=np.array(weights))
+    strengths = ELO_SCALE * fit.coef_[0]
+    return strengths - strengths.mean() + ELO_BASE
+
+
+def leaderboard(ratings: list[dict[str, Any]], samples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+    """Per model: Bradley–Terry strength over the blind battles with its 95 % interval (a bootstrap that resamples
+    prompts), rank (1 + the models whose interval lies wholly above), battles, raters, mean GRACE scores with
+    95 % intervals, and the measured efficiency (latency to first token, tokens/s, peak memory). Best first."""
+    rounds = battles(ratings)
+    models = sorted({m for r in rounds for m in (r["a"], r["b"])})
+    if len(models) < 2:
+        return []
+    point = bradley_terry(rounds, models)
+    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    for r in rounds:
+        by_prompt.setdefault(r["prompt"], []).append(r)
+    prompts = list(by_prompt)
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(samples):
+        sample = [r for i in rng.integers(0, len(prompts), len(prompts)) for r in by_prompt[prompts[i]]]
+        present = sorted({m for r in sample for m in (r["a"], r["b"])})
+        if present == models:
+            reps.append(bradley_terry(sample, models))
+    low, high = np.percentile(np.array(reps), [2.5, 97.5], axis=0) if reps else (point, point)
+    rows = [{"model": m, "strength": round(float(point[i]), 1), "strength_ci_low": round(float(min(low[i], point[i])), 1),
+             "strength_ci_high": round(float(max(high[i], point[i])), 1),
+             "battles": sum(m in (r["a"], r["b"]) for r in rounds),
+             "raters": len({r["rater"] for r in rounds if m in (r["a"], r["b"]) and r["rater"]})}
+            for i, m in enumerate(models)]
+    for row in rows:
+        row["rank"] = 1 + sum(other["strength_ci_low"] > row["strength_ci_high"] for other in rows)
+        row.update(_grace_and_efficiency([r for r in ratings if r.get("blind")], row["model"], rng))
+    return sorted(rows, key=lambda r: (r["rank"], -r["strength"]))
+
+
+def _grace_and_efficiency(ratings: list[dict[str, Any]], model: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Mean GRACE score per dimension with a 95 % bootstrap interval over this model's rated outputs, and the
+    mean measured latency to first token, tokens/s and peak memory of its outputs."""
+    sides = [(r, s) for r in ratings for s in ("a", "b") if r.get(f"model_{s}") == model]
+    out: dict[str, Any] = {}
+    for dim in GRACE:
+        values = np.array([float(r[f"scores_{s}"][dim]) for r, s in sides if dim in (r.get(f"scores_{s}") or {})])
+        if len(values):
+            means = values[rng.integers(0, len(values), (500, len(values)))].mean(axis=1)
+            out[dim] = round(float(values.mean()), 2)
+            out[f"{dim}_ci"] = f"[{np.percentile(means, 2.5):.2f}, {np.percentile(means, 97.5):.2f}]"
+    for key in ("ttft_s", "tokens_per_s", "peak_memory_mb"):
+        values = [r.get(f"{key}_{s}") for r, s in sides if isinstance(r.get(f"{key}_{s}"), (int, float))]
+        out[key] = round(float(np.mean(values)), 2) if values else None
+    return out

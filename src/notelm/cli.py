@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                      help="serve this checkpoint (repeatable); default: every checkpoint under models/")
     app.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
+    app.add_argument("--auth-file", help="users allowed in: lines user:hash from `notelm passwd USER`")
+    app.add_argument("--auth-env", metavar="VAR", help="... or an environment variable holding user:hash,user:hash")
+    app.add_argument("--insecure-no-auth", action="store_true",
+                     help="serve a non-loopback address without sign-in (only on a network that is yours alone)")
+    passwd = sub.add_parser("passwd", help="print a user:hash line for `notelm app --auth-file`; not a stage")
+    passwd.add_argument("user")
     plan = sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a stage")
     plan.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
     cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a stage")
@@ -78,8 +85,16 @@ def _serve_app(args: argparse.Namespace) -> None:
         models = {name: Path(path) for name, _, path in pairs}
     if args.concurrency < 1:
         raise NoteLMError(f"--concurrency must be >= 1, got {args.concurrency}")
-    app.launch(args.host, args.port, args.share, model_dirs=models, ratings_path=Path(args.ratings_path),
-               concurrency=args.concurrency)
+    users = None
+    if args.auth_file:
+        path = Path(args.auth_file)
+        if not path.is_file():
+            raise NoteLMError(f"--auth-file {path}: not found")
+        users = app.read_users(path.read_text(encoding="utf-8"), str(path))
+    elif args.auth_env:
+        users = app.read_users(os.environ.get(args.auth_env, ""), f"${args.auth_env}")
+    app.launch(args.host, args.port, args.share, users=users, insecure_no_auth=args.insecure_no_auth,
+               model_dirs=models, ratings_path=Path(args.ratings_path), concurrency=args.concurrency)
 
 
 def _tool(args: argparse.Namespace) -> None:
@@ -93,6 +108,12 @@ def _tool(args: argparse.Namespace) -> None:
             print(paired_runs(exp_show(args.all_branches, args.all_commits), *args.paired, args.variant), end="")
         else:
             print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study), end="")
+    elif args.command == "passwd":
+        import getpass
+
+        from notelm.app import password_hash
+
+        print(f"{args.user}:{password_hash(getpass.getpass(f'password for {args.user}: '))}")
     elif args.command == "grid":
         from notelm.study import grid
 

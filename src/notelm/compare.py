@@ -35,9 +35,9 @@ import numpy as np
 
 from notelm.artifacts import (
     EVAL_DETAIL,
-    PER_EXAMPLE,
     HEADLINE,
     LABELS,
+    PER_EXAMPLE,
     VARIANT_NAMES,
     VARIANTS,
     atomic_open,
@@ -311,12 +311,16 @@ def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, varian
     lines = [f"`{variant}` of {second} − {first}, paired over the same {len(notes)} test notes, resampling their "
              f"{clusters.n_clusters} patients ({samples} resamples):", "",
              f"| metric | {first} | {second} | {second} − {first} [95 % CI] | verdict |", "|---|---:|---:|---:|---|"]
-    for key in HEADLINE:
-        a, b = (np.array([float(s[n][key]) for n in notes]) for s in scores)
-        reps = replicates(np.stack([a, b], 1), clusters, samples, seed)
-        d = float(b.mean() - a.mean())
+    likely = all(scores[i][n].get("nll_bits") not in (None, "") for i in (0, 1) for n in notes)
+    for key in (*HEADLINE, *(("bits_per_byte",) if likely else ())):
+        num, den = ("nll_bits", "bytes") if key == "bits_per_byte" else (key, None)
+        a, b = (np.array([float(s[n][num]) for n in notes]) for s in scores)
+        wa, wb = (np.array([float(s[n][den]) if den else 1.0 for n in notes]) for s in scores)
+        reps = replicates(np.stack([a, b], 1), clusters, samples, seed, np.stack([wa, wb], 1))
+        mean_a, mean_b = a.sum() / wa.sum(), b.sum() / wb.sum()
+        d = float(mean_b - mean_a)
         low, high = interval(d, reps[:, 1] - reps[:, 0])
-        lines.append(f"| {LABELS[key]} | {a.mean():.4f} | {b.mean():.4f} | {d:+.4f} [{low:+.4f}, {high:+.4f}] | "
+        lines.append(f"| {LABELS[key]} | {mean_a:.4f} | {mean_b:.4f} | {d:+.4f} [{low:+.4f}, {high:+.4f}] | "
                      f"{verdict(low, high).replace('beats', 'higher').replace('worse', 'lower')} |")
     return "\n".join(lines) + "\n"
 

@@ -116,23 +116,34 @@ def _ours(rows: list[dict[str, Any]], runs: set[str], variant: str, model: str) 
     return None
 
 
-def study_columns(rows: list[dict[str, Any]], table: str) -> list[tuple[str, dict | None, dict | None]]:
+def study_columns(rows: list[dict[str, Any]], table: str, params: dict[str, Any] | None = None,
+                  ) -> list[tuple[str, dict | None, dict | None]]:
     """(column, the study's figures or None, our row or None) for every column of `table`, the study's columns
-    first (in its order), then our runs that the study did not have (marked with a *)."""
+    first (in its order), then our runs that the study did not have (marked with a *). A preset's model is
+    resolved to its row (aliases too), as the rows name it."""
+    params = params or load_params()
     figures = published()
-    grid_ = presets()
+    grid_ = [(p, _row_name(params, p.model)) for p in presets()]
     variant = "pretrained" if table == "pre-train" else "finetuned"
     out = []
     for (t, column), values in figures.items():
         if t != table:
             continue
-        matches = [p for p in grid_ if p.column == column or (table == "pre-train" and p.model == _model_of(column))]
-        ours = next((r for p in matches if (r := _ours(rows, {p.name}, variant, p.model))), None)
+        model = _model_of(column)
+        matches = [(p, name) for p, name in grid_ if p.column == column or (table == "pre-train" and name == model)]
+        ours = next((r for p, name in matches if (r := _ours(rows, {p.name}, variant, name))), None)
         out.append((column, values, ours))
-    for preset in grid_:
-        if preset.column is None and (ours := _ours(rows, {preset.name, "main", "workspace"}, variant, preset.model)):
-            out.append((f"{preset.model}*", None, ours))
+    for preset, name in grid_:
+        if preset.column is None and (ours := _ours(rows, {preset.name, "main", "workspace"}, variant, name)):
+            out.append((f"{name}*", None, ours))
     return out
+
+
+def _row_name(params: dict[str, Any], model: str) -> str:
+    try:
+        return model_row(params, model).name
+    except NoteLMError:
+        return model
 
 
 def _model_of(column: str) -> str | None:
@@ -140,7 +151,7 @@ def _model_of(column: str) -> str | None:
         return next((r["model"] for r in csv.DictReader(fh) if r["column"] == column), None)
 
 
-def study_tables(rows: list[dict[str, Any]]) -> str:
+def study_tables(rows: list[dict[str, Any]], params: dict[str, Any] | None = None) -> str:
     """The study's three tables (pre-train, fine-tune, all) in Markdown: per column the study's figure, ours
     (continuation only) and ours the study's way, or `–` where a run is missing."""
     parts = ["Each cell: the study's figure / ours, continuation only / ours, the study's way (prompt + "
@@ -149,7 +160,7 @@ def study_tables(rows: list[dict[str, Any]]) -> str:
              "for BERTScore, we the bundled MiniLM: its BERTScore columns are not comparable with ours.", ""]
     every = []
     for table in TABLES:
-        columns = study_columns(rows, table)
+        columns = study_columns(rows, table, params)
         every += [(f"{c} ({'pre' if table == 'pre-train' else 'fine'})", s, o) for c, s, o in columns]
         parts += [f"### {table}", "", *_table(columns), ""]
     parts += ["### all", "", *_table(every), ""]

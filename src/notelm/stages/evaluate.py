@@ -401,15 +401,20 @@ def _round(obj: Any) -> Any:
     return round(obj, DECIMALS) if isinstance(obj, float) else obj
 
 
-def _write_per_example(path: Path, rows: list[dict], scores: dict[str, dict[str, np.ndarray]]) -> None:
-    """One line per (note, system): note_id, subject_id (the resampling cluster), variant and every score."""
+def _write_per_example(path: Path, ex: Examples, scores: dict[str, dict[str, np.ndarray]]) -> None:
+    """One line per (note, system): note_id, subject_id (the resampling cluster), variant, every score, and for a
+    model the reference's NLL in bits and its bytes (their sums' ratio is bits per byte); no note text."""
     keys = list(next(iter(scores.values())))
+    likely = {v: likelihood(rows, ex.refs) for v, rows in ex.generations.items()}
     with atomic_open(path) as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["note_id", "subject_id", "variant", *keys])
+        writer.writerow(["note_id", "subject_id", "variant", *keys, "nll_bits", "bytes"])
         for system, by_key in scores.items():
-            for i, row in enumerate(rows):
-                writer.writerow([row["note_id"], row["subject_id"], system, *(f"{by_key[k][i]:.{DECIMALS}f}" for k in keys)])
+            bits, nbytes = (likely.get(system) or {}).get("bits_per_byte", ((), ()))
+            for i, row in enumerate(ex.rows):
+                extra = [f"{bits[i]:.{DECIMALS}f}", f"{nbytes[i]:.0f}"] if len(bits) else ["", ""]
+                writer.writerow([row["note_id"], row["subject_id"], system,
+                                 *(f"{by_key[k][i]:.{DECIMALS}f}" for k in keys), *extra])
 
 
 def evaluate(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path, cap: int | None,
@@ -422,7 +427,7 @@ def evaluate(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path, 
     scores, info = score_continuations(ex, cfg)
     study = score_study_way(ex, cfg)
     detail = summarise(ex, scores, study, info, cfg, cap)
-    _write_per_example(per_example, ex.rows, scores)
+    _write_per_example(per_example, ex, scores)
     return detail
 
 

@@ -126,7 +126,7 @@ def read_per_example(path: Path) -> list[dict[str, Any]] | None:
         for key, value in row.items():
             if key not in ("note_id", "subject_id", "variant"):
                 try:
-                    row[key] = float(value)
+                    row[key] = float(value) if value != "" else None
                 except (TypeError, ValueError) as exc:
                     raise NoteLMError(f"{path}: line {i}: column {key}: not a number: {value!r}") from exc
     return rows
