@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 import threading
 import urllib.request
 import zlib
@@ -68,7 +70,8 @@ def served(tiny_model_factory, tmp_path_factory):
     (tmp / "broken" / "config.json").write_text("{not json")
     models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2"), "broken": tmp / "broken"}
     ratings = tmp / "ratings" / "arena.jsonl"
-    with launched(models, ratings, report_path=tmp / "reports" / "report.md", metrics_path=tmp / "eval.json") as url:
+    with launched(models, ratings, report_path=tmp / "reports" / "report.md", metrics_path=tmp / "eval.json",
+                  arena_seed=0, notes_path=tmp / "no-test-split.jsonl") as url:
         yield url, models, ratings
 
 
@@ -135,8 +138,8 @@ def test_a_blind_round_hides_the_names_until_the_rating_is_saved(served):
     url, models, ratings = served
     c = client(url)
     seen = set()
-    for i in range(4):
-        out_a, status_a, out_b, status_b = c.predict(f"{PROMPT} blind {i}", "(random)", "(random)", *GREEDY, "blind",
+    for i in range(4):  # chosen, but hidden and shuffled ("(random)" would draw: see below)
+        out_a, status_a, out_b, status_b = c.predict(f"{PROMPT} blind {i}", "llama", "gpt2", *GREEDY, "blind",
                                                      api_name="/arena")
         shown = " ".join([status_a, status_b])
         assert not any(name in shown for name in models), shown  # no model's name before the vote
@@ -147,9 +150,18 @@ def test_a_blind_round_hides_the_names_until_the_rating_is_saved(served):
         assert record["blind"] is True and (record["model_a"], record["model_b"]) == revealed.groups()
         assert {out_a, out_b} == {reference(models[n], f"{PROMPT} blind {i}") for n in revealed.groups()}
         seen.add(revealed.groups())
-    assert len(seen) > 1  # models and sides are drawn afresh each round
+    assert seen == {("llama", "gpt2"), ("gpt2", "llama")}  # sides are shuffled each round
     *_, board = c.predict(api_name="/benchmark")
     assert board["headers"][:3] == ["rank", "model", "strength"] and len(board["data"]) >= 2
+
+
+def test_a_blind_draw_takes_two_distinct_models():
+    names = ["llama", "gpt2", "opt"]
+    rng = random.Random(1)
+    draws = [app.draw_round(names, ("(random)", "(random)"), rng) for _ in range(60)]
+    assert all(a != b and {a, b} <= set(names) for a, b in draws)
+    assert {m for pair in draws for m in pair} == set(names)
+    assert all("opt" in app.draw_round(names, ("opt", "(random)"), rng) for _ in range(20))
 
 
 def test_a_note_to_start_from(served, tmp_path):

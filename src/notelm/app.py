@@ -293,7 +293,7 @@ def _decoding_controls(gr) -> list:
                     gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="top p (sampling)")]
 
 
-def _complete_tab(gr, cache: ModelCache, names: list[str]) -> None:
+def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> None:
     """The Complete tab: one prompt, one model, the continuation streamed in."""
 
     def on_complete(prompt, name, max_new, mode, temperature, top_p):
@@ -313,7 +313,7 @@ def _complete_tab(gr, cache: ModelCache, names: list[str]) -> None:
 
     prompt = gr.Textbox(label="Beginning of a note", lines=6, elem_id="complete-prompt")
     starter = gr.Button("A note to start from", elem_id="complete-starter")
-    starter.click(lambda: starting_note(random.Random()), None, prompt, api_name="complete_starter")
+    starter.click(lambda: starting_note(random.Random(), notes_path), None, prompt, api_name="complete_starter")
     model = gr.Dropdown(names, value=names[0] if names else None, label="model")
     controls = _decoding_controls(gr)
     button = gr.Button("Complete", variant="primary", elem_id="complete-button")
@@ -350,10 +350,11 @@ def _arena_side(gr, side: str, names: list[str]) -> tuple:
     return model, output, status, scores
 
 
-def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path) -> None:
+def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path, notes_path: Path,
+               seed: int | None = None) -> None:
     """The Arena tab: two models on one prompt, generated together; blind by default (models drawn or chosen but
     hidden, sides shuffled, names shown only once the round is rated and saved); a round is rated once."""
-    rng = random.Random()
+    rng = random.Random(seed)
 
     def on_arena(prompt, name_a, name_b, max_new, mode, temperature, top_p, arena_mode="blind"):
         try:
@@ -387,6 +388,8 @@ def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path) -> N
         reveal = f"A was **{record['model_a']}**, B was **{record['model_b']}**"
         return f"Saved to `{ratings_path}` (vote: {record['vote']}). {reveal}.", None
 
+    on_rate.__annotations__["request"] = gr.Request  # gradio injects the request (and its signed-in user) by type
+
     prompt = gr.Textbox(label="Beginning of a note", lines=5, elem_id="arena-prompt")
     starter = gr.Button("A note to start from", elem_id="arena-starter")
     arena_mode = gr.Radio(list(ARENA_MODES), value="blind", label="round", elem_id="arena-mode")
@@ -400,7 +403,7 @@ def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path) -> N
     rate_status = gr.Markdown(elem_id="rate-status")
     round_state = gr.State(None)
     rating_inputs = [*a[3], *b[3], vote]
-    starter.click(lambda: starting_note(rng), None, prompt, api_name="arena_starter")
+    starter.click(lambda: starting_note(rng, notes_path), None, prompt, api_name="arena_starter")
     button.click(lambda: [None] * len(rating_inputs), None, rating_inputs, queue=False,
                  api_visibility="private")  # a new round starts unrated
     button.click(on_arena, [prompt, a[0], b[0], *controls, arena_mode], [a[1], a[2], b[1], b[2], round_state],
@@ -450,11 +453,15 @@ def build_app(
     report_path: Path = REPORT_PATH,
     metric_rows: Callable[[], list[dict[str, Any]]] | None = None,
     concurrency: int = 2,
+    arena_seed: int | None = None,
+    notes_path: Path = split_path("test"),
 ):
     """The four-tab Gradio Blocks app (not launched), its queue bounding model calls to `concurrency` at a time.
 
     `model_dirs` maps a display name to a checkpoint directory (default: discover_models()).
     `metric_rows` returns the Benchmark tab's automatic-metric rows (default: experiment_metric_rows(metrics_path)).
+    `arena_seed` seeds the blind arena's draws (default: unseeded); `notes_path` is where "a note to start from"
+    comes from (default: the prepared test split).
     API names: /complete, /arena, /rate, /benchmark, /report.
     """
     import gradio as gr
@@ -465,9 +472,9 @@ def build_app(
     with gr.Blocks(title="NoteLM", analytics_enabled=False) as demo:
         gr.Markdown("# NoteLM: nursing-note completion" + ("" if names else f"\n\n**{no_models}**"))
         with gr.Tab("Complete"):
-            _complete_tab(gr, cache, names)
+            _complete_tab(gr, cache, names, Path(notes_path))
         with gr.Tab("Arena"):
-            _arena_tab(gr, cache, names, Path(ratings_path))
+            _arena_tab(gr, cache, names, Path(ratings_path), Path(notes_path), arena_seed)
         with gr.Tab("Benchmark"):
             _benchmark_tab(gr, demo, metric_rows or (lambda: experiment_metric_rows(Path(metrics_path))),
                            Path(metrics_path), Path(ratings_path))
