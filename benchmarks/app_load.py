@@ -1,11 +1,16 @@
-"""Load test of `notelm app`: N concurrent completions (default 20); every one must come back.
+"""Load test of `notelm app`: N concurrent users (default 20); every action must come back, every rating once.
 
-Each request is its own gradio_client session calling /complete with a distinct prompt. The
-test is bounded: at most 100 requests, and a wall-clock limit after which it fails. It prints
+Each user is its own gradio_client session with a distinct prompt. With `--mix` the users rotate
+through three actions, as people at a ward's demo would: a streamed completion; a blind arena round
+(the first and last model, sides shuffled and hidden) then its rating; a named arena round then its rating. After the run the ratings file is
+read back: every rating the app said it saved must be there exactly once (none lost, none duplicated).
+The test is bounded: at most 100 users, and a wall-clock limit after which the rest count as lost.
+It prints
 
-    requests  ok  failed  p50 s  p95 s  max s  wall s
+    action  users  ok  failed  lost  p50 s  p95 s  max s        (and: ratings saved / in the file / duplicated)
 
     python benchmarks/app_load.py --tiny                        # in-process app on two tiny random models
+    python benchmarks/app_load.py --tiny --users 50 --mix       # 50 users: completions, arena rounds, ratings
     python benchmarks/app_load.py                               # in-process app on the checkpoints under models/
     python benchmarks/app_load.py --url http://127.0.0.1:7860/ --model base/smollm2-135m   # a running app
 
@@ -36,70 +41,112 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def one_request(url: str, model: str, i: int, max_new_tokens: int) -> tuple[float, str, str]:
-    """(seconds, continuation, status) of one completion in its own client session."""
+ACTIONS = ("complete", "blind round + rating", "named round + rating")
+DECODING = ("greedy", 1.0, 1.0)  # decoding, temperature, top p
+
+
+def one_user(url: str, models: list[str], i: int, action: str, max_new_tokens: int) -> tuple[float, bool, str]:
+    """(seconds, rating saved, status) of one user's `action` in its own client session; raises on an error."""
     from gradio_client import Client
 
     tick = time.perf_counter()
     client = Client(url, verbose=False)
-    text, status = client.predict(PROMPT.format(i=i), model, max_new_tokens, "greedy", 1.0, 1.0, api_name="/complete")
-    return time.perf_counter() - tick, text, status
+    prompt = PROMPT.format(i=i)
+    if action == "complete":
+        _, status = client.predict(prompt, models[0], max_new_tokens, *DECODING, api_name="/complete")
+        if "tokens/s" not in status or "Error" in status:
+            raise RuntimeError(status)
+        return time.perf_counter() - tick, False, status
+    blind = action.startswith("blind")  # the two models chosen, their sides shuffled and hidden
+    _, status_a, _, status_b = client.predict(prompt, models[0], models[-1], max_new_tokens, *DECODING, "blind" if blind else "named",
+                                              api_name="/arena")
+    if "Error" in status_a + status_b:
+        raise RuntimeError(f"{status_a} / {status_b}")
+    saved = client.predict(4, 3, 3, 4, 2, 3, 3, 2, "A", api_name="/rate")
+    if "Saved" not in saved:
+        raise RuntimeError(saved)
+    return time.perf_counter() - tick, True, saved
 
 
-def load_test(url: str, model: str, n: int = 20, max_new_tokens: int = 16, time_limit: float = 120.0) -> dict:
-    """Send `n` concurrent completions to the app at `url` (loopback only); return counts and latencies.
+def load_test(url: str, models: list[str] | str, n: int = 20, max_new_tokens: int = 16, time_limit: float = 120.0,
+              mix: bool = False, ratings_path: Path | None = None) -> dict:
+    """Send `n` concurrent users to the app at `url` (loopback only): completions of `models[0]`, or with `mix`
+    the ACTIONS in turn. Returns per action {users, ok, failed, lost, p50_s, p95_s, max_s}, the wall time, the
+    ratings the app said it saved and — with `ratings_path`, the app's file — how many of their prompts are in
+    the file and how many lines repeat one. Users still running after `time_limit` seconds count as lost.
+    Raises ValueError for a non-loopback url or n out of 1..100."""
+    from notelm.arena import read_ratings
 
-    A request counts as ok when its status reports tokens/s (no error). Requests still running
-    after `time_limit` seconds count as lost. Raises ValueError for a non-loopback url or n out of 1..100.
-    """
     if urlparse(url).hostname not in ("127.0.0.1", "localhost", "::1"):
         raise ValueError(f"{url}: the load test only targets this machine (127.0.0.1)")
     if not 1 <= n <= MAX_REQUESTS:
-        raise ValueError(f"requests must be 1..{MAX_REQUESTS}, got {n}")
+        raise ValueError(f"users must be 1..{MAX_REQUESTS}, got {n}")
+    models = [models] if isinstance(models, str) else list(models)
+    actions = [ACTIONS[i % len(ACTIONS)] if mix else "complete" for i in range(n)]
+    before = len(read_ratings(ratings_path)) if ratings_path and ratings_path.is_file() else 0
     tick = time.perf_counter()
     pool = ThreadPoolExecutor(max_workers=n)
-    futures = [pool.submit(one_request, url, model, i, max_new_tokens) for i in range(n)]
-    done, lost = wait(futures, timeout=time_limit)
+    futures = {pool.submit(one_user, url, models, i, actions[i], max_new_tokens): i for i in range(n)}
+    done, _ = wait(futures, timeout=time_limit)
     pool.shutdown(wait=False, cancel_futures=True)
-    latencies, failures = [], []
-    for f in done:
-        try:
-            seconds, text, status = f.result()
-        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
-            failures.append(f"{type(exc).__name__}: {exc}")
+    wall = time.perf_counter() - tick
+    per_action: dict[str, dict] = {a: {"users": actions.count(a), "latencies": [], "failed": [], "lost": 0}
+                                   for a in dict.fromkeys(actions)}
+    saved_prompts = []
+    for future, i in futures.items():
+        row = per_action[actions[i]]
+        if future not in done:
+            row["lost"] += 1
             continue
-        if "tokens/s" in status and "Error" not in status:
-            latencies.append(seconds)
-        else:
-            failures.append(status)
-    lat = np.array(latencies) if latencies else np.array([float("nan")])
-    return {
-        "requests": n, "ok": len(latencies), "failed": len(failures), "lost": len(lost),
-        "p50_s": float(np.percentile(lat, 50)), "p95_s": float(np.percentile(lat, 95)), "max_s": float(lat.max()),
-        "wall_s": time.perf_counter() - tick, "failures": failures[:5],
-    }
+        try:
+            seconds, saved, _ = future.result()
+        except Exception as exc:  # noqa: BLE001 - every failure is counted and shown
+            row["failed"].append(f"{type(exc).__name__}: {exc}")
+            continue
+        row["latencies"].append(seconds)
+        if saved:
+            saved_prompts.append(PROMPT.format(i=i))
+    result = {"users": n, "wall_s": wall, "saved": len(saved_prompts), "actions": {}}
+    for action, row in per_action.items():
+        lat = np.array(row["latencies"]) if row["latencies"] else np.array([float("nan")])
+        result["actions"][action] = {"users": row["users"], "ok": len(row["latencies"]), "failed": len(row["failed"]),
+                                     "lost": row["lost"], "p50_s": float(np.percentile(lat, 50)),
+                                     "p95_s": float(np.percentile(lat, 95)), "max_s": float(lat.max()),
+                                     "failures": row["failed"][:3]}
+    if ratings_path is not None:
+        lines = [r.get("prompt") for r in read_ratings(ratings_path)[before:]] if ratings_path.is_file() else []
+        result["in_file"] = sum(p in lines for p in saved_prompts)
+        result["duplicated"] = len(lines) - len(set(lines))
+    result["ok"] = sum(a["ok"] for a in result["actions"].values())
+    return result
 
 
 def table(result: dict) -> str:
-    """The result as a two-line text table."""
-    head = f"{'requests':>8} {'ok':>4} {'failed':>6} {'lost':>4} {'p50 s':>6} {'p95 s':>6} {'max s':>6} {'wall s':>6}"
-    row = (f"{result['requests']:>8} {result['ok']:>4} {result['failed']:>6} {result['lost']:>4} "
-           f"{result['p50_s']:>6.2f} {result['p95_s']:>6.2f} {result['max_s']:>6.2f} {result['wall_s']:>6.2f}")
-    return f"{head}\n{row}"
+    """The result as a text table: one line per action, then the ratings check."""
+    lines = [f"{'action':<22} {'users':>5} {'ok':>4} {'failed':>6} {'lost':>4} {'p50 s':>6} {'p95 s':>6} {'max s':>6}"]
+    for action, r in result["actions"].items():
+        lines.append(f"{action:<22} {r['users']:>5} {r['ok']:>4} {r['failed']:>6} {r['lost']:>4} "
+                     f"{r['p50_s']:>6.2f} {r['p95_s']:>6.2f} {r['max_s']:>6.2f}")
+    lines.append(f"{result['users']} users in {result['wall_s']:.1f} s wall; ratings saved {result['saved']}"
+                 + (f", in the file {result['in_file']}, duplicated lines {result['duplicated']}"
+                    if "in_file" in result else ""))
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running app (default: launch one in this process)")
-    parser.add_argument("--model", help="model name as the app lists it (default: the first one)")
+    parser.add_argument("--model", action="append", help="model name(s) as the app lists them (default: all)")
     parser.add_argument("--tiny", action="store_true", help="launch on two tiny random models (tests/tiny.py)")
-    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--users", "--requests", type=int, default=20, dest="users")
+    parser.add_argument("--mix", action="store_true", help="completions, blind and named arena rounds with ratings")
+    parser.add_argument("--ratings-path", type=Path, help="the running app's ratings file, to check (with --url)")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=2, help="queue concurrency of the in-process app")
-    parser.add_argument("--time-limit", type=float, default=120.0)
+    parser.add_argument("--time-limit", type=float, default=300.0)
     args = parser.parse_args()
 
-    url, model, demo = args.url, args.model, None
+    url, models, demo, ratings = args.url, args.model, None, args.ratings_path
     if url is None:
         from notelm.app import build_app, discover_models
 
@@ -108,27 +155,31 @@ def main() -> int:
             from tiny import make_tiny_model
 
             tmp = Path(tempfile.mkdtemp(prefix="notelm-app-load-"))
-            models = {f: make_tiny_model(tmp / f, f) for f in ("llama", "gpt2")}
+            found = {f: make_tiny_model(tmp / f, f) for f in ("llama", "gpt2")}
         else:
-            models = discover_models()
-        if not models:
+            found = discover_models()
+        if not found:
             parser.error("no checkpoints under models/; run `dvc repro` or pass --tiny")
         port = free_port()
-        demo = build_app(models, Path(tempfile.mkdtemp()) / "ratings.jsonl", concurrency=args.concurrency)
+        ratings = Path(tempfile.mkdtemp()) / "ratings.jsonl"
+        demo = build_app(found, ratings, concurrency=args.concurrency)
         demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        url, model = f"http://127.0.0.1:{port}/", model or next(iter(models))
-    if model is None:
+        url, models = f"http://127.0.0.1:{port}/", models or list(found)
+    if not models:
         parser.error("--model is required with --url")
     try:
-        result = load_test(url, model, args.requests, args.max_new_tokens, args.time_limit)
+        result = load_test(url, models, args.users, args.max_new_tokens, args.time_limit, args.mix, ratings)
     finally:
         if demo is not None:
             demo.close()
-    print(f"model {model} at {url}, {args.max_new_tokens} new tokens each")
+    print(f"models {', '.join(models)} at {url}, {args.max_new_tokens} new tokens each, "
+          f"app concurrency {args.concurrency}")
     print(table(result))
-    for failure in result["failures"]:
-        print("failure:", failure)
-    return 0 if result["ok"] == result["requests"] else 1
+    for action, r in result["actions"].items():
+        for failure in r["failures"]:
+            print(f"failure ({action}):", failure)
+    clean = result["ok"] == result["users"] and result.get("in_file", result["saved"]) == result["saved"]
+    return 0 if clean and not result.get("duplicated") else 1
 
 
 if __name__ == "__main__":

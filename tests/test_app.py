@@ -17,6 +17,7 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from gradio_client import Client  # noqa: E402
+from tiny import make_tiny_chinese_model  # noqa: E402
 
 from notelm import app, arena  # noqa: E402
 from notelm.decoding import complete  # noqa: E402
@@ -68,7 +69,8 @@ def served(tiny_model_factory, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
     (tmp / "broken").mkdir()
     (tmp / "broken" / "config.json").write_text("{not json")
-    models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2"), "broken": tmp / "broken"}
+    models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2"), "broken": tmp / "broken",
+              "zh": make_tiny_chinese_model(tmp / "zh")}
     ratings = tmp / "ratings" / "arena.jsonl"
     with launched(models, ratings, report_path=tmp / "reports" / "report.md", metrics_path=tmp / "eval.json",
                   arena_seed=0, notes_path=tmp / "no-test-split.jsonl") as url:
@@ -174,6 +176,18 @@ def test_a_note_to_start_from(served, tmp_path):
     assert app.starting_note(random.Random(0), test) == "Pt alert and"  # a scored test prompt
 
 
+def test_a_chinese_prompt_completes_on_a_wordpiece_model(served):
+    """The seed-003 arena's case: a GPT-2 with a BERT-style Chinese tokenizer, in Complete and in the Arena."""
+    url, models, _ = served
+    prompt = "患者神志清楚，生命体征"
+    text, status = client(url).predict(prompt, "zh", *GREEDY, api_name="/complete")
+    assert text and text == reference(models["zh"], prompt)
+    assert " " not in text and "[SEP]" not in text and "[CLS]" not in text  # characters joined, no markers
+    assert all("\u4e00" <= ch <= "\u9fff" or ch in "，。：" for ch in text), text
+    out_a, _, out_b, _ = client(url).predict(prompt, "zh", "gpt2", *NAMED, api_name="/arena")
+    assert out_a == text and out_b
+
+
 def test_over_long_prompt_is_refused(served):
     url, _, _ = served
     long_prompt = "HR 80s NSR, BP stable. " * 400  # well past the tiny models' 512 positions
@@ -198,7 +212,15 @@ def test_broken_model_shows_its_error_and_the_other_side_completes(served):
 def test_twenty_concurrent_completions_all_come_back(served):
     url, _, _ = served
     result = load_test(url, "gpt2", n=20, max_new_tokens=8, time_limit=120)
-    assert result["ok"] == 20 and result["failed"] == 0 and result["lost"] == 0, result
+    assert result["ok"] == 20 and result["actions"]["complete"]["lost"] == 0, result
+
+
+def test_mixed_users_every_rating_saved_once(served):
+    """Completions, blind and named arena rounds with ratings at once: each saved rating is in the file once."""
+    url, _, ratings = served
+    result = load_test(url, ["llama", "gpt2"], n=9, max_new_tokens=6, time_limit=180, mix=True, ratings_path=ratings)
+    assert result["ok"] == 9 and result["saved"] == 6, result
+    assert result["in_file"] == 6 and result["duplicated"] == 0, result
 
 
 def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,55 @@ def test_arena_in_the_browser_shows_both_outputs(browser, tiny_model_factory, tm
     (rating,) = arena.read_ratings(tmp_path / "ratings.jsonl")
     assert rating["vote"] == "B" and rating["scores_a"] == dict.fromkeys(arena.GRACE, 4)
     assert rating["output_a"] == outputs[0] and rating["output_b"] == outputs[1]
+
+
+def text_with(elem_id: str, needle: str):
+    """A wait condition: the element's text once it contains `needle`."""
+    def check(driver):
+        text = driver.find_element(By.ID, elem_id).text
+        return text if needle in text else None
+    return check
+
+
+def _tab(driver, name: str):
+    wait = WebDriverWait(driver, 60)
+    tab = wait.until(lambda d: next((b for b in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                     if b.text.strip() == name), None))
+    tab.click()
+    return wait
+
+
+def test_a_blind_round_in_the_browser_names_the_models_only_after_the_rating(browser, tiny_model_factory, tmp_path):
+    """Blind arena as a rater sees it, then the Benchmark tab's leaderboard; screenshots of both go to
+    $NOTELM_SCREENSHOTS (default: the test's tmp dir)."""
+    shots = Path(os.environ.get("NOTELM_SCREENSHOTS") or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    models = {"llama": tiny_model_factory("llama"), "gpt2": tiny_model_factory("gpt2")}
+    with launched(models, tmp_path / "ratings.jsonl", report_path=tmp_path / "report.md", arena_seed=1) as url:
+        browser.get(url)
+        wait = _tab(browser, "Arena")
+        wait.until(lambda d: textarea(d, "arena-prompt").is_displayed())
+        for i, vote in enumerate("ABA"):
+            prompt = textarea(browser, "arena-prompt")
+            prompt.clear()
+            prompt.send_keys(f"{PROMPT} round {i}")
+            browser.find_element(By.ID, "arena-button").click()
+            wait.until(lambda d: both_statuses(d) and "Saved" not in d.find_element(By.ID, "rate-status").text
+                       or None)
+            statuses = wait.until(both_statuses)
+            assert not any(name in s for s in statuses for name in models), statuses  # hidden while rating
+            if i == 0:
+                browser.save_screenshot(str(shots / "blind-arena.png"))
+            for side, dim in ((side, dim) for side in "ab" for dim in arena.GRACE):
+                browser.find_element(By.CSS_SELECTOR, f"#score-{side}-{dim} input[value='{3 + (side == 'a')}']").click()
+            browser.find_element(By.CSS_SELECTOR, f"#vote input[value='{vote}']").click()
+            browser.find_element(By.ID, "rate-button").click()
+            revealed = wait.until(text_with("rate-status", "Saved"))
+            assert "A was llama" in revealed or "A was gpt2" in revealed, revealed
+        _tab(browser, "Benchmark")
+        browser.find_element(By.XPATH, "//button[normalize-space()='Refresh']").click()
+        board = wait.until(text_with("leaderboard", "llama"))
+        browser.save_screenshot(str(shots / "leaderboard.png"))
+    ratings = arena.read_ratings(tmp_path / "ratings.jsonl")
+    assert len(ratings) == 3 and all(r["blind"] for r in ratings)
+    assert "gpt2" in board and (shots / "blind-arena.png").stat().st_size > 10_000

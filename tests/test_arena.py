@@ -60,3 +60,18 @@ def test_measured_efficiency_is_shown_beside_the_human_score():
 
 def test_no_blind_battles_no_leaderboard():
     assert arena.leaderboard([rating("a", "b", "A", "p", blind=False)]) == []
+
+
+def test_the_bootstrap_can_resample_raters_instead_of_prompts():
+    """One rater is one unit: resampling raters then has nothing to vary (the interval covers no new raters),
+    while resampling that rater's prompts does; two raters who disagree widen the rater interval."""
+    one = [rating("x", "y", "A", f"p{i}", rater="r1") for i in range(6)] + [rating("y", "x", "A", "q", rater="r1")]
+    by_rater = {r["model"]: r for r in arena.leaderboard(one, samples=200, resample="rater")}
+    by_prompt = {r["model"]: r for r in arena.leaderboard(one, samples=200, resample="prompt")}
+    assert by_rater["x"]["strength_ci_low"] == by_rater["x"]["strength_ci_high"] == by_rater["x"]["strength"]
+    assert by_prompt["x"]["strength_ci_high"] > by_prompt["x"]["strength_ci_low"]
+    two = one + [rating("y", "x", "A", f"s{i}", rater="r2") for i in range(5)]
+    wide = {r["model"]: r for r in arena.leaderboard(two, samples=200, resample="rater")}
+    assert wide["x"]["strength_ci_high"] > wide["x"]["strength_ci_low"]
+    with pytest.raises(ValueError, match="resample must be one of prompt, rater"):
+        arena.leaderboard(one, resample="day")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -195,6 +196,14 @@ def test_compare_over_two_experiments_prints_the_table(tmp_path, monkeypatch, ca
                for line in lines)
     for name in ("compare.md", "compare.csv", "radar.png"):
         assert (tmp_path / "compare" / name).stat().st_size > 0
+
+    ratings = tmp_path / "arena.jsonl"  # a rater's blind votes: the leaderboard comes along
+    ratings.write_text("".join(json.dumps({"model_a": a, "model_b": b, "vote": "A", "prompt": f"p{i}", "blind": True,
+                                           "rater": "r1"}) + "\n" for i, (a, b) in enumerate([("x", "y")] * 3)))
+    assert cli.main(["compare", "--ratings", str(ratings), "--resample", "rater"]) == 0
+    out = capsys.readouterr().out
+    assert "## Arena leaderboard" in out and "resampling raters" in out and "| 1 | x |" in out
+    assert "## Arena leaderboard" in (tmp_path / "compare" / "compare.md").read_text()
 
 
 @pytest.mark.skipif(shutil.which("dvc") is None, reason="needs dvc")

@@ -6,14 +6,15 @@ import math
 
 import pytest
 import torch
-from tiny import CORPUS, make_config, make_tokenizer
+from tiny import CORPUS, make_config, make_tiny_chinese_model, make_tokenizer
 
 from notelm.decoding import (
     complete,
+    decode,
     joint_ids,
+    prompt_ids,
     stream_completion,
     target_nll,
-    timed_completion,
 )
 from notelm.params import GenerateParams
 from notelm.weights import load_checkpoint
@@ -28,14 +29,25 @@ def test_batched_greedy_equals_one_at_a_time(tiny_model_factory):
     assert [b["prompt_tokens"] for b in batched] == [len(tok(p)["input_ids"]) for p in prompts]
 
 
-def test_streaming_and_timed_completion_equal_the_batched_text(tiny_model_factory):
+def test_streaming_equals_the_batched_text(tiny_model_factory):
     model, tok = load_checkpoint(tiny_model_factory("gpt2"))
     cfg = GenerateParams(max_new_tokens=6, batch_size=1)
     (batched,) = complete(model, tok, ["Pt alert and"], cfg)
     *_, (text, tokens) = stream_completion(model, tok, "Pt alert and", cfg)
-    timed = timed_completion(model, tok, "Pt alert and", cfg)
-    assert text == batched["completion"] == timed["completion"]
-    assert tokens == batched["completion_tokens"] and timed["seconds"] > 0 and timed["tokens_per_s"] > 0
+    assert text == batched["completion"]
+    assert tokens == batched["completion_tokens"]
+
+
+def test_a_wordpiece_prompt_is_continued_not_ended(tmp_path):
+    """BERT-style tokenizers wrap a text in [CLS] … [SEP]: the prompt keeps [CLS] but not the [SEP] (a model
+    continuing after an end marker starts a new text), [SEP] becomes the EOS, and Chinese comes back joined."""
+    model, tok = load_checkpoint(make_tiny_chinese_model(tmp_path / "zh"))
+    ids = prompt_ids(tok, "患者神志清楚")
+    assert ids[0] == tok.cls_token_id and ids[-1] != tok.sep_token_id and len(ids) == 1 + 6
+    assert tok.eos_token_id == tok.sep_token_id
+    (out,) = complete(model, tok, ["患者神志清楚"], GenerateParams(max_new_tokens=5, do_sample=True, seed=3))
+    assert out["completion"] and " " not in out["completion"]
+    assert decode(tok, tok.convert_tokens_to_ids(list("患者")) + [tok.sep_token_id]) == "患者"
 
 
 def test_long_prompts_keep_their_end(tiny_model_factory):

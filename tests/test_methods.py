@@ -18,7 +18,9 @@ from notelm.stages.train import train
 from notelm.weights import prepare_tokenizer
 
 LORA_TARGETS = {"gpt2": ["c_attn"], "opt": ["q_proj", "v_proj"], "llama": ["q_proj", "v_proj"],
-                "qwen3": ["q_proj", "v_proj"], "gemma3": ["q_proj", "v_proj"]}
+                "qwen3": ["q_proj", "v_proj"], "gemma3": ["q_proj", "v_proj"],
+                # the study's lost models whose architectures transformers has natively (params.yaml rows)
+                "mpt": ["Wqkv"], "gpt_neo": ["q_proj", "v_proj"], "bitnet": ["q_proj", "v_proj"]}
 
 
 def bitsandbytes_skip_reason() -> str | None:
@@ -91,3 +93,21 @@ def test_qlora_keeps_training_every_layer_after_an_evaluation(tmp_path):
     model(input_ids=x, labels=x).loss.backward()
     first_layer = [p.grad for n, p in model.named_parameters() if ".layers.0." in n and p.requires_grad]
     assert first_layer and all(g is not None for g in first_layer)
+
+
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_gradient_checkpointing_on_request(prepared, tiny_model_factory, monkeypatch, method):
+    """train.gradient_checkpointing: true recomputes activations for full and LoRA too (the GPU plan's `+ ckpt`)."""
+    from notelm.stages import train as train_stage
+
+    monkeypatch.chdir(prepared)
+    seen = []
+    real = train_stage.make_trainer
+    monkeypatch.setattr(train_stage, "make_trainer",
+                        lambda model, *a, **kw: seen.append(model.is_gradient_checkpointing) or real(model, *a, **kw))
+    spec = ModelRow(name="tiny", source="unused", family="llama", lora_targets=LORA_TARGETS["llama"])
+    cfg = TrainParams(method=method, max_steps=2, batch_size=4, max_length=32, learning_rate=1e-3, precision="fp32",
+                      gradient_checkpointing=True)
+    assert train(cfg, spec, tiny_model_factory("llama"))["steps"] == 2
+    assert seen == [True]
+    assert not TrainParams(method=method).checkpointing(method) and TrainParams().checkpointing("qlora")

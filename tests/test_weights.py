@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
+from pathlib import Path
 
 import pytest
 
 from notelm.errors import ParamsError, WeightsUnavailable
 from notelm.weights import (
+    check_runnable,
     encoder_dir,
     join_gguf_parts,
-    load_source,
+    load_checkpoint,
     resolve,
     sha256_file,
 )
@@ -70,7 +74,7 @@ def test_an_uncached_hub_id_offline_fails_fast_with_one_message(tmp_path, monkey
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     start = time.time()
     with pytest.raises(WeightsUnavailable) as info:
-        load_source(source, key)
+        resolve(source, key)
     assert time.time() - start < 30
     message = str(info.value)
     assert message.startswith(f"{key}: weights for hub id {source!r} are not available")
@@ -90,3 +94,73 @@ def test_an_unreachable_hub_names_the_network_error(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.snapshot_download", unreachable)
     with pytest.raises(WeightsUnavailable, match=r"(?s)evaluate.bertscore_model: .*download from the hub: ConnectionError"):
         encoder_dir("notelm-test/no-such-encoder")
+
+
+def _rows():
+    from notelm.params import load_params, model_rows
+
+    return model_rows(load_params(Path(__file__).parents[1] / "params.yaml"))
+
+
+def test_a_row_that_needs_remote_code_is_refused_before_any_download(monkeypatch, tmp_path):
+    from notelm.errors import NoteLMError
+    from notelm.stages.base_model import materialize_base
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("nothing may be fetched for a refused row")
+
+    monkeypatch.setattr("huggingface_hub.snapshot_download", no_network)
+    row = _rows()["openelm-270m"]
+    with pytest.raises(NoteLMError) as info:
+        materialize_base(row, tmp_path / "out")
+    message = str(info.value)
+    assert message.startswith("models.openelm-270m: this row needs trust_remote_code: OpenELM is not in transformers")
+    assert "-S models.openelm-270m.trust_remote_code=true" in message
+    assert not (tmp_path / "out").exists()
+    # the overrides the message suggests are ones `dvc exp run -S` accepts, and they lift the refusal
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    from notelm.params import load_params, model_row
+
+    shutil.copy(Path(__file__).parents[1] / "params.yaml", tmp_path / "params.yaml")
+    apply_overrides(str(tmp_path / "params.yaml"), [o.removeprefix("-S ") for o in message.split(" ") if "=" in o])
+    check_runnable(model_row(load_params(tmp_path / "params.yaml")))
+    check_runnable(dataclasses.replace(row, remote_code=None))  # the same row without the need passes the check
+
+
+def test_a_row_that_needs_a_package_names_it():
+    from notelm.errors import NoteLMError
+
+    row = _rows()["dclm-7b"]
+    with pytest.raises(NoteLMError, match=r"needs the package that provides `open_lm.hf`.*\n.*pip install "
+                                          r"'git\+https://github.com/mlfoundations/open_lm.git'"):
+        check_runnable(row)
+    check_runnable(dataclasses.replace(row, requires={"json": "json"}))  # an importable module passes
+
+
+def test_every_row_is_tested_natively_or_names_what_it_needs():
+    """Rows whose architecture transformers has train and generate as tiny models in tests/test_methods.py."""
+    from test_methods import LORA_TARGETS
+
+    for row in _rows().values():
+        assert row.family in LORA_TARGETS or row.remote_code or row.requires, row.name
+
+
+def test_a_checkpoint_keeps_its_rows_trust_remote_code_consent(tiny_model_factory, tmp_path, monkeypatch):
+    import shutil
+
+    seen = []
+    monkeypatch.setattr("notelm.weights.load_causal_lm",
+                        lambda path, dtype, **kw: seen.append(kw["trust_remote_code"]) or _Model())
+    shutil.copytree(tiny_model_factory("gpt2"), tmp_path / "m")
+    load_checkpoint(tmp_path / "m")
+    (tmp_path / "m" / "notelm_source.json").write_text(json.dumps({"trust_remote_code": True}))
+    load_checkpoint(tmp_path / "m")
+    assert seen == [False, True]
+
+
+class _Model:
+    def eval(self):
+        return self

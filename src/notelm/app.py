@@ -29,8 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from notelm import charts
 from notelm.arena import (
     GRACE,
+    LEADERBOARD_COLUMNS,
     VOTES,
     Refused,
     append_rating,
@@ -250,6 +252,8 @@ def radar(rows: list[dict[str, Any]], keys: tuple[str, ...], label: Callable[[di
     import numpy as np
     from matplotlib.figure import Figure
 
+    if warning := charts.fonts_for(label(row) for row in rows):
+        log.warning("app: %s", warning)
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.add_subplot(projection="polar")
     angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False).tolist()
@@ -404,15 +408,11 @@ def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path, note
     round_state = gr.State(None)
     rating_inputs = [*a[3], *b[3], vote]
     starter.click(lambda: starting_note(rng, notes_path), None, prompt, api_name="arena_starter")
-    button.click(lambda: [None] * len(rating_inputs), None, rating_inputs, queue=False,
-                 api_visibility="private")  # a new round starts unrated
+    button.click(lambda: [None] * len(rating_inputs) + [""], None, [*rating_inputs, rate_status], queue=False,
+                 api_visibility="private")  # a new round starts unrated, the last round's names gone
     button.click(on_arena, [prompt, a[0], b[0], *controls, arena_mode], [a[1], a[2], b[1], b[2], round_state],
                  api_name="arena", concurrency_id="model")
     rate_button.click(on_rate, [round_state, *rating_inputs], [rate_status, round_state], api_name="rate")
-
-
-LEADERBOARD_COLUMNS = ["rank", "model", "strength", "strength_ci_low", "strength_ci_high", "battles", "raters",
-                       *(c for dim in GRACE for c in (dim, f"{dim}_ci")), "ttft_s", "tokens_per_s", "peak_memory_mb"]
 
 
 def _benchmark_tab(gr, demo, get_rows: Callable[[], list[dict[str, Any]]], metrics_path: Path,

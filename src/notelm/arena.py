@@ -162,23 +162,30 @@ def bradley_terry(rounds: list[dict[str, Any]], models: list[str]) -> np.ndarray
     return strengths - strengths.mean() + ELO_BASE
 
 
-def leaderboard(ratings: list[dict[str, Any]], samples: int = 1000, seed: int = 0) -> list[dict[str, Any]]:
+RESAMPLE = ("prompt", "rater")  # what the leaderboard's bootstrap treats as the independent unit
+
+
+def leaderboard(ratings: list[dict[str, Any]], samples: int = 1000, seed: int = 0,
+                resample: str = "prompt") -> list[dict[str, Any]]:
     """Per model: Bradley–Terry strength over the blind battles with its 95 % interval (a bootstrap that resamples
-    prompts), rank (1 + the models whose interval lies wholly above), battles, raters, mean GRACE scores with
-    95 % intervals, and the measured efficiency (latency to first token, tokens/s, peak memory). Best first."""
+    prompts, or raters: `resample`, so that the interval covers new prompts or new raters), rank (1 + the models
+    whose interval lies wholly above), battles, raters, mean GRACE scores with 95 % intervals, and the measured
+    efficiency (latency to first token, tokens/s, peak memory). Best first."""
+    if resample not in RESAMPLE:
+        raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, got {resample!r}")
     rounds = battles(ratings)
     models = sorted({m for r in rounds for m in (r["a"], r["b"])})
     if len(models) < 2:
         return []
     point = bradley_terry(rounds, models)
-    by_prompt: dict[str, list[dict[str, Any]]] = {}
+    by_unit: dict[str, list[dict[str, Any]]] = {}
     for r in rounds:
-        by_prompt.setdefault(r["prompt"], []).append(r)
-    prompts = list(by_prompt)
+        by_unit.setdefault(str(r[resample] or "(not signed in)"), []).append(r)
+    units = list(by_unit)
     rng = np.random.default_rng(seed)
     reps = []
     for _ in range(samples):
-        sample = [r for i in rng.integers(0, len(prompts), len(prompts)) for r in by_prompt[prompts[i]]]
+        sample = [r for i in rng.integers(0, len(units), len(units)) for r in by_unit[units[i]]]
         present = sorted({m for r in sample for m in (r["a"], r["b"])})
         if present == models:
             reps.append(bradley_terry(sample, models))
@@ -209,3 +216,24 @@ def _grace_and_efficiency(ratings: list[dict[str, Any]], model: str, rng: np.ran
         values = [r.get(f"{key}_{s}") for r, s in sides if isinstance(r.get(f"{key}_{s}"), (int, float))]
         out[key] = round(float(np.mean(values)), 2) if values else None
     return out
+
+
+LEADERBOARD_COLUMNS = ["rank", "model", "strength", "strength_ci_low", "strength_ci_high", "battles", "raters",
+                       *(c for dim in GRACE for c in (dim, f"{dim}_ci")), "ttft_s", "tokens_per_s", "peak_memory_mb"]
+
+
+def leaderboard_markdown(ratings_path: Path, resample: str = "prompt") -> str:
+    """The leaderboard of a ratings file as a Markdown section (for `notelm compare --ratings`)."""
+    if not Path(ratings_path).is_file():
+        raise NoteLMError(f"{ratings_path}: no ratings file (the app appends to ratings/arena.jsonl)")
+    ratings = read_ratings(Path(ratings_path))
+    board = leaderboard(ratings, resample=resample)
+    head = (f"Blind battles of `{ratings_path}` ({len(battles(ratings))} of {len(ratings)} ratings; named rounds "
+            f"are not counted): Bradley–Terry strength on the Elo scale with a 95 % interval from resampling "
+            f"{resample}s; rank = 1 + the models whose interval lies wholly above.\n\n")
+    if not board:
+        return head + "Fewer than two models have blind battles: no leaderboard yet.\n"
+    cell = lambda v: "–" if v is None else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(LEADERBOARD_COLUMNS) + " |", "|" + "---|" * len(LEADERBOARD_COLUMNS)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in LEADERBOARD_COLUMNS) + " |" for row in board]
+    return head + "\n".join(lines) + "\n"

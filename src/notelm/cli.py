@@ -2,6 +2,7 @@
 
     notelm prepare --out data/prepared      = python -m notelm.stages.prepare --out data/prepared
     notelm plan                             memory plan of every model row on this machine
+    notelm plan --gpu 24GB [--gpus 4]       ... on a card you don't have (FSDP over several for the big rows)
     notelm compare [-a | -A] [--study]      models × variants × metrics over DVC experiments and branches
     notelm grid [--queue] [--offline]       the original study's runs (study/grid.yaml) as DVC experiments
     notelm app                              the local completion page, arena and benchmark (Gradio)
@@ -58,12 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("user")
     plan = sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a stage")
     plan.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
+    plan.add_argument("--gpu", help="plan for a card you name instead of this machine: a size (16GB, 24GB, 40GB, "
+                                    "80GB) or a card (t4, a10, l4, rtx4090, a100-40gb, a100, h100, h200)")
+    plan.add_argument("--gpus", type=int, help="with --gpu: plan the rows no single card holds for this many cards "
+                                               "(FSDP); default: the fewest of 2, 4, 8 that hold them")
     cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a stage")
     cmp.add_argument("--out-dir", default="compare", help="where compare.md, .csv and radar.png go (default: compare/)")
     cmp.add_argument("-a", "--all-branches", action="store_true", help="also every branch tip (dvc exp show -a)")
     cmp.add_argument("-A", "--all-commits", action="store_true", help="also every commit (dvc exp show -A)")
     cmp.add_argument("--from-json", metavar="FILE", help="read a saved `dvc exp show --json` instead of running it")
     cmp.add_argument("--study", action="store_true", help="also the study's three tables beside ours (study/)")
+    cmp.add_argument("--ratings", metavar="FILE", help="also the arena leaderboard of this ratings file "
+                                                         "(e.g. ratings/arena.jsonl)")
+    cmp.add_argument("--resample", choices=("prompt", "rater"), default="prompt",
+                     help="what the leaderboard's bootstrap resamples (default: prompt)")
     cmp.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
                      help="the paired, patient-clustered difference SECOND − FIRST of two runs on the same test notes")
     cmp.add_argument("--variant", default="finetuned", help="the variant --paired compares (default: finetuned)")
@@ -107,7 +116,8 @@ def _tool(args: argparse.Namespace) -> None:
         if args.paired:
             print(paired_runs(exp_show(args.all_branches, args.all_commits), *args.paired, args.variant), end="")
         else:
-            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study), end="")
+            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study, args.ratings,
+                          args.resample), end="")
     elif args.command == "passwd":
         import getpass
 
@@ -118,6 +128,10 @@ def _tool(args: argparse.Namespace) -> None:
         from notelm.study import grid
 
         print(grid(args.queue, args.offline), end="")
+    elif args.gpu:
+        from notelm.plan import gpu_table
+
+        print(gpu_table(load_params(args.params), args.gpu, args.gpus))
     else:
         from notelm.plan import table
 

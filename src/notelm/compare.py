@@ -27,12 +27,15 @@ import csv
 import io
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from notelm import charts
+from notelm.arena import leaderboard_markdown
 from notelm.artifacts import (
     EVAL_DETAIL,
     HEADLINE,
@@ -241,12 +244,10 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: int = 100) -> None:
     """A radar (polar) chart of the model rows (baselines left out) over the headline metrics, radius 0–1."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = charts.pyplot()
     models = [r for r in rows if not r["variant"].startswith("baseline:")]
+    if warning := charts.fonts_for(f"{r['model']} {r['runs']}" for r in models):
+        print(f"notelm compare: {warning}", file=sys.stderr)
     angles = np.linspace(0, 2 * np.pi, len(HEADLINE), endpoint=False)
     fig = plt.figure(figsize=(9, 7))
     ax = fig.add_subplot(polar=True)
@@ -345,10 +346,12 @@ def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | P
 
 
 def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_commits: bool = False,
-            exp_json: str | Path | None = None, study: bool = False) -> str:
+            exp_json: str | Path | None = None, study: bool = False, ratings: str | Path | None = None,
+            resample: str = "prompt") -> str:
     """Build the comparison (from `exp_json`, a saved `dvc exp show --json`, or by running it), write
     compare.md, compare.csv and radar.png into `out_dir` (and with `study`, study.md: the study's tables beside
-    ours), and return the Markdown.
+    ours; with `ratings`, the arena's leaderboard from that file, its bootstrap resampling `resample`), and
+    return the Markdown.
     """
     if exp_json is not None:
         path = Path(exp_json)
@@ -364,6 +367,8 @@ def compare(out_dir: str | Path = "compare", all_branches: bool = False, all_com
         raise NoteLMError("`dvc exp show` listed no runs: commit the pipeline (git commit) after a first `dvc repro`")
     rows, skipped = compare_rows(data)
     markdown = to_markdown(rows, skipped)
+    if ratings is not None:
+        markdown += "\n## Arena leaderboard\n\n" + leaderboard_markdown(Path(ratings), resample)
     out = Path(out_dir)
     with atomic_open(out / "compare.md") as fh:
         fh.write("# NoteLM: models compared\n\n" + markdown)

@@ -6,8 +6,8 @@ EOS — never the prompt itself. The decoding knobs are `GenerateParams` (params
 
 from __future__ import annotations
 
+import re
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,9 +26,26 @@ def decoding_kwargs(cfg: GenerateParams) -> dict[str, Any]:
 
 
 def prompt_ids(tokenizer, prompt: str, max_prompt_tokens: int | None = None) -> list[int]:
-    """The prompt's token ids (with the tokenizer's special tokens), keeping the last `max_prompt_tokens`."""
+    """The prompt's token ids (with the tokenizer's leading special tokens, e.g. BOS or [CLS]), keeping the last
+    `max_prompt_tokens`. A trailing end marker (BERT-style tokenizers append [SEP]) is dropped: a prompt to
+    continue has not ended."""
     ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    ends = {tokenizer.eos_token_id, getattr(tokenizer, "sep_token_id", None)} - {None}
+    while len(ids) > 1 and ids[-1] in ends:
+        ids = ids[:-1]
     return ids[-max_prompt_tokens:] if max_prompt_tokens else ids
+
+
+# WordPiece decoders (BERT-style tokenizers such as gpt2-chinese's) join tokens with spaces, which Chinese and
+# Japanese text does not have, and transformers' decode has no switch for it: drop whitespace between two CJK
+# characters or CJK punctuation marks.
+_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
+_CJK_GAP = re.compile(f"(?<=[{_CJK}])\\s+(?=[{_CJK}])")
+
+
+def decode(tokenizer, ids: list[int]) -> str:
+    """Token ids as text without special tokens or surrounding whitespace, CJK characters joined."""
+    return _CJK_GAP.sub("", tokenizer.decode(ids, skip_special_tokens=True)).strip()
 
 
 def context_length(model, tokenizer) -> int | None:
@@ -75,7 +92,7 @@ def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[
             ended = eos is not None and eos in new
             if ended:
                 new = new[: new.index(eos) + 1]
-            results[i] = {"completion": tokenizer.decode(new, skip_special_tokens=True).strip(),
+            results[i] = {"completion": decode(tokenizer, new),
                           "prompt_tokens": len(encoded[i]), "completion_tokens": len(new),
                           "stopped_at_budget": not ended and len(new) >= cfg.max_new_tokens}
     return results  # type: ignore[return-value]
@@ -97,7 +114,8 @@ def stream_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> Ite
                 self.tokens += value.numel()
             super().put(value)
 
-    enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=True)
+    ids = torch.tensor([prompt_ids(tokenizer, prompt)])  # 1 × prompt tokens
+    enc = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     streamer = CountingStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     failure: list[BaseException] = []
 
@@ -116,20 +134,10 @@ def stream_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> Ite
     text = ""
     for piece in streamer:
         text += piece
-        yield text.strip(), streamer.tokens
+        yield _CJK_GAP.sub("", text).strip(), streamer.tokens
     thread.join()
     if failure:
         raise failure[0]
-
-
-def timed_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> dict[str, Any]:
-    """One prompt's completion (the whole prompt kept) with its wall time and tokens/s."""
-    from dataclasses import replace
-
-    tick = time.perf_counter()
-    out = complete(model, tokenizer, [prompt], replace(cfg, batch_size=1, max_prompt_tokens=10**9))[0]
-    seconds = time.perf_counter() - tick
-    return {**out, "seconds": round(seconds, 3), "tokens_per_s": round(out["completion_tokens"] / max(seconds, 1e-9), 1)}
 
 
 def joint_ids(tokenizer, prompt: str, target: str, max_prompt_tokens: int | None = None) -> tuple[list[int], int]:

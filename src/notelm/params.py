@@ -194,7 +194,12 @@ class ModelRow:
     dtype: str = "float32"            # dtype the base checkpoint is written in
     max_length: int = 2048            # the model's context: training blocks never exceed it
     trust_remote_code: bool = False   # run the model repository's own code: only when a row asks
-    family: str | None = None         # gpt2, llama, qwen3, opt, gemma3 (informational)
+    remote_code: str | None = None    # why this row needs its repository's own code (transformers lacks the
+                                      # architecture); without trust_remote_code: true, base_model refuses
+    requires: dict[str, str] = field(default_factory=dict)  # {module to import: what to pip install} that
+                                      # the row needs beyond the project's dependencies (imported before loading)
+    tokenizer: str | None = None      # the tokenizer's source when the model repository ships none
+    family: str | None = None         # gpt2, llama, qwen3, opt, gemma3, mpt, gpt_neo, bitnet, ... (informational)
     parameters: int | None = None     # size for the memory plan while models/base/<model>/ is not there yet
     layers: int | None = None
     hidden: int | None = None
@@ -236,6 +241,8 @@ class TrainParams:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     loss_chunk_tokens: int | None = 512  # output layer + loss this many tokens at a time (None: the model's own)
+    gradient_checkpointing: bool | None = None  # recompute activations in backward (less memory, ~1/3 more
+                                      # compute); None: for qlora only
     check_memory: bool = True         # refuse to start when the memory plan says the run will not fit
     resume: str = "auto"              # auto: continue this very run's last checkpoint if there is one; never
 
@@ -256,6 +263,10 @@ class TrainParams:
     def method_for(self, row: ModelRow) -> str:
         """The training method a run of `row` uses: train.method, else the row's default."""
         return self.method or row.method
+
+    def checkpointing(self, method: str) -> bool:
+        """Whether a run with `method` recomputes activations: train.gradient_checkpointing, else qlora only."""
+        return self.gradient_checkpointing if self.gradient_checkpointing is not None else method == "qlora"
 
     def block_length(self, row: ModelRow) -> int:
         """Tokens per training block: train.max_length, capped by the model's context."""

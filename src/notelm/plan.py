@@ -47,6 +47,7 @@ from notelm.params import METHODS, ModelRow, TrainParams, load_section, model_ro
 
 GB = 1024**3
 RUNTIME = 1.0 * GB
+RUNTIME_GPU = 1.0 * GB  # CUDA context, cuBLAS workspace, caching-allocator fragmentation (not calibrated here)
 SLACK = 1.1
 
 
@@ -95,6 +96,18 @@ def safetensors_parameters(model_dir: Path) -> int:
     return total
 
 
+# What each architecture calls its depth and width in config.json (gpt2, mpt, gpt_neo, OpenELM, open_lm, ...).
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "n_layers", "num_layers", "num_transformer_layers")
+HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "model_dim", "dim")
+
+
+def _first(config: dict[str, Any], keys: tuple[str, ...], path: Path) -> int:
+    for key in keys:
+        if isinstance(config.get(key), int):
+            return config[key]
+    raise NoteLMError(f"{path}: none of {', '.join(keys)} is set; cannot size this model for the memory plan")
+
+
 def model_shape(row: ModelRow, model_dir: Path | None = None) -> Shape | None:
     """The shape of `row`: from `model_dir`'s config.json + weights when present, else the row; None if unknown."""
     config_path = model_dir / "config.json" if model_dir is not None else None
@@ -105,8 +118,8 @@ def model_shape(row: ModelRow, model_dir: Path | None = None) -> Shape | None:
         if parameters:
             return Shape(
                 parameters=parameters,
-                layers=text.get("num_hidden_layers") or text["n_layer"],
-                hidden=text.get("hidden_size") or text["n_embd"],
+                layers=_first(text, LAYER_KEYS, config_path),
+                hidden=_first(text, HIDDEN_KEYS, config_path),
                 vocab=text.get("vocab_size") or config["vocab_size"],
                 tied=config.get("tie_word_embeddings", text.get("tie_word_embeddings", True)),
             )
@@ -116,30 +129,37 @@ def model_shape(row: ModelRow, model_dir: Path | None = None) -> Shape | None:
 
 
 def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lora_r: int = 16,
-             lora_targets: int = 2, loss_chunk_tokens: int | None = None) -> dict[str, float]:
+             lora_targets: int = 2, loss_chunk_tokens: int | None = None, checkpointing: bool | None = None,
+             gpu: bool = False, shards: int = 1) -> dict[str, float]:
     """Peak bytes of one training process, by part (see the module docstring); 'total' is the sum × slack.
 
     `loss_chunk_tokens` None: the model's own loss over the full logits; else the chunked loss.
+    `checkpointing` None: gradient checkpointing for qlora only. `gpu`: a CUDA process (activations all in
+    bf16 under autocast, no CPU heap term, RUNTIME_GPU). `shards` > 1: FSDP full sharding over that many
+    processes (weights, grads and Adam divided among them, plus one layer gathered whole at a time).
     """
     p, e, h, layers = shape.parameters, shape.embedding_parameters, shape.hidden, shape.layers
     tokens = batch * length
-    act_bytes = 3 if bf16 else 4  # CPU autocast keeps the residual stream and norms in fp32
+    checkpointing = method == "qlora" if checkpointing is None else checkpointing
+    act_bytes = (2 if gpu else 3) if bf16 else 4  # CPU autocast keeps the residual stream and norms in fp32
     adapters = 2 * lora_r * h * lora_targets * layers
     trainable = p if method == "full" else adapters
     if method == "qlora":
         weights = 0.53 * max(p - e, 0) + 4 * e + 4 * adapters
-        activations = (6 * layers + 17) * h * tokens * act_bytes  # gradient checkpointing (see the docstring)
     else:
         weights = 4 * p + (4 * adapters if method == "lora" else 0) + (2 * p if bf16 else 0)
+    if checkpointing:  # the layers' inputs + one layer's activations (+ the CPU heap term, see the docstring)
+        activations = ((1 if gpu else 6) * layers + 17) * h * tokens * act_bytes
+    else:
         activations = 17 * h * layers * tokens * act_bytes
     parts = {
-        "weights": weights,
-        "grads": 4 * trainable,
-        "adam": 8 * trainable,
+        "weights": weights / shards + (8 * p / layers if shards > 1 else 0),  # FSDP: + one layer unsharded
+        "grads": 4 * trainable / shards,
+        "adam": 8 * trainable / shards,
         "activations": activations,
         "logits": (20 * tokens * shape.vocab if not loss_chunk_tokens
                    else 10 * min(loss_chunk_tokens, tokens) * shape.vocab + 4 * tokens * h + 4 * shape.vocab * h),
-        "runtime": RUNTIME,
+        "runtime": RUNTIME_GPU if gpu else RUNTIME,
     }
     parts["total"] = SLACK * sum(parts.values())
     return parts
@@ -212,7 +232,8 @@ def check(row: ModelRow, model_dir: Path, cfg: TrainParams, bf16: bool) -> dict[
     if shape is None:
         return None
     method, batch, length, targets = cfg.method_for(row), cfg.batch_size, cfg.block_length(row), len(row.lora_targets)
-    need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets, cfg.loss_chunk_tokens)["total"]
+    need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets, cfg.loss_chunk_tokens,
+                    cfg.checkpointing(method))["total"]
     available, where = available_memory()
     plan = {"estimate_gb": round(need / GB, 2), "available_gb": round(available / GB, 2), "where": where}
     if need > available:
@@ -253,4 +274,119 @@ def table(params: dict[str, Any]) -> str:
               for m in METHODS}
         lines.append(f"| {name} | {shape.parameters / 1e6:,.0f}M | {gb['full']:.1f} | {gb['lora']:.1f} | "
                      f"{gb['qlora']:.1f} | {method} | {'yes' if gb[method] * GB <= available else 'no'} |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ hardware you don't have
+# Memory each card reports to CUDA (MiB): a card sold as "16 GB" may give less (the T4 gives 15 GiB).
+GPU_CARDS = {"t4": 15360, "v100": 16384, "v100-32gb": 32768, "a10": 23028, "a10g": 23028, "l4": 23034,
+             "rtx3090": 24576, "rtx4090": 24564, "a100-40gb": 40960, "a100": 81920, "a100-80gb": 81920,
+             "h100": 81559, "h200": 143771}
+FSDP_CONFIG = "configs/accelerate/fsdp.yaml"
+
+
+def parse_gpu(text: str) -> tuple[str, float]:
+    """(label, bytes) of a card: a size such as `24GB` (taken as GiB, as cards are sold) or a name of GPU_CARDS."""
+    key = text.strip().lower().replace(" ", "")
+    if key in GPU_CARDS:
+        return f"{text} ({GPU_CARDS[key] / 1024:.0f} GiB)", GPU_CARDS[key] * 1024**2
+    size = key.removesuffix("gib").removesuffix("gb").removesuffix("g")
+    try:
+        gib = float(size)
+    except ValueError:
+        raise NoteLMError(f"notelm plan --gpu {text!r}: expected a size such as 24GB or one of "
+                          f"{', '.join(GPU_CARDS)}") from None
+    if gib <= 0:
+        raise NoteLMError(f"notelm plan --gpu {text!r}: the size must be positive")
+    return f"{gib:g} GB card", gib * GB
+
+
+def fitting(shape: Shape, method: str, cfg: TrainParams, length: int, targets: int, available: float,
+            shards: int = 1) -> tuple[int, bool, float] | None:
+    """(batch, gradient checkpointing, bytes) of the largest batch from train.batch_size down to 1 that fits
+    `available` on a GPU, first without then with gradient checkpointing; None when batch 1 does not."""
+    for checkpointing in (False, True):
+        batch = cfg.batch_size
+        while batch >= 1:
+            need = estimate(shape, method, batch, length, True, cfg.lora_r, targets, cfg.loss_chunk_tokens,
+                            checkpointing, gpu=True, shards=shards)["total"]
+            if need <= available:
+                return batch, checkpointing, need
+            batch //= 2
+    return None
+
+
+def _cell(fit: tuple[int, bool, float] | None, length: int, smallest: float) -> str:
+    if fit is None:
+        return f"no (batch 1 needs {smallest / GB:.1f} GB)"
+    batch, checkpointing, need = fit
+    return f"{batch} × {length}{' + ckpt' if checkpointing else ''}, {need / GB:.1f} GB"
+
+
+def gpu_table(params: dict[str, Any], gpu: str, gpus: int | None = None) -> str:
+    """The plan of every `models` row and method on a card you name (`--gpu`), as Markdown: the largest batch
+    that fits and with gradient checkpointing or not; for the rows whose full fine-tune no single card holds,
+    the plan for `gpus` cards (default: the fewest of 2, 4, 8 that hold it) with FSDP and its launch command."""
+    cfg = load_section(TrainParams, params, "train")
+    label, available = parse_gpu(gpu)
+    loss = f"loss in chunks of {cfg.loss_chunk_tokens} tokens" if cfg.loss_chunk_tokens else "loss over the full logits"
+    lines = [f"Memory plan on one {label}: 16-bit mixed precision (bf16; fp16 on a T4), {loss}; each cell: the "
+             f"largest batch from train.batch_size={cfg.batch_size} down that fits (+ ckpt: with gradient "
+             "checkpointing), and its estimate (src/notelm/plan.py).", "",
+             "| model | parameters | full | lora | qlora |", "|---|---:|---|---|---|"]
+    sharded = []
+    for name, row in model_rows(params).items():
+        shape = model_shape(row, base_model_dir(name))
+        if shape is None:
+            lines.append(f"| {name} | ? | ? | ? | ? |")
+            continue
+        length, targets = cfg.block_length(row), len(row.lora_targets)
+        cells = []
+        for method in METHODS:
+            fit = fitting(shape, method, cfg, length, targets, available)
+            smallest = estimate(shape, method, 1, length, True, cfg.lora_r, targets, cfg.loss_chunk_tokens, True,
+                                gpu=True)["total"]
+            cells.append(_cell(fit, length, smallest))
+            if method == "full" and fit is None:
+                sharded.append((name, row, shape, length, targets))
+        lines.append(f"| {name} | {shape.parameters / 1e6:,.0f}M | " + " | ".join(cells) + " |")
+    if sharded:
+        lines += ["", f"Full fine-tune sharded with FSDP (full shard; `{FSDP_CONFIG}`) over several of them:", "",
+                  "| model | cards | per card | launch |", "|---|---:|---|---|"]
+        for name, row, shape, length, targets in sharded:
+            for n in ([gpus] if gpus else [2, 4, 8]):
+                fit = fitting(shape, "full", cfg, length, targets, available, shards=n)
+                if fit or gpus or n == 8:
+                    command = (f"`accelerate launch --config_file {FSDP_CONFIG} --num_processes {n} -m "
+                               "notelm.stages.train`" if fit else "does not fit")
+                    lines.append(f"| {name} | {n} | {_cell(fit, length, 0) if fit else 'no'} | {command} |")
+                    break
+        lines += ["", "To run one: set `model:` in params.yaml to the row, `dvc repro base_model`, run the launch "
+                  "command on the machine with the cards, then `dvc commit train`."]
+    return "\n".join(lines)
+
+
+README_CARDS = (("T4 (16 GB)", "t4", 1), ("24 GB", "24GB", 1), ("80 GB", "80GB", 1), ("4 × 80 GB", "80GB", 4))
+
+
+def card_summary(params: dict[str, Any], cards: tuple[tuple[str, str, int], ...] = README_CARDS) -> str:
+    """Per `models` row (sizes from the row, so the answer does not depend on what is downloaded here) and card
+    (label, --gpu, cards): the heaviest method that fits at train.batch_size × block length or below, as
+    "method batch × length [+ ckpt]" (FSDP over the cards when there are several), or "–" when none does."""
+    cfg = load_section(TrainParams, params, "train")
+    lines = ["| model | parameters | " + " | ".join(label for label, _, _ in cards) + " |",
+             "|---|---:|" + "---|" * len(cards)]
+    for name, row in model_rows(params).items():
+        shape = model_shape(row)
+        if shape is None:
+            continue
+        length, targets = cfg.block_length(row), len(row.lora_targets)
+        cells = []
+        for _, gpu, n in cards:
+            available = parse_gpu(gpu)[1]
+            found = next(((m, fit) for m in METHODS
+                          if (fit := fitting(shape, m, cfg, length, targets, available, shards=n))), None)
+            cells.append("–" if found is None else
+                         f"{found[0]} {found[1][0]} × {length}{' + ckpt' if found[1][1] else ''}")
+        lines.append(f"| {name} | {shape.parameters / 1e9:.2f} B | " + " | ".join(cells) + " |")
     return "\n".join(lines)

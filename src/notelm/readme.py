@@ -1,4 +1,5 @@
-"""`python -m notelm.readme`: rewrite the README's result tables from the committed metrics, never by hand.
+"""`python -m notelm.readme`: rewrite the README's result tables from the committed metrics (and the GPU plan
+from params.yaml), never by hand.
 
 Each generated block sits between `<!-- notelm:<name> -->` and `<!-- /notelm:<name> -->` in README.md;
 tests/test_readme.py fails when a block differs from what the committed metrics give, so the README's
@@ -23,6 +24,8 @@ from notelm.artifacts import (
     eval_systems,
     read_json,
 )
+from notelm.params import PARAMS_FILE, load_params
+from notelm.plan import card_summary
 from notelm.stages.report import fmt_ci, system_name, table
 
 README = "README.md"
@@ -75,12 +78,15 @@ def data(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {"results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data)}
+BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {"results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data),
+                                                        "gpus": (PARAMS_FILE, card_summary)}
 
 
 def render(name: str, root: Path = Path(".")) -> str:
-    """Block `name` as the committed metrics under `root` give it."""
+    """Block `name` as the committed metrics (or params.yaml) under `root` give it."""
     path, make = BLOCKS[name]
+    if path == PARAMS_FILE:
+        return make(load_params(root / path))
     return make(read_json(root / path, hint="run `dvc repro` (or `dvc pull`) first"))
 
 

@@ -17,20 +17,25 @@ One source syntax, for model rows (`models.<row>.source`) and the BERTScore enco
                                   fails within seconds with one message: what was tried, how to provide it.
 
 Only safetensors weights are loaded, and a repository's own code runs only when a row sets
-`trust_remote_code`.
+`trust_remote_code` (`check_runnable` refuses, before any download, a row that needs it without setting
+it, or that needs a package which is not installed). A checkpoint written from such a row records it
+(`notelm_source.json`), so the later stages and the app load it with the same consent.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm.artifacts import WEIGHTS_CACHE, atomic_open
+from notelm.artifacts import SOURCE_RECORD, WEIGHTS_CACHE, atomic_open
 from notelm.errors import NoteLMError, ParamsError, WeightsUnavailable
+from notelm.params import ModelRow
 
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]  # never pickles
 
@@ -97,13 +102,34 @@ def hub_offline() -> bool:
     return any(f in {"1", "ON", "YES", "TRUE"} for f in flags)
 
 
-def _hub_snapshot(source: str, revision: str | None, key: str) -> str:
-    """Local directory of a hub model: from the HF cache, else downloaded (safetensors only); offline and
-    uncached, WeightsUnavailable within seconds naming `key`, what was tried and how to provide the weights."""
+def check_runnable(row: ModelRow) -> None:
+    """Raise NoteLMError when `row` cannot load here: it needs its repository's own code and does not set
+    `trust_remote_code`, or a module in its `requires` does not import. Importing them is what registers an
+    out-of-tree architecture (e.g. `open_lm.hf`) with the Auto classes, so this runs before any loading."""
+    key = f"models.{row.name}"
+    if row.remote_code and not row.trust_remote_code:
+        raise NoteLMError(
+            f"{key}: this row needs trust_remote_code: {row.remote_code}\n"
+            f"  The repository's Python code would run on this machine with your permissions, so it is off unless the\n"
+            f"  row asks. Read that code first ({row.source} on the hub); then set `trust_remote_code: true` in the row\n"
+            f"  in params.yaml, or for one experiment: dvc exp run -S model={row.name} -S {key}.trust_remote_code=true")
+    for module, install in row.requires.items():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise NoteLMError(f"{key}: this row needs the package that provides `{module}` ({exc}).\n"
+                              f"  Install it into this environment: pip install '{install}'") from exc
+
+
+def _hub_snapshot(source: str, revision: str | None, key: str, code: bool = False) -> str:
+    """Local directory of a hub model: from the HF cache, else downloaded (safetensors only, plus the
+    repository's *.py when `code`); offline and uncached, WeightsUnavailable within seconds naming `key`,
+    what was tried and how to provide the weights."""
     from huggingface_hub import snapshot_download
 
+    patterns = HUB_FILES + (["*.py"] if code else [])
     try:
-        return snapshot_download(source, revision=revision, allow_patterns=HUB_FILES, local_files_only=True)
+        return snapshot_download(source, revision=revision, allow_patterns=patterns, local_files_only=True)
     except Exception as cached_exc:  # noqa: BLE001 - any failure means "not in the cache"
         tried = [f"the Hugging Face cache ({os.environ.get('HF_HOME', '~/.cache/huggingface')}): "
                  f"{type(cached_exc).__name__}"]
@@ -113,7 +139,7 @@ def _hub_snapshot(source: str, revision: str | None, key: str) -> str:
         os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
         os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
         try:
-            return snapshot_download(source, revision=revision, allow_patterns=HUB_FILES, etag_timeout=10)
+            return snapshot_download(source, revision=revision, allow_patterns=patterns, etag_timeout=10)
         except Exception as exc:  # noqa: BLE001 - network errors come in many types
             tried.append(f"download from the hub: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
     raise WeightsUnavailable(
@@ -138,7 +164,7 @@ def _hf_folder(path: Path, key: str, what: str) -> Resolved:
     return Resolved("dir", str(path))
 
 
-def resolve(source: str, key: str, revision: str | None = None) -> Resolved:
+def resolve(source: str, key: str, revision: str | None = None, code: bool = False) -> Resolved:
     """Turn a source (module docstring) into a local directory `from_pretrained` can load.
 
     `key` is the params key the source came from (`models.<row>.source`, `evaluate.bertscore_model`);
@@ -167,12 +193,15 @@ def resolve(source: str, key: str, revision: str | None = None) -> Resolved:
         return _hf_folder(path, key, "directory")
     if source.startswith((".", "/", "~")):
         raise WeightsUnavailable(f"{key}: local directory {source} does not exist")
-    return Resolved("dir", _hub_snapshot(source, revision, key))
+    return Resolved("dir", _hub_snapshot(source, revision, key, code))
 
 
 # ------------------------------------------------------------------------------------------ loaders
 def prepare_tokenizer(tokenizer):
-    """Give the tokenizer a pad token (its EOS when it has none) so batches can be padded."""
+    """Give the tokenizer an end marker (BERT-style ones have [SEP] but no EOS) so generation can stop, and a
+    pad token (its EOS when it has none) so batches can be padded."""
+    if tokenizer.eos_token is None and getattr(tokenizer, "sep_token", None) is not None:
+        tokenizer.eos_token = tokenizer.sep_token
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise NoteLMError("tokenizer has neither a pad nor an EOS token; cannot batch")
@@ -225,22 +254,33 @@ def _plain_copy(model, torch_dtype):
     return plain
 
 
-def load_source(source: str, key: str, dtype: str = "float32", revision: str | None = None,
-                trust_remote_code: bool = False):
-    """(model, tokenizer) from any source (module docstring), in `dtype`; `key` names the source in messages."""
-    resolved = resolve(source, key, revision)
-    tokenizer = load_tokenizer(resolved.location, resolved.gguf_file, trust_remote_code)
-    model = load_causal_lm(resolved.location, dtype, resolved.gguf_file, trust_remote_code)
+def load_row(row: ModelRow):
+    """(model, tokenizer) of a model row from its source (and its `tokenizer` source when set), in the row's
+    dtype; refused first when the row cannot run here (`check_runnable`)."""
+    check_runnable(row)
+    key, trust = f"models.{row.name}", row.trust_remote_code
+    resolved = resolve(row.source, f"{key}.source", row.revision, code=trust)
+    text = resolve(row.tokenizer, f"{key}.tokenizer", code=trust) if row.tokenizer else resolved
+    tokenizer = load_tokenizer(text.location, text.gguf_file, trust)
+    model = load_causal_lm(resolved.location, row.dtype, resolved.gguf_file, trust)
     return model, tokenizer
 
 
+def trusted(path: str | Path) -> bool:
+    """Whether the checkpoint at `path` came from a row that set trust_remote_code (its notelm_source.json)."""
+    record = Path(path) / SOURCE_RECORD
+    return record.is_file() and bool(json.loads(record.read_text()).get("trust_remote_code"))
+
+
 def load_checkpoint(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer) of a checkpoint this project wrote (models/base/<model>, models/finetuned), in eval mode."""
+    """(model, tokenizer) of a checkpoint this project wrote (models/base/<model>, models/finetuned), in eval mode;
+    the repository code it carries runs only when its row set trust_remote_code (`trusted`)."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise NoteLMError(f"{path}: not a model checkpoint (no config.json); run `dvc repro` to build it")
-    tokenizer = load_tokenizer(path)
-    model = load_causal_lm(path, dtype)
+    trust = trusted(path)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust)
+    model = load_causal_lm(path, dtype, trust_remote_code=trust)
     model.eval()
     return model, tokenizer
 

@@ -18,7 +18,7 @@ from typing import Any
 from notelm import runner
 from notelm.artifacts import SOURCE_RECORD, atomic_dir, base_model_dir
 from notelm.params import ModelRow, model_row
-from notelm.weights import load_source
+from notelm.weights import load_row
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
@@ -27,17 +27,17 @@ def materialize_base(row: ModelRow, out_dir: str | Path) -> dict[str, Any]:
     """Write `row`'s weights as a plain HF checkpoint (safetensors + tokenizer) to `out_dir`, atomically.
 
     Returns the provenance record that is also saved as `notelm_source.json` beside the weights. A missing
-    source raises WeightsUnavailable and leaves `out_dir` as it was.
+    source raises WeightsUnavailable, and a row that cannot run here NoteLMError, before anything is written.
     """
     start = time.perf_counter()
-    model, tokenizer = load_source(row.source, f"models.{row.name}.source", row.dtype, row.revision,
-                                   row.trust_remote_code)
+    model, tokenizer = load_row(row)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     record = {
         "model": row.name,
         "source": row.source,
         "revision": row.revision,
         "dtype": row.dtype,
+        "trust_remote_code": row.trust_remote_code,  # the consent later loads of this checkpoint reuse
         "architecture": model.config.model_type,
         "parameters": sum(p.numel() for p in model.parameters()),
     }

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from notelm import charts as charts_lib
 from notelm import runner
 from notelm.artifacts import (
     BASELINE_DOC,
@@ -610,11 +611,7 @@ def write_bar_csv(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _figure(name: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = charts_lib.pyplot()
     plt.rcParams.update({"font.size": 9})
     return plt, plt.figure(figsize=CHART_SIZES[name])
 
@@ -703,6 +700,8 @@ def plot_loss(curves: dict[str, list[tuple[float, float]]], path: Path, dpi: int
 
 def make_charts(inp: Inputs, out_dir: Path, dpi: int) -> dict[str, str]:
     """Draw every chart the inputs allow into `out_dir`; returns {chart name: file name}."""
+    if warning := charts_lib.fonts_for(name for name, _, _ in eval_systems(inp.eval)):
+        log.warning("report: %s", warning)
     charts = {}
     rows = bar_rows(inp.eval)
     if rows:

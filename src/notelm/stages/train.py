@@ -52,6 +52,7 @@ from notelm.artifacts import (
     FINETUNED,
     LIVE_DIR,
     PREPARED_DIR,
+    SOURCE_RECORD,
     TRAIN_RECORD,
     atomic_dir,
     atomic_open,
@@ -214,13 +215,17 @@ def load_for_training(row: ModelRow, method: str, model_dir: Path, cfg: TrainPar
     """Load the base checkpoint ready for `method`: all weights trainable, or LoRA (on a 4-bit base for qlora)."""
     import torch
 
+    checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
     if method == "full":
         model, tokenizer = weights.load_checkpoint(model_dir, "float32")
+        if cfg.checkpointing(method):
+            model.gradient_checkpointing_enable(**checkpointing)
         model.train()
         return model, tokenizer
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    tokenizer = weights.load_tokenizer(model_dir)
+    trust = weights.trusted(model_dir)  # the row's trust_remote_code consent, kept with the checkpoint
+    tokenizer = weights.load_tokenizer(model_dir, trust_remote_code=trust)
     if method == "qlora":
         from transformers import BitsAndBytesConfig
 
@@ -229,9 +234,10 @@ def load_for_training(row: ModelRow, method: str, model_dir: Path, cfg: TrainPar
                                    bnb_4bit_compute_dtype=getattr(torch, compute))
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
         with buffers_returned_to_os():
-            model = weights.load_causal_lm(model_dir, compute, quantization_config=quant, device_map={"": device})
+            model = weights.load_causal_lm(model_dir, compute, trust_remote_code=trust, quantization_config=quant,
+                                           device_map={"": device})
             model = prepare_model_for_kbit_training(
-                model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
+                model, use_gradient_checkpointing=cfg.checkpointing(method), **checkpointing
             )
         # bitsandbytes repacks a 4-bit layer for its fast CPU kernel the first time the layer runs in
         # eval mode without grad (the Trainer's evaluation); that kernel has no backward, so training
@@ -240,7 +246,10 @@ def load_for_training(row: ModelRow, method: str, model_dir: Path, cfg: TrainPar
             if hasattr(module, "support_avx512bf16_for_cpu"):
                 module.support_avx512bf16_for_cpu = False
     else:
-        model = weights.load_causal_lm(model_dir, "float32")
+        model = weights.load_causal_lm(model_dir, "float32", trust_remote_code=trust)
+        if cfg.checkpointing(method):
+            model.gradient_checkpointing_enable(**checkpointing)
+            model.enable_input_require_grads()  # the frozen embeddings' output must carry grad to the adapters
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules=list(row.lora_targets), task_type="CAUSAL_LM")
     return get_peft_model(model, lora), tokenizer
@@ -299,20 +308,31 @@ def write_loss_history(live_dir: str | Path, log_history: list[dict[str, Any]]) 
             fh.write(params)
 
 
-def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Path, record: dict[str, Any]) -> None:
-    """Write the best model to `output_dir` atomically: merged HF checkpoint (+ `adapter/` for LoRA) and `record`."""
+def gathered_state(trainer) -> dict[str, Any] | None:
+    """Under FSDP, the full state dict gathered from every process's shards (a collective: every process must
+    call it; the main one gets the weights); None otherwise (each process holds the whole model)."""
+    return trainer.accelerator.get_state_dict(trainer.model) if trainer.is_fsdp_enabled else None
+
+
+def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Path, record: dict[str, Any],
+               state: dict[str, Any] | None = None) -> None:
+    """Write the best model to `output_dir` atomically: merged HF checkpoint (+ `adapter/` for LoRA) and `record`.
+    `state`: the gathered weights of an FSDP run (`gathered_state`)."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
     with atomic_dir(output_dir) as tmp:
         if method == "full":
-            trainer.model.save_pretrained(tmp, safe_serialization=True)
+            model.save_pretrained(tmp, state_dict=state, safe_serialization=True)
         else:
             from peft import PeftModel
 
-            trainer.model.save_pretrained(tmp / "adapter", safe_serialization=True)
+            model.save_pretrained(tmp / "adapter", state_dict=state, safe_serialization=True)
             base, _ = weights.load_checkpoint(model_dir, "float32")
             merged = PeftModel.from_pretrained(base, tmp / "adapter").merge_and_unload()
             merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / TRAIN_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if (model_dir / SOURCE_RECORD).is_file():  # the base's provenance, and its trust_remote_code consent
+            shutil.copyfile(model_dir / SOURCE_RECORD, tmp / SOURCE_RECORD)
 
 
 def _setup(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path):
@@ -370,10 +390,11 @@ def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Pat
         "best_val_perplexity": math.exp(best) if best is not None and best < 50 else None,
         "processes": args.world_size,
     }
+    state = gathered_state(trainer)
     if not main:
         return record
     write_loss_history(live_dir, trainer.state.log_history)
-    save_final(trainer, tokenizer, method, model_dir, output_dir, record)
+    save_final(trainer, tokenizer, method, model_dir, output_dir, record, state)
     seconds = time.perf_counter() - start
     timing = {k: v for k, v in result.metrics.items() if is_timing(k)}
     write_timing("train", {"seconds": round(seconds, 1), "resumed_from": resume, **timing})
