@@ -134,7 +134,7 @@ def test_gzip_input_gives_the_same_outputs(tmp_path):
 
 def test_same_params_give_byte_identical_outputs(tmp_path):
     raw = write_csv(tmp_path / "n.csv", corpus(20, 3) + [row3(999, 5, None, "bad \xff", chartdate="nope")])
-    cfg = config(tmp_path, raw)
+    cfg = config(tmp_path, raw, max_malformed_share=None)
     prepare(cfg)
     first = outputs(cfg)
     prepare(cfg)
@@ -311,7 +311,7 @@ def test_malformed_rows_are_counted_sampled_and_skipped(tmp_path):
         # an unbalanced quote: this record swallows the next one
         fh.write(b'208,3,3001,2101-01-05,,,Nursing,d,1,,"a stray quote here""\n209,4,4001,2101-01-06,,,Nursing,d,1,,"a swallowed record"\n')
         fh.write(b'210,4,4001,2101-01-06,,,Nursing,d,1,,"a good note after the bad ones with enough words"\n')
-    cfg = config(tmp_path, raw)
+    cfg = config(tmp_path, raw, max_malformed_share=None)  # 8 bad rows of 29: counted, not refused
     metrics = prepare(cfg)
     dropped = metrics["dropped"]
     assert dropped["undecodable_bytes"] == 1
@@ -337,7 +337,7 @@ def test_malformed_rows_are_counted_sampled_and_skipped(tmp_path):
 def test_a_parser_error_is_counted_and_reading_goes_on(tmp_path, monkeypatch):
     rows = corpus(6, 2)
     rows.insert(3, row3(77, 1, 1000, "x" * 5000))  # longer than the field limit set below
-    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows))
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows), max_malformed_share=None)
     old = csv.field_size_limit(1000)
     monkeypatch.setattr(data, "_FIELD_LIMIT", 1000)
     try:
@@ -351,7 +351,8 @@ def test_a_parser_error_is_counted_and_reading_goes_on(tmp_path, monkeypatch):
 
 def test_rejects_sample_is_capped_per_reason_but_all_are_counted(tmp_path):
     bad = [row3(100 + i, "x", 1, note_text(i)) for i in range(7)]
-    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(6, 2) + bad), rejects_sample=2)
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", corpus(6, 2) + bad), rejects_sample=2,
+                 max_malformed_share=None)
     metrics = prepare(cfg)
     assert metrics["dropped"]["non_numeric_id"] == 7
     assert len((Path(cfg.out_dir) / "rejects.jsonl").read_text().splitlines()) == 2
@@ -363,7 +364,7 @@ def test_undecodable_bytes_in_gzip_input(tmp_path):
     raw = tmp_path / "n.csv.gz"
     with gzip.open(raw, "wb") as fh:
         fh.write(buffer.getvalue().encode() + b'99,2,2000,2101-01-01,,,Nursing,d,1,,"caf\xe9 latte in latin-1 encoding here"\n')
-    metrics = prepare(config(tmp_path, raw))
+    metrics = prepare(config(tmp_path, raw, max_malformed_share=None))
     assert metrics["dropped"]["undecodable_bytes"] == 1 and metrics["notes_kept"] == 12
 
 
@@ -637,3 +638,64 @@ def test_redundancy_of_consecutive_notes(tmp_path):
     sampled = prepare(config(tmp_path, tmp_path / "n.csv", drop_duplicates=False, redundancy_pairs=5,
                              out_dir=str(tmp_path / "s")))
     assert sampled["redundancy"]["admission"]["pairs"] == 5 and sampled["redundancy"]["admission"]["candidates"] == 16
+
+
+# --- encodings and malformed shares --------------------------------------------------------------------
+
+
+def _cp1252_corpus(tmp_path: Path) -> Path:
+    """The test corpus saved as a spreadsheet would: cp1252, a degree sign in most notes."""
+    rows = corpus(10, 3)
+    for i, row in enumerate(rows):
+        if i % 4:
+            row[10] += " Temp 38.2°C, café visit."
+    raw = tmp_path / "cp1252.csv"
+    with raw.open("w", encoding="cp1252", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(HEADER3)
+        writer.writerows(rows)
+    return raw
+
+
+def test_a_cp1252_file_fails_with_the_encoding_that_reads_it_and_reads_with_it(tmp_path):
+    raw = _cp1252_corpus(tmp_path)
+    cfg = config(tmp_path, raw)
+    Path(cfg.out_dir).mkdir(parents=True)
+    (Path(cfg.out_dir) / "train.jsonl").write_text("earlier output\n")
+    with pytest.raises(NoteLMError) as info:
+        prepare(cfg)
+    message = str(info.value)
+    assert message.startswith(f"{raw}: 22 of 30 rows (73.3%) were rejected as undecodable_bytes, more than "
+                              "data.max_malformed_share (1.0%); the first is at line 8 (undecodable bytes in TEXT)")
+    assert "decodes as cp1252 (…" in message and "38.2°C" in message and "-S data.encoding=cp1252" in message
+    assert (Path(cfg.out_dir) / "train.jsonl").read_text() == "earlier output\n"  # nothing half-written
+    assert not Path(cfg.metrics_path).exists()
+
+    metrics = prepare(config(tmp_path, raw, encoding="cp1252"))
+    assert metrics["dropped"]["undecodable_bytes"] == 0 and metrics["notes_kept"] == 30
+    texts = [r["prompt"] + " " + r["target"] for name in ("train", "val", "test")
+             for r in read_split(config(tmp_path, raw), name)]
+    assert any("°C" in t for t in texts)
+
+
+def test_a_few_bad_rows_are_skipped_and_counted(tmp_path):
+    raw = write_csv(tmp_path / "n.csv", corpus(40, 3))  # 120 good rows
+    with raw.open("ab") as fh:
+        fh.write(b'999,3,3001,2101-01-05,,,Nursing,d,1,,"one caf\xe9 in latin-1 among many good rows"\n')
+    metrics = prepare(config(tmp_path, raw))  # 1 of 121 rows = 0.8 % <= 1 %
+    assert metrics["dropped"]["undecodable_bytes"] == 1 and metrics["notes_kept"] == 120
+
+
+def test_over_the_share_for_another_reason_names_it(tmp_path):
+    bad = [row3(500 + i, 1, 1000, note_text(i), chartdate="13/02/2101", charttime="13/02/2101 08:00")
+           for i in range(5)]
+    raw = write_csv(tmp_path / "n.csv", corpus(10, 3) + bad)
+    with pytest.raises(NoteLMError, match=r"5 of 35 rows \(14.3%\) were rejected as unparsable_time.*\n.*the dates "
+                                          r"are not ISO"):
+        prepare(config(tmp_path, raw))
+    assert prepare(config(tmp_path, raw, max_malformed_share=None))["dropped"]["unparsable_time"] == 5
+
+
+def test_an_unknown_encoding_is_refused():
+    with pytest.raises(ParamsError, match="data.encoding: 'utf-9' is not a text encoding"):
+        DataParams(encoding="utf-9")

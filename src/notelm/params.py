@@ -12,6 +12,7 @@ A model is chosen by `model:`, a row name or one of a row's `aliases` (`dvc exp 
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import re
 import types
@@ -93,6 +94,9 @@ class DataParams:
     """`data:` reading, cleaning, splitting and cutting notes into prompt/target (stage prepare)."""
 
     raw_path: str = SYNTHETIC_NOTES   # MIMIC-III NOTEEVENTS.csv(.gz) or a MIMIC-IV-Note CSV; the one input path in params
+    encoding: str = "utf-8"           # the raw file's text encoding (cp1252 or latin-1 after a spreadsheet round-trip)
+    max_malformed_share: float | None = 0.01  # fail when more rows than this share are malformed for one reason
+                                      # (a wrong encoding or a broken export); None: count and skip them all
     categories: list[str] = field(default_factory=lambda: ["Nursing", "Nursing/other"])  # kept; [] keeps all
     split_by: str = "subject"         # subject | admission | note (note = the study's leaky random split)
     ratios: list[float] = field(default_factory=lambda: [0.4, 0.3, 0.3])  # train/val/test shares of the groups
@@ -138,6 +142,13 @@ class DataParams:
         if not 0 <= self.history <= 5:
             raise _bad("data", "history", f"expected 0 to 5 earlier notes, got {self.history}")
         _at_least(self, "data", 1, "history_words", "redundancy_pairs")
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise _bad("data", "encoding", f"{self.encoding!r} is not a text encoding Python knows (e.g. utf-8, "
+                                           "cp1252, latin-1)") from None
+        if self.max_malformed_share is not None and not 0 <= self.max_malformed_share <= 1:
+            raise _bad("data", "max_malformed_share", f"expected a share in [0, 1] or null, got {self.max_malformed_share}")
         if self.test_scored not in ("alternate", "all"):
             raise _bad("data", "test_scored", f"expected alternate or all, got {self.test_scored!r}")
         if not 0.0 <= self.leak_test_patients <= 1.0:

@@ -28,6 +28,7 @@ be counted and sampled, and it never aborts mid-file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import functools
@@ -153,10 +154,13 @@ class ReadStats:
     rows_read: int = 0
     dropped: Counter = field(default_factory=Counter)
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    first: dict[str, tuple[int | None, str, list[str]]] = field(default_factory=dict)  # reason: (line, detail, row)
 
     def drop(self, reason: str, line: int | None = None, detail: str = "", row: list[str] | None = None) -> None:
         """Count one dropped row under `reason`; keep it as a sample if `row` is given and the quota allows."""
         self.dropped[reason] += 1
+        if row is not None:
+            self.first.setdefault(reason, (line, detail, row))
         if row is not None and self.dropped[reason] <= self.rejects_sample:
             self.rejects.append({"reason": reason, "line": line, "detail": detail, "fields": [_printable(v)[:300] for v in row]})
 
@@ -166,11 +170,13 @@ def _printable(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _open_text(path: Path):
-    """Open `path` as text, gunzipping if it starts with the gzip magic; undecodable bytes become surrogate escapes."""
+def _open_text(path: Path, encoding: str = "utf-8"):
+    """Open `path` as text in `encoding` (UTF-8 with or without a byte-order mark), gunzipping if it starts with the
+    gzip magic; undecodable bytes become surrogate escapes."""
     with path.open("rb") as fh:
         gz = fh.read(2) == b"\x1f\x8b"
-    kwargs = {"encoding": "utf-8-sig", "errors": "surrogateescape", "newline": ""}
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    kwargs = {"encoding": "utf-8-sig" if utf8 else encoding, "errors": "surrogateescape", "newline": ""}
     return gzip.open(path, "rt", **kwargs) if gz else path.open(**kwargs)
 
 
@@ -258,8 +264,8 @@ def _parse_row(row: list[str], cols: dict[str, int], names: dict[str, str], sche
     return Note(note_id, subject_id, hadm_id, values["category"].strip(), chartdate, charttime, text, iserror)
 
 
-def read_notes(path: str | Path, stats: ReadStats | None = None) -> Iterator[Note]:
-    """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain or gzip), one record at a time.
+def read_notes(path: str | Path, stats: ReadStats | None = None, encoding: str = "utf-8") -> Iterator[Note]:
+    """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain or gzip) in `encoding`, one record at a time.
 
     Every data record is counted in `stats.rows_read`; a malformed one (wrong field count,
     undecodable bytes, non-numeric id, unparsable time) is not yielded but counted under its
@@ -277,7 +283,7 @@ def read_notes(path: str | Path, stats: ReadStats | None = None) -> Iterator[Not
         raise NoteLMError(f"{path}: the file is empty; expected a CSV header and note rows")
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     try:
-        with _open_text(path) as fh:
+        with _open_text(path, encoding) as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
             if not header or not any(h.strip() for h in header):
@@ -537,7 +543,7 @@ def _spool(cfg: DataParams, raw_path: str | Path, spool_path: Path, stats: ReadS
     seen: set[bytes] = set()
     kept, position, next_log = _Kept(), 0, 250_000
     with spool_path.open("wb") as spool:
-        for note in read_notes(raw_path, stats):
+        for note in read_notes(raw_path, stats, cfg.encoding):
             if stats.rows_read >= next_log:
                 log.info("prepare: %d rows read, %d notes kept, %.0f rows/s", stats.rows_read, len(kept.offset),
                          stats.rows_read / (time.monotonic() - started))
@@ -557,12 +563,67 @@ def _spool(cfg: DataParams, raw_path: str | Path, spool_path: Path, stats: ReadS
                                 ("words", n_words), ("target_words", end - p)):
                 getattr(kept, name).append(value)
             position += len(line)
+    check_malformed(stats, cfg, raw_path)
     if not kept.offset:
         shown = ", ".join(f"{c!r} ({n})" for c, n in categories.most_common(10)) or "none"
         dropped = ", ".join(f"{r}: {n}" for r, n in stats.dropped.most_common())
         raise NoteLMError(f"{raw_path}: no notes left after filtering {stats.rows_read} rows ({dropped}); "
                           f"data.categories is {cfg.categories}, categories seen: {shown}")
     return kept
+
+
+ENCODINGS = ("utf-8", "cp1252", "latin-1")  # tried in turn on an undecodable row; latin-1 decodes any byte
+
+
+def decodes_as(fields: list[str], read_as: str) -> tuple[str, str] | None:
+    """(encoding, excerpt) of the first of ENCODINGS other than `read_as` that decodes the row's bytes strictly, the
+    excerpt around its first non-ASCII character; None when none does. The fields were read as `read_as` with
+    undecodable bytes kept as surrogate escapes, so encoding them back gives the file's bytes."""
+    raw = ",".join(fields).encode(read_as, "surrogateescape")
+    for encoding in ENCODINGS:
+        if codecs.lookup(encoding).name == codecs.lookup(read_as).name:
+            continue
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        at = next((i for i, ch in enumerate(text) if not ch.isascii()), 0)
+        return encoding, text[max(0, at - 30):at + 30].replace("\n", " ")
+    return None
+
+
+FIXES = {
+    "broken_quoting": "the fields are not quoted as MIMIC exports them (double quotes around multi-line text); a "
+                      "spreadsheet round-trip often breaks them: use the original NOTEEVENTS.csv(.gz)",
+    "non_numeric_id": "the id columns hold something else than numbers: check that this is the notes file and its "
+                      "columns are not shifted",
+    "unparsable_time": "the dates are not ISO (YYYY-MM-DD[ HH:MM:SS]); a spreadsheet may have reformatted them: use "
+                       "the original export",
+}
+
+
+def check_malformed(stats: ReadStats, cfg: DataParams, path: str | Path) -> None:
+    """Raise NoteLMError when more than data.max_malformed_share of the rows were rejected for one malformed reason,
+    naming the file, the reason, the count, the first such row and the likely fix (for undecodable bytes: the
+    encoding that decodes it). Below the share, the rows are only counted and sampled (rejects.jsonl)."""
+    if cfg.max_malformed_share is None or not stats.rows_read:
+        return
+    for reason in MALFORMED:
+        count = stats.dropped.get(reason, 0)
+        if count <= cfg.max_malformed_share * stats.rows_read:
+            continue
+        line, detail, row = stats.first.get(reason, (None, "", []))
+        fix = FIXES.get(reason, "")
+        if reason == "undecodable_bytes":
+            guess = decodes_as(row, cfg.encoding) if row else None
+            fix = (f"the row decodes as {guess[0]} (…{guess[1]}…): rerun with -S data.encoding={guess[0]}, or set "
+                   f"data.encoding in params.yaml" if guess else
+                   f"the file is not {cfg.encoding}: set data.encoding in params.yaml to the encoding it was saved in")
+        raise NoteLMError(
+            f"{path}: {count} of {stats.rows_read} rows ({count / stats.rows_read:.1%}) were rejected as {reason}, "
+            f"more than data.max_malformed_share ({cfg.max_malformed_share:.1%}); the first is at line {line} "
+            f"({detail}).\n  Likely fix: {fix}.\n  Nothing was written: the previous outputs are unchanged. To skip "
+            "such rows anyway: -S data.max_malformed_share=null")
 
 
 def _assign(cfg: DataParams, kept: _Kept, raw_path: str | Path) -> tuple[dict[str, np.ndarray], int]:
