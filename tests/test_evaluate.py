@@ -368,3 +368,37 @@ def test_cli_stage(tmp_path, capsys):
     (tmp_path / "generations" / "pretrained.jsonl").unlink()
     assert main(args) == 1
     assert "pretrained.jsonl: file not found" in capsys.readouterr().err
+
+
+def dense_nearest(train_prompts: list[str], test_prompts: list[str]) -> np.ndarray:
+    """The definition retrieval keeps: argmax of the full TF-IDF cosine row (first maximum wins)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(sublinear_tf=True)
+    train = vec.fit_transform(train_prompts)
+    return (vec.transform(test_prompts) @ train.T).toarray().argmax(axis=1)
+
+
+WORD = st.sampled_from(["pt", "alert", "hr", "nsr", "bp", "stable", "foley", "lasix", "sats", "ra", "nc", "pain"])
+PROMPT = st.lists(WORD, min_size=0, max_size=8).map(" ".join)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(PROMPT, min_size=1, max_size=30), st.lists(PROMPT, min_size=1, max_size=12), st.integers(1, 4))
+def test_sparse_top_n_retrieval_equals_the_dense_argmax(train, test, top_n):
+    """Duplicates (exact ties, more of them than top_n), prompts sharing no word, empty prompts: the same index."""
+    if not any(t.strip() for t in train):
+        return  # no vocabulary: both give index 0 (tested below)
+    assert ev.retrieve_nearest(train, test, chunk=5, top_n=top_n).tolist() == dense_nearest(train, test).tolist()
+
+
+def test_retrieval_on_the_default_corpus_equals_the_dense_argmax():
+    prepared = Path(__file__).parents[1] / "data/prepared"
+    if not (prepared / "train.jsonl").is_file():
+        prepared_rows = [(f"note {i} " + " ".join(str(i * k % 17) for k in range(9))) for i in range(200)]
+        train, test = prepared_rows[:150], prepared_rows[150:]
+    else:  # the real split when `dvc repro` has made it
+        read = lambda name: [json.loads(line)["prompt"] for line in (prepared / f"{name}.jsonl").open()]  # noqa: E731
+        train, test = read("train"), read("test")
+    assert ev.retrieve_nearest(train, test).tolist() == dense_nearest(train, test).tolist()
+    assert ev.retrieve_nearest(["", " "], ["pt alert"]).tolist() == [0]

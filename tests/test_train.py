@@ -12,24 +12,64 @@ from transformers import AutoModelForCausalLM
 from notelm.errors import ParamsError
 from notelm.params import ModelRow, TrainParams, load_section
 from notelm.stages.train import (
+    blocks,
+    build_dataset,
+    collate_blocks,
     fingerprint,
     resume_point,
-    tokenize_examples,
     train,
-    training_texts,
+    training_text,
 )
 
 
 def test_packing_fills_blocks_and_padding_is_not_scored():
     tok = make_tokenizer()
-    texts = training_texts([{"prompt": "Pt alert", "target": "and oriented x3."}] * 10, tok.eos_token)
-    packed = tokenize_examples(texts, tok, 16, packing=True)
-    assert all(len(b) == 16 for b in packed["input_ids"])
-    assert all(m == [1] * 16 for m in packed["attention_mask"])
-    padded = tokenize_examples(texts, tok, 16, packing=False)
-    n = sum(padded["attention_mask"][0])
-    assert n < 16 and padded["labels"][0][n:] == [-100] * (16 - n)
-    assert padded["labels"][0][:n] == padded["input_ids"][0][:n]
+    texts = [training_text({"prompt": "Pt alert", "target": "and oriented x3."}, tok.eos_token)] * 10
+    packed = list(blocks(texts, tok, 16, packing=True))
+    assert all(len(b["input_ids"]) == 16 and b["attention_mask"] == [1] * 16 for b in packed)
+    padded = collate_blocks(list(blocks(texts, tok, 16, packing=False)))
+    n = int(padded["attention_mask"][0].sum())
+    assert n < 16 and padded["labels"][0][n:].tolist() == [-100] * (16 - n)
+    assert padded["labels"][0][:n].tolist() == padded["input_ids"][0][:n].tolist()
+
+
+def reference_blocks(texts: list[str], tokenizer, max_length: int, packing: bool) -> dict[str, list[list[int]]]:
+    """The blocks as the train stage made them before streaming: the whole split tokenised at once."""
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    if packing:
+        flat = [t for seq in ids for t in seq]
+        n = max(1, len(flat) // max_length)
+        chunks = [flat[i * max_length:(i + 1) * max_length] for i in range(n)]
+        return {"input_ids": chunks, "labels": chunks}
+    pad = tokenizer.pad_token_id
+    return {"input_ids": [s[:max_length] + [pad] * (max_length - len(s[:max_length])) for s in ids],
+            "labels": [s[:max_length] + [-100] * (max_length - len(s[:max_length])) for s in ids]}
+
+
+@pytest.mark.parametrize("packing", [True, False])
+@pytest.mark.parametrize("n_rows", [1, 7, 40])
+def test_the_streamed_dataset_holds_the_same_blocks_in_the_same_order(tmp_path, packing, n_rows):
+    """Streamed in batches (smaller than the split) through a memory-mapped Arrow table, labels made by the
+    collator: the very blocks and labels of tokenising the whole split at once."""
+    tok = make_tokenizer()
+    rows = [{"prompt": f"Pt {i} alert and oriented", "target": "HR 80s NSR. " * (i % 5 + 1)} for i in range(n_rows)]
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dataset = build_dataset(path, tok, 16, packing)
+    want = reference_blocks([training_text(r, tok.eos_token) for r in rows], tok, 16, packing)
+    assert dataset["input_ids"] == want["input_ids"]
+    assert collate_blocks([dataset[i] for i in range(len(dataset))])["labels"].tolist() == want["labels"]
+    assert list(blocks([training_text(r, tok.eos_token) for r in rows], tok, 16, packing, batch=3)) == \
+        list(blocks([training_text(r, tok.eos_token) for r in rows], tok, 16, packing, batch=1000))
+
+
+def test_a_changed_split_is_not_read_from_the_cache(tmp_path):
+    tok = make_tokenizer()
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"prompt": "Pt alert", "target": "HR 80s."}) + "\n")
+    first = build_dataset(path, tok, 8, True)["input_ids"]
+    path.write_text(json.dumps({"prompt": "Foley draining", "target": "clear yellow urine."}) + "\n")
+    assert build_dataset(path, tok, 8, True)["input_ids"] != first
 
 
 def test_train_config_rejects_bad_values():

@@ -104,3 +104,22 @@ def test_two_cpu_processes_under_accelerate_launch(prepared, tiny_model_factory)
     assert proc.stderr.count("train: done") == 1  # only the main process saves
     assert json.loads((root / "dvclive/metrics.json").read_text())
     assert not list((root / "models").glob(".*"))  # no temporary directories left
+
+
+def test_two_cpu_processes_generate_the_file_one_process_writes(prepared, tiny_model_factory):
+    """`accelerate launch` shards the test prompts over 2 CPU processes (gloo); the main one writes the file."""
+    root = project(prepared, tiny_model_factory("llama"), max_steps=1)
+    model = str(tiny_model_factory("llama"))
+    args = ["--model-dir", model, "--test", str(root / "data/prepared/test.jsonl")]
+    one = subprocess.run([*notelm("generate"), *args, "--out", "one.jsonl"], cwd=root, env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-3000:]
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "notelm.cli",
+              "generate", *args, "--out", "two.jsonl"]
+    env = {**ENV, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    two = subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stdout[-3000:] + two.stderr[-3000:]
+    assert "2 process(es)" in two.stderr and two.stderr.count("-> two.jsonl") == 1  # the main process writes, once
+    assert (root / "two.jsonl").read_bytes() == (root / "one.jsonl").read_bytes()
+    assert len((root / "one.jsonl").read_text().splitlines()) > 2

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from notelm.params import GenerateParams
+from notelm.progress import progress
 
 
 def decoding_kwargs(cfg: GenerateParams) -> dict[str, Any]:
@@ -58,12 +59,13 @@ def context_length(model, tokenizer) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else None
 
 
-def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[dict[str, Any]]:
+def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams, desc: str | None = None) -> list[dict[str, Any]]:
     """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens, stopped_at_budget},
     in prompt order (`stopped_at_budget`: the model was still writing when max_new_tokens ran out).
 
     Prompts are sorted by length (so a batch wastes little on padding), left-padded and decoded with the
-    KV cache in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding.
+    KV cache in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding. `desc` names the
+    progress bar (notelm.progress), counting batches.
     """
     import torch
 
@@ -76,7 +78,8 @@ def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams) -> list[
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     results: list[dict[str, Any] | None] = [None] * len(prompts)
     torch.manual_seed(cfg.seed)
-    for start in range(0, len(order), cfg.batch_size):
+    starts = range(0, len(order), cfg.batch_size)
+    for start in progress(starts, desc or "generate", unit="batch") if desc else starts:
         batch = order[start : start + cfg.batch_size]
         width = max(len(encoded[i]) for i in batch)
         input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])  # B × width
@@ -163,7 +166,8 @@ def joint_ids(tokenizer, prompt: str, target: str, max_prompt_tokens: int | None
     return head + tail, len(tail)
 
 
-def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: GenerateParams) -> list[tuple[float, int]]:
+def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: GenerateParams,
+               desc: str | None = None) -> list[tuple[float, int]]:
     """Summed negative log-likelihood (nats) of each target given its prompt, and the target's token count.
 
     Prompt and target are tokenised jointly (`joint_ids`), the prompt cut to its last `max_prompt_tokens`
@@ -173,7 +177,8 @@ def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: Ge
 
     results: list[tuple[float, int]] = []
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    for start in range(0, len(prompts), cfg.batch_size):
+    starts = range(0, len(prompts), cfg.batch_size)
+    for start in progress(starts, desc or "likelihood", unit="batch") if desc else starts:
         pairs = zip(prompts[start : start + cfg.batch_size], targets[start : start + cfg.batch_size])
         seqs, counts = zip(*(joint_ids(tokenizer, p, t, cfg.max_prompt_tokens) for p, t in pairs))
         width = max(len(s) for s in seqs)

@@ -34,6 +34,7 @@ import numpy as np
 from notelm.artifacts import BERTSCORE_KEYS, ROUGE_KEYS
 from notelm.errors import NoteLMError, ParamsError
 from notelm.params import EvaluateParams
+from notelm.progress import progress
 from notelm.weights import encoder_dir
 
 CONFIDENCE = 0.95
@@ -61,7 +62,7 @@ def rouge_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndar
         raise ValueError(f"rouge_scores: {len(preds)} predictions but {len(refs)} references")
     scorer = _rouge_scorer()
     out = {k: np.zeros(len(preds)) for k in ROUGE_KEYS}
-    for i, (pred, ref) in enumerate(zip(preds, refs)):
+    for i, (pred, ref) in enumerate(progress(zip(preds, refs), "ROUGE", total=len(preds), unit="pair")):
         scores = scorer.score("\n".join(split_sentences(ref)), "\n".join(split_sentences(pred)))
         for k in ROUGE_KEYS:
             out[k][i] = scores[k].fmeasure
@@ -181,7 +182,8 @@ def bertscore_many(systems: dict[str, Sequence[str]], refs: Sequence[str], cfg: 
     refs = list(refs)
     idf = _idf_dict(refs, enc, cfg.bertscore_idf)
     out: dict[str, list[np.ndarray]] = {name: [] for name in systems}
-    for s in range(0, len(refs), chunk):
+    starts = range(0, len(refs), chunk)
+    for s in progress(starts, f"BERTScore ({len(systems)} systems, {chunk} references a chunk)", unit="chunk"):
         part_refs = refs[s:s + chunk]
         parts = {name: list(preds[s:s + chunk]) for name, preds in systems.items()}
         stats = _embed(part_refs + [t for preds in parts.values() for t in preds], enc, idf,

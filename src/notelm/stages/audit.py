@@ -89,6 +89,7 @@ from notelm.artifacts import (
 )
 from notelm.errors import NoteLMError
 from notelm.params import AuditParams, load_section
+from notelm.progress import progress
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
@@ -313,7 +314,7 @@ def _parse(row: Any, split: str, i: int) -> tuple[str, str, Any, Any]:
 
 def _batches(rows: Iterable[Any], split: str) -> Iterator[list[tuple[str, str, Any, Any]]]:
     batch = []
-    for i, row in enumerate(rows, 1):
+    for i, row in enumerate(progress(rows, f"audit: {split} notes", unit="note"), 1):
         batch.append(_parse(row, split, i))
         if len(batch) == _BATCH_NOTES:
             yield batch

@@ -17,6 +17,7 @@ generations file (a DVC output), so the same model writes the same file.
 
     python -m notelm.stages.generate --model-dir models/finetuned --test data/prepared/test.jsonl \
         --out generations/finetuned.jsonl
+    accelerate launch --num_processes 4 -m notelm.stages.generate ...   # data-parallel: 4 GPUs (or CPU processes)
 """
 
 from __future__ import annotations
@@ -48,28 +49,47 @@ log = logging.getLogger(__spec__.name)  # the module's own name, also when run a
 def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams) -> dict[str, Any]:
     """Complete every example of `test_path` with the checkpoint in `model_dir`; write `out_path` atomically.
 
-    Returns {examples, completion_tokens, seconds}; the file holds no timing.
+    Under `accelerate launch --num_processes N` each process completes every N-th prompt on its own device
+    (a GPU each, or CPU processes over gloo) and the main process writes the one file, in test order — for
+    greedy decoding the same file one process writes. Returns {examples, completion_tokens, seconds,
+    processes, main_process}; the file holds no timing.
     """
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
     if not test_path.is_file():
         raise NoteLMError(f"{test_path}: test split not found; run `dvc repro prepare` first")
+    import torch
+
+    # this process's share and device: one process, or one of an `accelerate launch` (gloo between CPU processes)
+    state = PartialState(cpu=not torch.cuda.is_available())
     rows = scored(read_jsonl(test_path))[: cfg.limit]
     model, tokenizer = load_checkpoint(model_dir, cfg.dtype)
+    model.to(state.device)
     cfg = replace(cfg, max_new_tokens=token_budget(tokenizer, [r["target"] for r in rows], cfg.max_new_tokens))
-    prompts = [r["prompt"] for r in rows]
+    mine = list(range(state.process_index, len(rows), state.num_processes))  # every N-th: lengths stay mixed
+    prompts = [rows[i]["prompt"] for i in mine]
     tick = time.perf_counter()
-    outputs = complete(model, tokenizer, prompts, cfg)
+    outputs = complete(model, tokenizer, prompts, cfg, desc=f"generate {model_dir.name}")
     seconds = time.perf_counter() - tick
-    nll = target_nll(model, tokenizer, prompts, [r["target"] for r in rows], cfg)
-    lines = [{"note_id": r["note_id"], "prompt": r["prompt"], "reference": r["target"], **o,
-              "target_nll": round(n, 4), "target_tokens": t}
-             for r, o, (n, t) in zip(rows, outputs, nll)]
+    nll = target_nll(model, tokenizer, prompts, [rows[i]["target"] for i in mine], cfg,
+                     desc=f"likelihood {model_dir.name}")
+    done = [(i, o, n) for i, o, n in zip(mine, outputs, nll)]
+    if state.num_processes > 1:
+        done = gather_object(done)  # every process's share, on every process
+    done.sort(key=lambda item: item[0])
+    lines = [{"note_id": rows[i]["note_id"], "prompt": rows[i]["prompt"], "reference": rows[i]["target"], **o,
+              "target_nll": round(n, 4), "target_tokens": t} for i, o, (n, t) in done]
+    tokens = sum(line["completion_tokens"] for line in lines)
+    result = {"examples": len(lines), "completion_tokens": tokens, "max_new_tokens": cfg.max_new_tokens,
+              "seconds": round(seconds, 1), "processes": state.num_processes, "main_process": state.is_main_process}
+    if not state.is_main_process:
+        return result
     write_jsonl(out_path, lines)
-    tokens = sum(o["completion_tokens"] for o in outputs)
-    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s, budget %d, %d ran out) -> %s",
-             len(lines), tokens, seconds, tokens / max(seconds, 1e-9), cfg.max_new_tokens,
-             sum(o["stopped_at_budget"] for o in outputs), out_path)
-    return {"examples": len(lines), "completion_tokens": tokens, "max_new_tokens": cfg.max_new_tokens,
-            "seconds": round(seconds, 1)}
+    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s, %d process(es), budget %d, %d ran out) -> %s",
+             len(lines), tokens, seconds, tokens / max(seconds, 1e-9), state.num_processes, cfg.max_new_tokens,
+             sum(line["stopped_at_budget"] for line in lines), out_path)
+    return result
 
 
 def token_budget(tokenizer, targets: list[str], max_new_tokens: int | str) -> int:
@@ -84,7 +104,8 @@ def run(params: dict[str, Any], model_dir: str | Path, out: str | Path,
     """The generate stage: the `generate:` params, the checkpoint in `model_dir`, test prompts from `test` → `out`."""
     cfg = load_section(GenerateParams, params, "generate")
     result = generate(Path(model_dir), Path(test), Path(out), cfg)
-    write_timing(f"generate_{variant_of(out)}", result)
+    if result.pop("main_process"):
+        write_timing(f"generate_{variant_of(out)}", result)
     return result
 
 

@@ -36,12 +36,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import itertools
 import json
 import logging
 import math
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -57,7 +59,6 @@ from notelm.artifacts import (
     atomic_dir,
     atomic_open,
     base_model_dir,
-    read_jsonl,
     split_path,
     write_json,
     write_timing,
@@ -72,46 +73,72 @@ FINGERPRINT = "notelm_run.json"
 TIMING_KEYS = ("runtime", "samples_per_second", "steps_per_second")
 
 
-def training_texts(rows: list[dict[str, Any]], eos: str) -> list[str]:
-    """One training text per example: the note (`prompt + " " + target`) followed by EOS."""
-    return [f"{r['prompt']} {r['target']}".strip() + eos for r in rows]
+def training_text(row: dict[str, Any], eos: str) -> str:
+    """The training text of an example: the note (`prompt + " " + target`) followed by EOS."""
+    return f"{row['prompt']} {row['target']}".strip() + eos
 
 
-def tokenize_examples(texts: list[str], tokenizer, max_length: int, packing: bool) -> dict[str, list[list[int]]]:
-    """Token blocks for causal-LM training.
+def blocks(texts: Iterable[str], tokenizer, max_length: int, packing: bool,
+           batch: int = 1000) -> Iterator[dict[str, list[int]]]:
+    """Token blocks for causal-LM training, {input_ids, attention_mask} each, tokenising `batch` texts at a time
+    so memory does not grow with the corpus.
 
-    packing=True: all texts concatenated and cut into full `max_length` blocks (the tail that
-    does not fill a block is dropped; a corpus shorter than one block yields one short block).
-    packing=False: each text truncated and right-padded to `max_length`; padding is not scored.
+    packing=True: all texts concatenated and cut into full `max_length` blocks (the tail that does not fill a
+    block is dropped; a corpus shorter than one block yields one short block).
+    packing=False: each text truncated and right-padded to `max_length`; the mask marks the padding, which
+    `collate_blocks` leaves unscored.
     """
-    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
-    if packing:
-        flat = [t for seq in ids for t in seq]
-        n = max(1, len(flat) // max_length)
-        blocks = [flat[i * max_length : (i + 1) * max_length] for i in range(n)]
-        return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks], "labels": [list(b) for b in blocks]}
-    pad = tokenizer.pad_token_id
-    out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-    for seq in ids:
-        seq = seq[:max_length]
-        fill = max_length - len(seq)
-        out["input_ids"].append(seq + [pad] * fill)
-        out["attention_mask"].append([1] * len(seq) + [0] * fill)
-        out["labels"].append(seq + [-100] * fill)
-    return out
+    pad, carry, emitted = tokenizer.pad_token_id, [], False
+    texts = iter(texts)
+    while chunk := list(itertools.islice(texts, batch)):
+        for seq in tokenizer(chunk, add_special_tokens=True)["input_ids"]:
+            if not packing:
+                seq = seq[:max_length]
+                fill = max_length - len(seq)
+                yield {"input_ids": seq + [pad] * fill, "attention_mask": [1] * len(seq) + [0] * fill}
+                continue
+            carry.extend(seq)
+            while len(carry) >= max_length:
+                yield {"input_ids": carry[:max_length], "attention_mask": [1] * max_length}
+                carry, emitted = carry[max_length:], True
+    if packing and not emitted and carry:
+        yield {"input_ids": carry, "attention_mask": [1] * len(carry)}
+
+
+def collate_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
+    """A batch of equal-length blocks as tensors, with labels = input_ids where the mask is 1, else -100
+    (labels are made here rather than stored: the dataset holds every token once)."""
+    import torch
+
+    ids = torch.tensor([f["input_ids"] for f in features])  # B × T
+    mask = torch.tensor([f["attention_mask"] for f in features])  # B × T
+    return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
+
+
+def _split_blocks(path: str, digest: str, tokenizer, max_length: int, packing: bool):
+    """The generator `build_dataset` hands to `datasets` (`digest`, the file's hash, keys its cache)."""
+    eos = tokenizer.eos_token or ""
+    with open(path, encoding="utf-8") as fh:
+        yield from blocks((training_text(json.loads(line), eos) for line in fh if line.strip()), tokenizer,
+                          max_length, packing)
 
 
 def build_dataset(path: Path, tokenizer, max_length: int, packing: bool):
-    """A `datasets.Dataset` of token blocks from a prepared JSONL split."""
+    """A memory-mapped `datasets.Dataset` of token blocks from a prepared JSONL split, written as a stream (peak
+    memory does not grow with the split) and cached by the file's hash, the tokenizer and the block settings."""
     from datasets import Dataset
 
+    empty = NoteLMError(f"{path}: no examples; check data.* filters and data.fraction, then `dvc repro prepare`")
     if not path.is_file():
         raise NoteLMError(f"{path}: prepared split not found; run `dvc repro prepare` first")
-    rows = read_jsonl(path)
-    if not rows:
-        raise NoteLMError(f"{path}: no examples; check data.* filters and data.fraction")
-    texts = training_texts(rows, tokenizer.eos_token or "")
-    return Dataset.from_dict(tokenize_examples(texts, tokenizer, max_length, packing))
+    if not path.stat().st_size:
+        raise empty
+    dataset = Dataset.from_generator(_split_blocks, gen_kwargs={"path": str(path), "digest": _hash_files([path]),
+                                                                 "tokenizer": tokenizer, "max_length": max_length,
+                                                                 "packing": packing})
+    if not len(dataset):
+        raise empty
+    return dataset
 
 
 # what shapes the trained weights: a change to any of it must not resume an older run's checkpoint
@@ -259,6 +286,8 @@ def make_trainer(model, args, loss_chunk_tokens: int | None, **kwargs):
     """A HF `Trainer` whose loss is computed `loss_chunk_tokens` tokens at a time (notelm.loss) where the
     model's family allows it, else by the model itself."""
     from transformers import Trainer
+
+    kwargs.setdefault("data_collator", collate_blocks)
 
     class ChunkedLossTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
