@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import random
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
