@@ -1,7 +1,13 @@
-"""Batched generation vs one-prompt-at-a-time `transformers.pipeline("text-generation")`.
+"""Batched generation vs one-prompt-at-a-time `transformers.pipeline("text-generation")`, and each one's share
+of this machine's compute limit.
 
-Both decode the same test prompts greedily with the same model and limits, in one run; the
-table reports tokens/s for each and their ratio, and whether every continuation is identical.
+All decode the same test prompts greedily with the same model and limits, in one run: the pipeline (the
+original study's way), the batched generator in fp32 (what the generate stage runs), and the same in bf16
+(`generate.dtype: bfloat16`). The table reports tokens/s, the ratio to the pipeline, whether each
+continuation is identical to the fp32 batched one, and the share of the compute limit: the work done,
+2·N_body FLOPs per prompt token (the prefill; N_body = parameters without the embedding matrix, only the
+last position's logits being computed) plus 2·N FLOPs per generated token, over the seconds taken, against
+a square GEMM's FLOP/s in the same dtype measured in the same run.
 
     python benchmarks/generate.py                      # 64 prompts, models/base/<params model>
     python benchmarks/generate.py --prompts 16 --model-dir models/finetuned
@@ -22,6 +28,18 @@ from notelm.artifacts import base_model_dir, read_jsonl
 from notelm.decoding import complete
 from notelm.params import GenerateParams, load_params
 from notelm.weights import load_checkpoint
+
+
+def gemm_flops(dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n × n matrix product in `dtype` on this machine now (best of `repeats`)."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - tick)
+    return 2 * n**3 / best
 
 
 def main() -> None:
@@ -60,14 +78,36 @@ def main() -> None:
         single_tokens += len(tokenizer(text, add_special_tokens=False)["input_ids"])
     single_s = time.perf_counter() - tick
 
+    half = model.to(torch.bfloat16)
+    tick = time.perf_counter()
+    bf16 = complete(half, tokenizer, prompts, cfg)
+    bf16_s = time.perf_counter() - tick
+    bf16_tokens = sum(len(tokenizer(r["completion"], add_special_tokens=False)["input_ids"]) for r in bf16)
+    model.to(torch.float32)
+
+    gemm = {dtype: gemm_flops(dtype) for dtype in (torch.float32, torch.bfloat16)}
+    params = sum(p.numel() for p in model.parameters())
+    body = params - model.get_input_embeddings().weight.numel()
+    prompt_tokens = sum(r["prompt_tokens"] for r in batched)
+
+    def share(new_tokens: int, seconds: float, dtype) -> str:
+        work = 2 * body * prompt_tokens + 2 * params * new_tokens
+        return f"{work / seconds / gemm[dtype]:.0%}"
+
     same = sum(b["completion"] == s for b, s in zip(batched, single))
-    rate_b, rate_s = batched_tokens / batched_s, single_tokens / single_s
-    print(f"model: {model_dir}  prompts: {len(prompts)}  max_new_tokens: {args.max_new_tokens}  "
-          f"threads: {torch.get_num_threads()}")
-    print("| generator | batch | tokens | seconds | tokens/s |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| pipeline, one prompt at a time | 1 | {single_tokens} | {single_s:.1f} | {rate_s:.1f} |")
-    print(f"| notelm batched (left pad, KV cache) | {args.batch_size} | {batched_tokens} | {batched_s:.1f} | {rate_b:.1f} |")
+    same_bf16 = sum(b["completion"] == h["completion"] for b, h in zip(batched, bf16))
+    rate_b, rate_s, rate_h = batched_tokens / batched_s, single_tokens / single_s, bf16_tokens / bf16_s
+    print(f"model: {model_dir}  prompts: {len(prompts)} ({prompt_tokens} prompt tokens)  max_new_tokens: "
+          f"{args.max_new_tokens}  threads: {torch.get_num_threads()}  GEMM: fp32 {gemm[torch.float32] / 1e9:.0f}, "
+          f"bf16 {gemm[torch.bfloat16] / 1e9:.0f} GFLOP/s")
+    print("| generator | batch | tokens | seconds | tokens/s | × pipeline | identical to fp32 batched | share of limit |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| pipeline, one prompt at a time (fp32) | 1 | {single_tokens} | {single_s:.1f} | {rate_s:.1f} | 1.00 | "
+          f"{same}/{len(prompts)} | {share(single_tokens, single_s, torch.float32)} |")
+    print(f"| notelm batched (fp32; the generate stage) | {args.batch_size} | {batched_tokens} | {batched_s:.1f} | "
+          f"{rate_b:.1f} | {rate_b / rate_s:.2f} | – | {share(batched_tokens, batched_s, torch.float32)} |")
+    print(f"| notelm batched, bf16 | {args.batch_size} | {bf16_tokens} | {bf16_s:.1f} | {rate_h:.1f} | "
+          f"{rate_h / rate_s:.2f} | {same_bf16}/{len(prompts)} | {share(bf16_tokens, bf16_s, torch.bfloat16)} |")
     print(f"speed-up: {rate_b / rate_s:.2f}x   identical continuations: {same}/{len(prompts)}")
     for i, (b, s) in enumerate(zip(batched, single)):
         if b["completion"] != s:

@@ -4,9 +4,12 @@ Each configuration runs in its own subprocess, so its peak RSS is its own: it lo
 model for its method, tokenises the training split and runs `--steps` optimizer steps of the
 HF Trainer (no evaluation, no checkpoints). Tokens/s counts useful tokens only — those under the
 attention mask, not padding — over the steps after the first (warm-up); the peak RSS covers the
-whole process, loading included. The memory plan's estimate (src/notelm/plan.py) is printed beside it.
+whole process, loading included. The memory plan's estimate (src/notelm/plan.py) is printed beside it, and
+the share of the compute limit: 6·N FLOPs per token for a full fine-tune (4·N for LoRA/QLoRA, whose frozen
+weights get no gradient) against a square GEMM's FLOP/s in the run's dtype, measured in the same process.
 
     python benchmarks/train.py                 # SmolLM2-135M, the default data, 4 steps per configuration
+    python benchmarks/train.py --profile       # ... and where one step of each goes (matmuls, attention, casts, ...)
     python benchmarks/train.py --steps 2 --model-dir models/base/distilgpt2 --lora-targets c_attn
 
 Needs data/prepared (`dvc repro prepare`) and models/base/smollm2-135m (`dvc repro base_model`).
@@ -33,6 +36,53 @@ CONFIGS = {
     "bf16 packed, qlora": ("qlora", "bf16", True, True),
 }
 BASELINE = "fp32 padded, full, own loss"  # the original study's way
+
+
+def gemm_flops(dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of an n × n matrix product in `dtype` on this machine now (best of `repeats`)."""
+    import torch
+
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - tick)
+    return 2 * n**3 / best
+
+
+# torch profiler op names -> where the time of a training step goes
+CATEGORIES = (("matmuls", ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")),
+              ("attention", ("scaled_dot_product", "flash_attention", "efficient_attention")),
+              ("casts", ("aten::copy_", "aten::to", "aten::_to_copy")),
+              ("loss", ("log_softmax", "nll_loss", "cross_entropy")),
+              ("optimizer", ("_foreach", "adam", "Optimizer")),
+              ("norms, activations, elementwise", ("aten::mul", "aten::add", "aten::div", "aten::pow", "aten::rsqrt",
+                                                   "aten::silu", "aten::gelu", "aten::mean", "aten::fill_", "aten::neg",
+                                                   "aten::sub", "aten::cat", "aten::sum")))
+
+
+def profile_step(trainer, dataset) -> dict[str, float]:
+    """Seconds of one more training step by category (self CPU time of the profiled ops; the rest is Python
+    and everything the categories do not name)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    batch = trainer.data_collator([dataset[i] for i in range(trainer.args.per_device_train_batch_size)])
+    tick = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        trainer.training_step(trainer.model, batch)
+        trainer.optimizer.step()
+        trainer.optimizer.zero_grad()
+    total = time.perf_counter() - tick
+    spent = dict.fromkeys([c for c, _ in CATEGORIES], 0.0)
+    for event in prof.key_averages():
+        for category, names in CATEGORIES:
+            if any(n.lower() in event.key.lower() for n in names):
+                spent[category] += event.self_cpu_time_total / 1e6
+                break
+    spent["other (Python, data, unnamed ops)"] = max(0.0, total - sum(spent.values()))
+    return {"step_s": total, **spent}
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -74,6 +124,11 @@ def measure(args: argparse.Namespace) -> dict:
     trainer = make_trainer(model, training, chunk, train_dataset=dataset, callbacks=[Meter()])
     trainer.train()
     (t0, n0), (t1, n1) = marks[0], marks[-1]
+    profile = profile_step(trainer, dataset) if args.profile else None
+    params = sum(p.numel() for p in model.parameters())
+    # the compute limit: 6·N FLOPs per token for a full fine-tune, 4·N with frozen weights (no weight gradients)
+    flops_per_token = (6 if method == "full" else 4) * params
+    limit = gemm_flops(torch.bfloat16 if precision == "bf16" else torch.float32) / flops_per_token
     shape = model_shape(spec, args.model_dir)
     planned = estimate(shape, method, args.batch_size, args.max_length, precision == "bf16", cfg.lora_r,
                        len(spec.lora_targets), chunk)["total"] / GB
@@ -84,6 +139,8 @@ def measure(args: argparse.Namespace) -> dict:
         "step_s": (t1 - t0) / (len(marks) - 1),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "plan_gb": planned,
+        "limit_tokens_per_s": limit,
+        "profile": profile,
     }
 
 
@@ -97,6 +154,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
     parser.add_argument("--loss-chunk-tokens", type=int, default=TrainParams.loss_chunk_tokens,
                         help="train.loss_chunk_tokens of the chunked rows (default: the params.yaml default)")
+    parser.add_argument("--profile", action="store_true", help="also profile one step of each configuration")
     parser.add_argument("--config", choices=list(CONFIGS), help=argparse.SUPPRESS)  # the child's configuration
     parser.add_argument("--scratch", type=Path, default=Path(".cache/notelm/bench-train"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,15 +172,15 @@ def main() -> None:
     print(f"model {args.model_dir}, batch {args.batch_size} × {args.max_length} tokens, {args.steps} steps each "
           f"(tokens/s over steps 2..{args.steps}, useful tokens only); chunked loss: {args.loss_chunk_tokens} "
           f"tokens per chunk\n")
-    print("| configuration | tokens/s | s/step | useful tokens | peak RSS GB | plan GB |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| configuration | tokens/s | s/step | useful tokens | share of limit | peak RSS GB | plan GB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     results = {}
     for name in CONFIGS:
         cmd = [sys.executable, __file__, "--config", name, "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
                "--model-dir", str(args.model_dir), "--data-dir", str(args.data_dir),
                "--loss-chunk-tokens", str(args.loss_chunk_tokens),
-               "--lora-targets", *args.lora_targets]
+               "--lora-targets", *args.lora_targets, *(["--profile"] if args.profile else [])]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
@@ -130,8 +188,15 @@ def main() -> None:
             continue
         r = results[name] = json.loads(lines[-1][len("RESULT "):])
         print(f"| {name} | {r['tokens_per_s']:.0f} | {r['step_s']:.1f} | {r['useful_share']:.0%} | "
+              f"{r['tokens_per_s'] / r['limit_tokens_per_s']:.0%} of {r['limit_tokens_per_s']:.0f} | "
               f"{r['peak_rss_gb']:.2f} | {r['plan_gb']:.1f} |", flush=True)
 
+    for name, r in results.items():
+        if r.get("profile"):
+            step = r["profile"].pop("step_s")
+            print(f"\nwhere one step of {name} goes ({step:.1f} s, torch profiler, self CPU time):")
+            for category, seconds in sorted(r["profile"].items(), key=lambda kv: -kv[1]):
+                print(f"  {category:<34} {seconds:6.2f} s  {seconds / step:5.0%}")
     print()
     if {BASELINE, "bf16 packed, full"} <= results.keys():
         ratio = results["bf16 packed, full"]["tokens_per_s"] / results[BASELINE]["tokens_per_s"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# the train stage's token blocks are cached by `datasets`; tests keep that cache out of the user's home
-os.environ.setdefault("HF_DATASETS_CACHE", os.path.join(tempfile.gettempdir(), f"notelm-tests-datasets-{os.getuid()}"))
 
 from tiny import CORPUS, make_tiny_model  # noqa: E402
 

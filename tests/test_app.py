@@ -359,6 +359,9 @@ def test_a_non_loopback_address_needs_a_sign_in(tiny_model_factory, tmp_path, ca
 
     assert main(["app", "--host", "0.0.0.0", "--model", f"llama={tiny_model_factory('llama')}"]) == 1
     assert "--auth-file" in capsys.readouterr().err
+    # a public share link from loopback is no way around it
+    assert main(["app", "--share", "--insecure-no-auth", "--model", f"llama={tiny_model_factory('llama')}"]) == 1
+    assert "--share opens a public gradio.live link" in capsys.readouterr().err
     users = tmp_path / "users.txt"
     users.write_text("nurse:not-a-hash\n")
     assert main(["app", "--host", "0.0.0.0", "--auth-file", str(users)]) == 1

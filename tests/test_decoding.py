@@ -111,3 +111,12 @@ def test_a_slow_tokenizer_without_offsets_is_cut_at_the_shared_prefix():
             return {"input_ids": tok(text)["input_ids"]}
 
     assert joint_ids(Slow(), "Pt alert and", "oriented x3.") == joint_ids(tok, "Pt alert and", "oriented x3.")
+
+
+def test_cjk_is_joined_only_for_wordpiece_decoders_and_line_breaks_stay():
+    from tiny import make_chinese_tokenizer
+
+    from notelm.decoding import join_cjk
+
+    assert join_cjk(make_chinese_tokenizer(), "患 者 神 志\n计 划 ： 继 续") == "患者神志\n计划：继续"
+    assert join_cjk(make_tokenizer(), "患 者\n计划") == "患 者\n计划"  # a byte-level decoder's spaces are the text's

@@ -7,10 +7,12 @@ import json
 from notelm.artifacts import read_jsonl
 from notelm.stages.generate import run
 
+ROW = {"model": "tiny", "models": {"tiny": {"source": "unused"}}}  # the `model:` row the stage reads its consent from
+
 
 def test_generations_hold_the_continuation_only_and_no_timing(prepared, tiny_model_factory, monkeypatch):
     monkeypatch.chdir(prepared)
-    params = {"generate": {"max_new_tokens": 5, "batch_size": 3}}
+    params = {**ROW, "generate": {"max_new_tokens": 5, "batch_size": 3}}
     out = prepared / "generations/pretrained.jsonl"
     summary = run(params, tiny_model_factory("gpt2"), out)
     rows = read_jsonl(out)
@@ -31,7 +33,7 @@ def test_generations_hold_the_continuation_only_and_no_timing(prepared, tiny_mod
 def test_limit_keeps_the_first_examples(prepared, tiny_model_factory, monkeypatch):
     monkeypatch.chdir(prepared)
     out = prepared / "generations/finetuned.jsonl"
-    run({"generate": {"max_new_tokens": 2, "limit": 3}}, tiny_model_factory("llama"), out)
+    run({**ROW, "generate": {"max_new_tokens": 2, "limit": 3}}, tiny_model_factory("llama"), out)
     assert [r["note_id"] for r in read_jsonl(out)] == [r["note_id"] for r in read_jsonl(out.parents[1] / "data/prepared/test.jsonl")][:3]
 
 
@@ -45,5 +47,5 @@ def test_the_auto_budget_covers_the_longest_reference(prepared, tiny_model_facto
     budget = token_budget(tok, targets, "auto")
     assert budget == max(len(tok(" " + t, add_special_tokens=False)["input_ids"]) for t in targets)
     assert token_budget(tok, targets, 7) == 7
-    summary = run({"generate": {}}, tiny_model_factory("llama"), prepared / "generations/pretrained.jsonl")
+    summary = run({**ROW, "generate": {}}, tiny_model_factory("llama"), prepared / "generations/pretrained.jsonl")
     assert summary["max_new_tokens"] == budget

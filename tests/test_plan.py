@@ -169,3 +169,16 @@ def test_the_fsdp_config_is_one_accelerate_launches():
     assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
     assert env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT" and env["FSDP_USE_ORIG_PARAMS"] == "true"
     assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
+
+
+def test_under_an_fsdp_launch_the_check_counts_the_weights_as_sharded(monkeypatch, tmp_path):
+    params = load_params(Path(__file__).parents[1] / "params.yaml")
+    row = plan.model_rows(params)["mpt-7b"]
+    cfg = TrainParams(method="full", batch_size=1, max_length=256)
+    monkeypatch.setattr(plan, "available_memory", lambda: (40 * GB, "RAM"))
+    with pytest.raises(NoteLMError, match="needs ~"):
+        plan.check(row, tmp_path / "none", cfg, bf16=True)
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    assert plan.fsdp_shards() == 8
+    assert plan.check(row, tmp_path / "none", cfg, bf16=True)["estimate_gb"] < 40

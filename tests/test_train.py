@@ -9,7 +9,7 @@ import pytest
 from tiny import make_tokenizer
 from transformers import AutoModelForCausalLM
 
-from notelm.errors import ParamsError
+from notelm.errors import NoteLMError, ParamsError
 from notelm.params import ModelRow, TrainParams, load_section
 from notelm.stages.train import (
     blocks,
@@ -55,7 +55,7 @@ def test_the_streamed_dataset_holds_the_same_blocks_in_the_same_order(tmp_path, 
     rows = [{"prompt": f"Pt {i} alert and oriented", "target": "HR 80s NSR. " * (i % 5 + 1)} for i in range(n_rows)]
     path = tmp_path / "train.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    dataset = build_dataset(path, tok, 16, packing)
+    dataset = build_dataset(path, tok, 16, packing, cache_dir=tmp_path / "cache")
     want = reference_blocks([training_text(r, tok.eos_token) for r in rows], tok, 16, packing)
     assert dataset["input_ids"] == want["input_ids"]
     assert collate_blocks([dataset[i] for i in range(len(dataset))])["labels"].tolist() == want["labels"]
@@ -67,9 +67,14 @@ def test_a_changed_split_is_not_read_from_the_cache(tmp_path):
     tok = make_tokenizer()
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({"prompt": "Pt alert", "target": "HR 80s."}) + "\n")
-    first = build_dataset(path, tok, 8, True)["input_ids"]
+    first = build_dataset(path, tok, 8, True, cache_dir=tmp_path / "cache")["input_ids"]
+    assert build_dataset(path, tok, 8, True, cache_dir=tmp_path / "cache")["input_ids"] == first  # from the cache
+    assert len(list((tmp_path / "cache").rglob("*.arrow"))) == 1
     path.write_text(json.dumps({"prompt": "Foley draining", "target": "clear yellow urine."}) + "\n")
-    assert build_dataset(path, tok, 8, True)["input_ids"] != first
+    assert build_dataset(path, tok, 8, True, cache_dir=tmp_path / "cache")["input_ids"] != first
+    path.write_text("\n\n")
+    with pytest.raises(NoteLMError, match="no examples"):
+        build_dataset(path, tok, 8, True, cache_dir=tmp_path / "cache")
 
 
 def test_train_config_rejects_bad_values():
@@ -181,3 +186,18 @@ def test_resume_point_says_why_it_resumes_starts_fresh_or_discards(tmp_path):
 
     path, why = resume_point(ckpt, run, "never")
     assert path is None and why.startswith("train.resume=never: discarding") and not ckpt.exists()
+
+
+def test_a_wordpiece_note_ends_with_one_end_marker(tmp_path):
+    """BERT-style tokenizers append [SEP] themselves (made the EOS): a training note gets no second one."""
+    from tiny import make_chinese_tokenizer
+
+    from notelm.weights import prepare_tokenizer
+
+    tok = prepare_tokenizer(make_chinese_tokenizer())
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"prompt": "患者神志", "target": "清楚"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    row = build_dataset(path, tok, 32, packing=False, cache_dir=tmp_path / "cache")[0]
+    ids = [i for i, m in zip(row["input_ids"], row["attention_mask"]) if m]
+    assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and ids.count(tok.sep_token_id) == 1
+    assert len(ids) == 2 + 6

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from notelm.errors import ParamsError, WeightsUnavailable
+from notelm.errors import NoteLMError, ParamsError, WeightsUnavailable
 from notelm.weights import (
     check_runnable,
     encoder_dir,
@@ -103,7 +103,6 @@ def _rows():
 
 
 def test_a_row_that_needs_remote_code_is_refused_before_any_download(monkeypatch, tmp_path):
-    from notelm.errors import NoteLMError
     from notelm.stages.base_model import materialize_base
 
     def no_network(*args, **kwargs):
@@ -131,7 +130,6 @@ def test_a_row_that_needs_remote_code_is_refused_before_any_download(monkeypatch
 
 
 def test_a_row_that_needs_a_package_names_it():
-    from notelm.errors import NoteLMError
 
     row = _rows()["dclm-7b"]
     with pytest.raises(NoteLMError, match=r"needs the package that provides `open_lm.hf`.*\n.*pip install "
@@ -148,17 +146,27 @@ def test_every_row_is_tested_natively_or_names_what_it_needs():
         assert row.family in LORA_TARGETS or row.remote_code or row.requires, row.name
 
 
-def test_a_checkpoint_keeps_its_rows_trust_remote_code_consent(tiny_model_factory, tmp_path, monkeypatch):
+def test_a_checkpoint_never_grants_itself_remote_code_and_imports_what_its_row_requires(
+        tiny_model_factory, tmp_path, monkeypatch):
     import shutil
+    import sys
+    import types
 
     seen = []
     monkeypatch.setattr("notelm.weights.load_causal_lm",
                         lambda path, dtype, **kw: seen.append(kw["trust_remote_code"]) or _Model())
     shutil.copytree(tiny_model_factory("gpt2"), tmp_path / "m")
-    load_checkpoint(tmp_path / "m")
     (tmp_path / "m" / "notelm_source.json").write_text(json.dumps({"trust_remote_code": True}))
-    load_checkpoint(tmp_path / "m")
+    load_checkpoint(tmp_path / "m")  # a record saying "trusted" is not consent
+    load_checkpoint(tmp_path / "m", trust_remote_code=True)  # the caller's row is
     assert seen == [False, True]
+
+    (tmp_path / "m" / "notelm_source.json").write_text(json.dumps({"requires": {"fake_arch.hf": "fake-arch"}}))
+    with pytest.raises(NoteLMError, match="needs the package that provides `fake_arch.hf`.*pip install 'fake-arch'"):
+        load_checkpoint(tmp_path / "m")
+    monkeypatch.setitem(sys.modules, "fake_arch", types.ModuleType("fake_arch"))
+    monkeypatch.setitem(sys.modules, "fake_arch.hf", types.ModuleType("fake_arch.hf"))
+    load_checkpoint(tmp_path / "m")  # importable: loads
 
 
 class _Model:

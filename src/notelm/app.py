@@ -25,7 +25,6 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -154,8 +153,9 @@ def error_text(exc: Exception) -> str:
 
 def measured_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> dict[str, Any]:
     """A streamed completion with what it cost: latency to the first token, tokens/s and peak memory (the GPU's
-    allocator peak on CUDA, else the process's resident set, sampled as the tokens come: on a CPU the arena's
-    two sides share one process, so each side reports the peak while it ran)."""
+    allocator peak on CUDA, else the process's resident set, sampled as the tokens come). The arena runs its
+    two sides one after the other so that these are each side's own; other users' requests served at the same
+    time still share the machine."""
     import psutil
     import torch
 
@@ -371,8 +371,8 @@ def _arena_tab(gr, cache: ModelCache, names: list[str], ratings_path: Path, note
             pair = draw_round(names, (name_a, name_b), rng) if blind else (name_a, name_b)
         except Refused as exc:
             return "", f"**Error:** {exc}", "", f"**Error:** {exc}", None
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            a, b = pool.map(lambda name: run_side(cache, name, prompt, cfg), pair)
+        # one side after the other: each side's latency, tokens/s and peak memory are its own, not shared
+        a, b = (run_side(cache, name, prompt, cfg) for name in pair)
         round_ = {"prompt": prompt, "a": a, "b": b, "blind": blind,
                   "decoding": {"max_new_tokens": cfg.max_new_tokens, "mode": mode,
                                "temperature": cfg.temperature, "top_p": cfg.top_p}}
@@ -531,9 +531,13 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, block
     """Build the app (`options` go to build_app) and serve it on host:port; returns the Blocks.
 
     On an address other than loopback, a sign-in (`users`: {user: password_hash}) is required unless
-    `insecure_no_auth`; each rating then records who gave it. No public share link unless `share`. The
+    `insecure_no_auth`; each rating then records who gave it. No public share link unless `share`, and never
+    without a sign-in. The
     browser-side run history is off (runs may hold patient text). With `block` the call serves until interrupted.
     """
+    if share and not users:
+        raise NoteLMError("--share opens a public gradio.live link to anyone who has it, and the app shows patient "
+                          "text: give users (--auth-file FILE or --auth-env VAR, entries from `notelm passwd USER`)")
     if host not in LOOPBACK and not users and not insecure_no_auth:
         raise NoteLMError(f"serving on {host} lets anyone on the network in, and the app shows patient text: give "
                           "users (--auth-file FILE or --auth-env VAR, entries from `notelm passwd USER`), or pass "

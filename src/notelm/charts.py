@@ -17,7 +17,8 @@ CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han
              "Microsoft YaHei", "PingFang SC", "Hiragino Sans GB")
 NO_CJK_FONT = ("chart labels contain CJK characters but no CJK font is installed, so they show as boxes; install one "
                "(Debian/Ubuntu: apt-get install fonts-noto-cjk; macOS and Windows have one) and draw the charts again")
-_CJK_CHAR = re.compile("[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f]")
+CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"  # CJK characters and punctuation (decoding.py too)
+_CJK_CHAR = re.compile(f"[{CJK}]")
 
 
 def pyplot():

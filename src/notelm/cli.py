@@ -59,8 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("user")
     plan = sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a stage")
     plan.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
+    from notelm.plan import GPU_CARDS
+
     plan.add_argument("--gpu", help="plan for a card you name instead of this machine: a size (16GB, 24GB, 40GB, "
-                                    "80GB) or a card (t4, a10, l4, rtx4090, a100-40gb, a100, h100, h200)")
+                                    f"80GB, ...) or a card ({', '.join(GPU_CARDS)})")
     plan.add_argument("--gpus", type=int, help="with --gpu: plan the rows no single card holds for this many cards "
                                                "(FSDP); default: the fewest of 2, 4, 8 that hold them")
     cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a stage")

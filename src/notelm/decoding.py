@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from notelm.charts import CJK
 from notelm.params import GenerateParams
 from notelm.progress import progress
 
@@ -38,15 +39,24 @@ def prompt_ids(tokenizer, prompt: str, max_prompt_tokens: int | None = None) -> 
 
 
 # WordPiece decoders (BERT-style tokenizers such as gpt2-chinese's) join tokens with spaces, which Chinese and
-# Japanese text does not have, and transformers' decode has no switch for it: drop whitespace between two CJK
-# characters or CJK punctuation marks.
-_CJK = "\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef\u3000-\u303f"
-_CJK_GAP = re.compile(f"(?<=[{_CJK}])\\s+(?=[{_CJK}])")
+# Japanese text does not have, and transformers' decode has no switch for it: for those decoders only, drop the
+# spaces between two CJK characters or CJK punctuation marks (line breaks stay).
+_CJK_GAP = re.compile(f"(?<=[{CJK}]) +(?=[{CJK}])")
+
+
+def _wordpiece(tokenizer) -> bool:
+    model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
+    return type(model).__name__ == "WordPiece"
+
+
+def join_cjk(tokenizer, text: str) -> str:
+    """`text` decoded by `tokenizer` with a WordPiece decoder's spaces between CJK characters removed."""
+    return _CJK_GAP.sub("", text) if _wordpiece(tokenizer) else text
 
 
 def decode(tokenizer, ids: list[int]) -> str:
-    """Token ids as text without special tokens or surrounding whitespace, CJK characters joined."""
-    return _CJK_GAP.sub("", tokenizer.decode(ids, skip_special_tokens=True)).strip()
+    """Token ids as text without special tokens or surrounding whitespace (CJK joined for WordPiece decoders)."""
+    return join_cjk(tokenizer, tokenizer.decode(ids, skip_special_tokens=True)).strip()
 
 
 def context_length(model, tokenizer) -> int | None:
@@ -137,7 +147,7 @@ def stream_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> Ite
     text = ""
     for piece in streamer:
         text += piece
-        yield _CJK_GAP.sub("", text).strip(), streamer.tokens
+        yield join_cjk(tokenizer, text).strip(), streamer.tokens
     thread.join()
     if failure:
         raise failure[0]

@@ -140,7 +140,7 @@ def estimate(shape: Shape, method: str, batch: int, length: int, bf16: bool, lor
     """
     p, e, h, layers = shape.parameters, shape.embedding_parameters, shape.hidden, shape.layers
     tokens = batch * length
-    checkpointing = method == "qlora" if checkpointing is None else checkpointing
+    checkpointing = TrainParams().checkpointing(method) if checkpointing is None else checkpointing
     act_bytes = (2 if gpu else 3) if bf16 else 4  # CPU autocast keeps the residual stream and norms in fp32
     adapters = 2 * lora_r * h * lora_targets * layers
     trainable = p if method == "full" else adapters
@@ -200,11 +200,13 @@ def available_memory() -> tuple[float, str]:
 
 
 def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: int, bf16: bool, lora_r: int,
-                lora_targets: int, available: float, loss_chunk_tokens: int | None = None) -> list[str]:
+                lora_targets: int, available: float, loss_chunk_tokens: int | None = None,
+                gpu: bool = False, shards: int = 1) -> list[str]:
     """`-S` overrides that would fit in `available` bytes: a lighter method, else a smaller batch
     (with grad_accum raised to keep the effective batch)."""
     def fits(m: str, b: int) -> float | None:
-        total = estimate(shape, m, b, length, bf16, lora_r, lora_targets, loss_chunk_tokens)["total"]
+        total = estimate(shape, m, b, length, bf16, lora_r, lora_targets, loss_chunk_tokens, gpu=gpu,
+                         shards=shards)["total"]
         return total if total <= available else None
 
     found = []
@@ -225,20 +227,30 @@ def suggestions(shape: Shape, method: str, batch: int, grad_accum: int, length: 
     return found
 
 
+def fsdp_shards() -> int:
+    """How many processes share the weights: the world size under an FSDP `accelerate launch`, else 1."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true"):
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    return 1
+
+
 def check(row: ModelRow, model_dir: Path, cfg: TrainParams, bf16: bool) -> dict[str, Any] | None:
     """Raise NoteLMError naming what would fit when a training run of `row` would not; return the plan
     (None: the model's shape is unknown)."""
     shape = model_shape(row, model_dir)
     if shape is None:
         return None
+    import torch
+
     method, batch, length, targets = cfg.method_for(row), cfg.batch_size, cfg.block_length(row), len(row.lora_targets)
+    gpu, shards = torch.cuda.is_available(), fsdp_shards()
     need = estimate(shape, method, batch, length, bf16, cfg.lora_r, targets, cfg.loss_chunk_tokens,
-                    cfg.checkpointing(method))["total"]
+                    cfg.checkpointing(method), gpu=gpu, shards=shards)["total"]
     available, where = available_memory()
     plan = {"estimate_gb": round(need / GB, 2), "available_gb": round(available / GB, 2), "where": where}
     if need > available:
         fixes = suggestions(shape, method, batch, cfg.grad_accum, length, bf16, cfg.lora_r, targets, available,
-                            cfg.loss_chunk_tokens)
+                            cfg.loss_chunk_tokens, gpu, shards)
         raise NoteLMError(
             f"train: {row.name} with method={method}, batch {batch} × {length} tokens"
             f"{' in bf16' if bf16 else ''} needs ~{need / GB:.1f} GB, but only {available / GB:.1f} GB {where} "
@@ -296,15 +308,15 @@ def parse_gpu(text: str) -> tuple[str, float]:
     except ValueError:
         raise NoteLMError(f"notelm plan --gpu {text!r}: expected a size such as 24GB or one of "
                           f"{', '.join(GPU_CARDS)}") from None
-    if gib <= 0:
-        raise NoteLMError(f"notelm plan --gpu {text!r}: the size must be positive")
+    if not 0 < gib < float("inf"):
+        raise NoteLMError(f"notelm plan --gpu {text!r}: the size must be a positive number of GB")
     return f"{gib:g} GB card", gib * GB
 
 
 def fitting(shape: Shape, method: str, cfg: TrainParams, length: int, targets: int, available: float,
             shards: int = 1) -> tuple[int, bool, float] | None:
-    """(batch, gradient checkpointing, bytes) of the largest batch from train.batch_size down to 1 that fits
-    `available` on a GPU, first without then with gradient checkpointing; None when batch 1 does not."""
+    """(batch, gradient checkpointing, bytes) of the first of train.batch_size, its half, its quarter, ... 1 that
+    fits `available` on a GPU, first without then with gradient checkpointing; None when batch 1 does not."""
     for checkpointing in (False, True):
         batch = cfg.batch_size
         while batch >= 1:
@@ -357,12 +369,15 @@ def gpu_table(params: dict[str, Any], gpu: str, gpus: int | None = None) -> str:
             for n in ([gpus] if gpus else [2, 4, 8]):
                 fit = fitting(shape, "full", cfg, length, targets, available, shards=n)
                 if fit or gpus or n == 8:
-                    command = (f"`accelerate launch --config_file {FSDP_CONFIG} --num_processes {n} -m "
-                               "notelm.stages.train`" if fit else "does not fit")
+                    settings = (f"`model: {name}`, `train.method: full`, `train.batch_size: {fit[0]}`"
+                                + (", `train.gradient_checkpointing: true`" if fit[1] else "")) if fit else ""
+                    command = (f"{settings} in params.yaml, then `accelerate launch --config_file {FSDP_CONFIG} "
+                               f"--num_processes {n} -m notelm.stages.train`" if fit else "does not fit")
                     lines.append(f"| {name} | {n} | {_cell(fit, length, 0) if fit else 'no'} | {command} |")
                     break
-        lines += ["", "To run one: set `model:` in params.yaml to the row, `dvc repro base_model`, run the launch "
-                  "command on the machine with the cards, then `dvc commit train`."]
+        lines += ["", "To run one: set those in params.yaml, `dvc repro base_model`, run the launch command on the "
+                  "machine with the cards (the memory check then counts the weights as sharded), then "
+                  "`dvc commit train`."]
     return "\n".join(lines)
 
 

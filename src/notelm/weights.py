@@ -16,10 +16,10 @@ One source syntax, for model rows (`models.<row>.source`) and the BERTScore enco
                                   HF cache, else a download (safetensors only). Offline and uncached, it
                                   fails within seconds with one message: what was tried, how to provide it.
 
-Only safetensors weights are loaded, and a repository's own code runs only when a row sets
-`trust_remote_code` (`check_runnable` refuses, before any download, a row that needs it without setting
-it, or that needs a package which is not installed). A checkpoint written from such a row records it
-(`notelm_source.json`), so the later stages and the app load it with the same consent.
+Only safetensors weights are loaded, and a repository's own code runs only when the current params row
+sets `trust_remote_code` (`check_runnable` refuses, before any download, a row that needs it without setting
+it, or that needs a package which is not installed); a checkpoint never grants it to itself. The packages a
+row `requires` are recorded beside its checkpoint (`notelm_source.json`) and imported before it loads.
 """
 
 from __future__ import annotations
@@ -260,27 +260,37 @@ def load_row(row: ModelRow):
     check_runnable(row)
     key, trust = f"models.{row.name}", row.trust_remote_code
     resolved = resolve(row.source, f"{key}.source", row.revision, code=trust)
-    text = resolve(row.tokenizer, f"{key}.tokenizer", code=trust) if row.tokenizer else resolved
-    tokenizer = load_tokenizer(text.location, text.gguf_file, trust)
+    if row.tokenizer:  # another repository, whose code the row's consent does not cover
+        text = resolve(row.tokenizer, f"{key}.tokenizer")
+        tokenizer = load_tokenizer(text.location, text.gguf_file)
+    else:
+        tokenizer = load_tokenizer(resolved.location, resolved.gguf_file, trust)
     model = load_causal_lm(resolved.location, row.dtype, resolved.gguf_file, trust)
     return model, tokenizer
 
 
-def trusted(path: str | Path) -> bool:
-    """Whether the checkpoint at `path` came from a row that set trust_remote_code (its notelm_source.json)."""
+def import_required(path: str | Path) -> None:
+    """Import the packages the checkpoint's row `requires` (recorded in its notelm_source.json): installed
+    packages that register an out-of-tree architecture, never code from the checkpoint itself."""
     record = Path(path) / SOURCE_RECORD
-    return record.is_file() and bool(json.loads(record.read_text()).get("trust_remote_code"))
+    for module, install in (json.loads(record.read_text()).get("requires") or {}).items() if record.is_file() else ():
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise NoteLMError(f"{path}: this model needs the package that provides `{module}` ({exc}); "
+                              f"pip install '{install}'") from exc
 
 
-def load_checkpoint(path: str | Path, dtype: str = "float32"):
-    """(model, tokenizer) of a checkpoint this project wrote (models/base/<model>, models/finetuned), in eval mode;
-    the repository code it carries runs only when its row set trust_remote_code (`trusted`)."""
+def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False):
+    """(model, tokenizer) of a checkpoint this project wrote (models/base/<model>, models/finetuned), in eval mode.
+    The repository code it carries runs only with `trust_remote_code`, which callers take from the current
+    params row, never from the checkpoint."""
     path = Path(path)
     if not (path / "config.json").is_file():
         raise NoteLMError(f"{path}: not a model checkpoint (no config.json); run `dvc repro` to build it")
-    trust = trusted(path)
-    tokenizer = load_tokenizer(path, trust_remote_code=trust)
-    model = load_causal_lm(path, dtype, trust_remote_code=trust)
+    import_required(path)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    model = load_causal_lm(path, dtype, trust_remote_code=trust_remote_code)
     model.eval()
     return model, tokenizer
 

@@ -37,7 +37,7 @@ def materialize_base(row: ModelRow, out_dir: str | Path) -> dict[str, Any]:
         "source": row.source,
         "revision": row.revision,
         "dtype": row.dtype,
-        "trust_remote_code": row.trust_remote_code,  # the consent later loads of this checkpoint reuse
+        "requires": row.requires,  # packages imported before this checkpoint loads (weights.import_required)
         "architecture": model.config.model_type,
         "parameters": sum(p.numel() for p in model.parameters()),
     }

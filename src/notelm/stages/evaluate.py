@@ -104,9 +104,10 @@ def retrieve_nearest(train_prompts: list[str], test_prompts: list[str], chunk: i
         return np.zeros(len(test_prompts), dtype=int)
     test = vec.transform(test_prompts)
     best = np.zeros(len(test_prompts), dtype=int)  # a prompt sharing no word with train: index 0, as argmax of 0s
-    threads = max(1, os.cpu_count() or 1)
+    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    train_t = train.T.tocsr()  # vocabulary × train, converted once (the library would copy it for every chunk)
     for s in progress(range(0, len(test_prompts), chunk), "retrieval", unit="chunk"):
-        top = sp_matmul_topn(test[s:s + chunk], train.T, top_n=top_n, n_threads=threads)  # rows are L2-normalised
+        top = sp_matmul_topn(test[s:s + chunk], train_t, top_n=top_n, n_threads=threads)  # rows are L2-normalised
         for row in range(top.shape[0]):
             lo, hi = top.indptr[row], top.indptr[row + 1]
             if lo == hi:

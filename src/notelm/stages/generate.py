@@ -40,13 +40,14 @@ from notelm.artifacts import (
 )
 from notelm.decoding import complete, target_nll
 from notelm.errors import NoteLMError
-from notelm.params import GenerateParams, load_section
+from notelm.params import GenerateParams, load_section, model_row
 from notelm.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 
-def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams) -> dict[str, Any]:
+def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams,
+             trust_remote_code: bool = False) -> dict[str, Any]:
     """Complete every example of `test_path` with the checkpoint in `model_dir`; write `out_path` atomically.
 
     Under `accelerate launch --num_processes N` each process completes every N-th prompt on its own device
@@ -64,7 +65,7 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
     # this process's share and device: one process, or one of an `accelerate launch` (gloo between CPU processes)
     state = PartialState(cpu=not torch.cuda.is_available())
     rows = scored(read_jsonl(test_path))[: cfg.limit]
-    model, tokenizer = load_checkpoint(model_dir, cfg.dtype)
+    model, tokenizer = load_checkpoint(model_dir, cfg.dtype, trust_remote_code)
     model.to(state.device)
     cfg = replace(cfg, max_new_tokens=token_budget(tokenizer, [r["target"] for r in rows], cfg.max_new_tokens))
     mine = list(range(state.process_index, len(rows), state.num_processes))  # every N-th: lengths stay mixed
@@ -101,9 +102,11 @@ def token_budget(tokenizer, targets: list[str], max_new_tokens: int | str) -> in
 
 def run(params: dict[str, Any], model_dir: str | Path, out: str | Path,
         test: str | Path = split_path("test", PREPARED_DIR)) -> dict[str, Any]:
-    """The generate stage: the `generate:` params, the checkpoint in `model_dir`, test prompts from `test` → `out`."""
+    """The generate stage: the `generate:` params, the checkpoint in `model_dir` (of the `model:` row, whose
+    trust_remote_code it follows), test prompts from `test` → `out`."""
     cfg = load_section(GenerateParams, params, "generate")
-    result = generate(Path(model_dir), Path(test), Path(out), cfg)
+    trust = model_row(params).trust_remote_code  # the `model:` row's consent to run its repository's code
+    result = generate(Path(model_dir), Path(test), Path(out), cfg, trust)
     if result.pop("main_process"):
         write_timing(f"generate_{variant_of(out)}", result)
     return result

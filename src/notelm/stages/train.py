@@ -50,6 +50,7 @@ from typing import Any
 
 from notelm import loss, plan, runner, weights
 from notelm.artifacts import (
+    BLOCKS_CACHE,
     CHECKPOINTS,
     FINETUNED,
     LIVE_DIR,
@@ -115,29 +116,41 @@ def collate_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
     return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}
 
 
-def _split_blocks(path: str, digest: str, tokenizer, max_length: int, packing: bool):
-    """The generator `build_dataset` hands to `datasets` (`digest`, the file's hash, keys its cache)."""
-    eos = tokenizer.eos_token or ""
+def end_marker(tokenizer) -> str:
+    """What ends a training note: the EOS token, unless the tokenizer already ends every text with it (a BERT-style
+    tokenizer appends [SEP], which prepare_tokenizer makes its EOS)."""
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return "" if ids and ids[-1] == tokenizer.eos_token_id else tokenizer.eos_token or ""
+
+
+def _split_blocks(path: str, tokenizer, max_length: int, packing: bool):
+    """The generator `build_dataset` hands to `datasets`."""
+    eos = end_marker(tokenizer)
     with open(path, encoding="utf-8") as fh:
         yield from blocks((training_text(json.loads(line), eos) for line in fh if line.strip()), tokenizer,
                           max_length, packing)
 
 
-def build_dataset(path: Path, tokenizer, max_length: int, packing: bool):
+def build_dataset(path: Path, tokenizer, max_length: int, packing: bool, cache_dir: str | Path = BLOCKS_CACHE):
     """A memory-mapped `datasets.Dataset` of token blocks from a prepared JSONL split, written as a stream (peak
-    memory does not grow with the split) and cached by the file's hash, the tokenizer and the block settings."""
-    from datasets import Dataset
+    memory does not grow with the split) into `cache_dir` and reused while the split's bytes, the tokenizer, the
+    block settings and the training code are all unchanged (an explicit fingerprint: `datasets` would otherwise
+    hash the generator by name only when this module is imported)."""
+    from datasets import Dataset, Features, List, Value
+    from datasets.fingerprint import Hasher
 
     empty = NoteLMError(f"{path}: no examples; check data.* filters and data.fraction, then `dvc repro prepare`")
     if not path.is_file():
         raise NoteLMError(f"{path}: prepared split not found; run `dvc repro prepare` first")
-    if not path.stat().st_size:
-        raise empty
-    dataset = Dataset.from_generator(_split_blocks, gen_kwargs={"path": str(path), "digest": _hash_files([path]),
-                                                                 "tokenizer": tokenizer, "max_length": max_length,
-                                                                 "packing": packing})
-    if not len(dataset):
-        raise empty
+    with path.open(encoding="utf-8") as fh:  # stops at the first example; reads on only through blank lines
+        if not any(line.strip() for line in fh):
+            raise empty
+    key = [_hash_files([path]), _hash_files(list(TRAINING_CODE)), Hasher.hash(tokenizer), max_length, packing]
+    features = Features({"input_ids": List(Value("int32")), "attention_mask": List(Value("int8"))})
+    dataset = Dataset.from_generator(_split_blocks, features=features, cache_dir=str(cache_dir),
+                                     fingerprint=Hasher.hash(key),
+                                     gen_kwargs={"path": str(path), "tokenizer": tokenizer, "max_length": max_length,
+                                                 "packing": packing})
     return dataset
 
 
@@ -244,14 +257,14 @@ def load_for_training(row: ModelRow, method: str, model_dir: Path, cfg: TrainPar
 
     checkpointing = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
     if method == "full":
-        model, tokenizer = weights.load_checkpoint(model_dir, "float32")
+        model, tokenizer = weights.load_checkpoint(model_dir, "float32", row.trust_remote_code)
         if cfg.checkpointing(method):
             model.gradient_checkpointing_enable(**checkpointing)
         model.train()
         return model, tokenizer
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    trust = weights.trusted(model_dir)  # the row's trust_remote_code consent, kept with the checkpoint
+    trust = row.trust_remote_code  # the current row's consent, never the checkpoint's
     tokenizer = weights.load_tokenizer(model_dir, trust_remote_code=trust)
     if method == "qlora":
         from transformers import BitsAndBytesConfig
@@ -344,9 +357,10 @@ def gathered_state(trainer) -> dict[str, Any] | None:
 
 
 def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Path, record: dict[str, Any],
-               state: dict[str, Any] | None = None) -> None:
+               state: dict[str, Any] | None = None, trust_remote_code: bool = False) -> None:
     """Write the best model to `output_dir` atomically: merged HF checkpoint (+ `adapter/` for LoRA) and `record`.
-    `state`: the gathered weights of an FSDP run (`gathered_state`)."""
+    `state`: the gathered weights of an FSDP run (`gathered_state`); `trust_remote_code`: the row's consent, for
+    reloading the base to merge LoRA into."""
     model = trainer.accelerator.unwrap_model(trainer.model)
     with atomic_dir(output_dir) as tmp:
         if method == "full":
@@ -355,12 +369,12 @@ def save_final(trainer, tokenizer, method: str, model_dir: Path, output_dir: Pat
             from peft import PeftModel
 
             model.save_pretrained(tmp / "adapter", state_dict=state, safe_serialization=True)
-            base, _ = weights.load_checkpoint(model_dir, "float32")
+            base, _ = weights.load_checkpoint(model_dir, "float32", trust_remote_code)
             merged = PeftModel.from_pretrained(base, tmp / "adapter").merge_and_unload()
             merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / TRAIN_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        if (model_dir / SOURCE_RECORD).is_file():  # the base's provenance, and its trust_remote_code consent
+        if (model_dir / SOURCE_RECORD).is_file():  # the base's provenance and the packages it requires
             shutil.copyfile(model_dir / SOURCE_RECORD, tmp / SOURCE_RECORD)
 
 
@@ -423,7 +437,7 @@ def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Pat
     if not main:
         return record
     write_loss_history(live_dir, trainer.state.log_history)
-    save_final(trainer, tokenizer, method, model_dir, output_dir, record, state)
+    save_final(trainer, tokenizer, method, model_dir, output_dir, record, state, row.trust_remote_code)
     seconds = time.perf_counter() - start
     timing = {k: v for k, v in result.metrics.items() if is_timing(k)}
     write_timing("train", {"seconds": round(seconds, 1), "resumed_from": resume, **timing})
