@@ -124,6 +124,7 @@ def measure(args: argparse.Namespace) -> dict:
     trainer = make_trainer(model, training, chunk, train_dataset=dataset, callbacks=[Meter()])
     trainer.train()
     (t0, n0), (t1, n1) = marks[0], marks[-1]
+    useful_share = useful[0] / (len(marks) * args.batch_size * args.max_length)  # before the profiled step adds to it
     profile = profile_step(trainer, dataset) if args.profile else None
     params = sum(p.numel() for p in model.parameters())
     # the compute limit: 6·N FLOPs per token for a full fine-tune, 4·N with frozen weights (no weight gradients)
@@ -135,7 +136,7 @@ def measure(args: argparse.Namespace) -> dict:
     return {
         "config": args.config,
         "tokens_per_s": (n1 - n0) / (t1 - t0),
-        "useful_share": useful[0] / (len(marks) * args.batch_size * args.max_length),
+        "useful_share": useful_share,
         "step_s": (t1 - t0) / (len(marks) - 1),
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "plan_gb": planned,

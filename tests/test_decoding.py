@@ -95,6 +95,19 @@ def test_joint_target_nll_equals_a_full_sequence_forward_pass(kind):
         assert math.isclose(nll, expected, rel_tol=1e-4)
 
 
+def test_a_logits_budget_splits_the_batch_without_changing_the_likelihoods(monkeypatch):
+    import notelm.decoding
+
+    tok = make_tokenizer()
+    model = model_for(tok)
+    prompts, targets = [p for p, _ in PAIRS], [t for _, t in PAIRS]
+    whole = target_nll(model, tok, prompts, targets, GenerateParams(batch_size=3))
+    monkeypatch.setattr(notelm.decoding, "LOGITS_BYTES", 1)  # one row per forward pass
+    split = target_nll(model, tok, prompts, targets, GenerateParams(batch_size=3))
+    assert [n for _, n in split] == [n for _, n in whole]
+    assert all(math.isclose(a, b, rel_tol=1e-5) for (a, _), (b, _) in zip(split, whole))
+
+
 def test_joint_ids_keep_the_prompts_end_and_every_target_token():
     tok = sentencepiece_tokenizer()
     ids, n = joint_ids(tok, "Pt alert and oriented x3. " * 20, "follows commands", max_prompt_tokens=5)

@@ -383,13 +383,17 @@ WORD = st.sampled_from(["pt", "alert", "hr", "nsr", "bp", "stable", "foley", "la
 PROMPT = st.lists(WORD, min_size=0, max_size=8).map(" ".join)
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(PROMPT, min_size=1, max_size=30), st.lists(PROMPT, min_size=1, max_size=12), st.integers(1, 4))
-def test_sparse_top_n_retrieval_equals_the_dense_argmax(train, test, top_n):
-    """Duplicates (exact ties, more of them than top_n), prompts sharing no word, empty prompts: the same index."""
+@settings(max_examples=80, deadline=None)
+@given(st.lists(PROMPT, min_size=1, max_size=30), st.lists(PROMPT, min_size=1, max_size=12),
+       st.sampled_from([0.0, 0.2, 0.5, 1.1]), st.sampled_from([1, 3, 10**9]), st.sampled_from([0, 8, 10**9]))
+def test_retrieval_equals_the_dense_argmax(train, test, common_df, block_rows, dense_columns):
+    """Duplicates (exact ties), prompts sharing no word, empty prompts; every word dense, some, none
+    (by document frequency or by the dense budget); one test row per block, a few, all: the same index."""
     if not any(t.strip() for t in train):
         return  # no vocabulary: both give index 0 (tested below)
-    assert ev.retrieve_nearest(train, test, chunk=5, top_n=top_n).tolist() == dense_nearest(train, test).tolist()
+    got = ev.retrieve_nearest(train, test, common_df=common_df, block_bytes=4 * len(train) * block_rows,
+                              dense_bytes=4 * len(train) * dense_columns)
+    assert got.tolist() == dense_nearest(train, test).tolist()
 
 
 def test_retrieval_on_the_default_corpus_equals_the_dense_argmax():

@@ -122,6 +122,27 @@ def test_the_same_run_writes_byte_identical_outputs(prepared, tiny_model_factory
     assert outputs() == first and "models/finetuned/model.safetensors" in first
 
 
+def test_rerunning_a_finished_run_resumes_at_its_end_and_writes_the_same_outputs(prepared, tiny_model_factory,
+                                                                                  monkeypatch):
+    """`dvc repro` after an edit that shapes no weights: the final checkpoint is resumed, nothing is trained,
+    and the outputs (train loss included) are byte-identical, so the stages after train stay cached."""
+    monkeypatch.chdir(prepared)
+    row = ModelRow(name="tiny", source="unused")
+    # by epochs, as the default run: the Trainer resumed at the end of a max_steps run mid-epoch trains one step more
+    cfg = TrainParams(epochs=1, batch_size=8, max_length=32, precision="fp32", logging_steps=5)
+
+    def outputs():
+        return {str(p.relative_to(prepared)): p.read_bytes() for d in ("models/finetuned", "dvclive")
+                for p in sorted((prepared / d).rglob("*")) if p.is_file()}
+
+    first_record = train(cfg, row, tiny_model_factory("llama"))
+    first = outputs()
+    again = train(cfg, row, tiny_model_factory("llama"))
+    assert json.loads((prepared / "logs/train.json").read_text())["resumed_from"].endswith(f"checkpoint-{again['steps']}")
+    assert outputs() == first
+    assert again["train_loss"] == first_record["train_loss"] > 0
+
+
 def test_fingerprint_changes_with_params_and_data(prepared):
     row = ModelRow(name="tiny", source="x")
     data = prepared / "data/prepared"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -77,6 +78,7 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_ends_like_an_uninterrup
     spec = ModelRow(name="tiny", source=str(tiny_model_factory("llama")), **ROW)
     expected = train(TrainParams(precision="fp32", learning_rate=1e-3, **knobs), spec, tiny_model_factory("llama"))
     assert resumed["steps"] == expected["steps"] > 2 * knobs["save_steps"]
+    assert math.isclose(resumed["train_loss"], expected["train_loss"], rel_tol=1e-4)  # the whole run's, not the rest's
     a, b = load_file(previous / "model.safetensors"), load_file(other / "models/finetuned/model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
     # the loss curve of the resumed run is whole: the steps before the kill are there, none twice

@@ -289,7 +289,7 @@ class GenerateParams:
     """`generate:` batched decoding of the test prompts (stage generate; the app's decoding too)."""
 
     max_new_tokens: int | str = "auto"  # auto: as many as the longest test target needs in the model's tokens
-    batch_size: int = 16
+    batch_size: int = 64              # large batches amortise reading the weights at every decoding step
     max_prompt_tokens: int = 384      # longer prompts keep their last tokens (the part next to the continuation)
     do_sample: bool = False           # false: greedy
     temperature: float = 1.0

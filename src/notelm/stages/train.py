@@ -325,6 +325,35 @@ def is_timing(key: str) -> bool:
     return key.endswith(TIMING_KEYS)
 
 
+def whole_run_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss per optimizer step over the whole run, from the logged interval losses (each the
+    mean over the steps since the previous one; LogTrainLoss logs the last interval too). Unlike the
+    Trainer's own `train_loss`, which averages only the steps this process ran, it is the same after a resume."""
+    total, last = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry:
+            total += entry["loss"] * (entry["step"] - last)
+            last = entry["step"]
+    return total / last if last else None
+
+
+def log_train_loss_callback():
+    """A Trainer callback that also logs the training loss at the last step and before every evaluation, so
+    the logged intervals cover every step (whole_run_loss), early stopping included."""
+    from transformers import TrainerCallback
+
+    class LogTrainLoss(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= state.max_steps or control.should_evaluate:
+                control.should_log = True
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            if control.should_evaluate:
+                control.should_log = True
+
+    return LogTrainLoss()
+
+
 def write_loss_history(live_dir: str | Path, log_history: list[dict[str, Any]]) -> None:
     """Rewrite `live_dir` from the Trainer's log history, one point per logged event at its training step,
     leaving out wall-clock figures and timestamps so that the same run writes the same files.
@@ -342,7 +371,7 @@ def write_loss_history(live_dir: str | Path, log_history: list[dict[str, Any]]) 
     with Live(str(live_dir), report=None, save_dvc_exp=False, dvcyaml=None) as live:
         for entry in log_history:
             live.step = int(entry["step"])
-            for key, value in entry.items():
+            for key, value in sorted(entry.items()):  # a resumed history comes back from JSON in sorted order
                 if key != "step" and isinstance(value, (int, float)) and not is_timing(key):
                     live.log_metric(standardize_metric_name(key, "dvclive.huggingface"), value, timestamp=False)
     if params is not None:
@@ -419,17 +448,22 @@ def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Pat
     log.info("train: %s method=%s precision=%s packing=%s loss_chunk_tokens=%s blocks train=%d val=%d x %d tokens",
              row.name, method, precision, cfg.packing, cfg.loss_chunk_tokens, len(train_ds), len(val_ds), length)
     # live curves while training (dvcyaml=None: dvclive never rewrites dvc.yaml); rewritten whole at the end
-    callbacks = [DVCLiveCallback(live=Live(str(live_dir), report=None, save_dvc_exp=False, dvcyaml=None) if main else None)]
+    callbacks = [DVCLiveCallback(live=Live(str(live_dir), report=None, save_dvc_exp=False, dvcyaml=None) if main else None),
+                 log_train_loss_callback()]
     if cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = make_trainer(model, args, cfg.loss_chunk_tokens, train_dataset=train_ds, eval_dataset=val_ds,
                            processing_class=tokenizer, callbacks=callbacks)
     result = trainer.train(resume_from_checkpoint=resume)
     best = trainer.state.best_metric
+    train_loss = whole_run_loss(trainer.state.log_history)
+    for entry in trainer.state.log_history:  # the Trainer's summary counts only the steps since the resume
+        if "train_loss" in entry:
+            entry["train_loss"] = train_loss
     record = {
         "model": row.name, "method": method, "precision": precision, "packing": cfg.packing, "max_length": length,
         "steps": trainer.state.global_step, "epochs": trainer.state.epoch, "train_blocks": len(train_ds),
-        "train_loss": result.training_loss, "best_val_loss": best,
+        "train_loss": train_loss, "best_val_loss": best,
         "best_val_perplexity": math.exp(best) if best is not None and best < 50 else None,
         "processes": args.world_size,
     }
