@@ -41,6 +41,14 @@ def test_rougelsum_uses_sentences():
     assert scoring.split_sentences("A b. C d!  E f? g\nh") == ["A b.", "C d!", "E f?", "g", "h"]
 
 
+def test_asking_for_fewer_rouge_keys_gives_the_same_scores_for_those():
+    preds = ["Foley draining clear urine. Lungs clear.", "Pt alert, oriented x3", ""]
+    refs = ["Lungs clear bilaterally. Foley draining clear yellow urine.", "Pt alert and oriented x3.", "Plan: wean"]
+    full, some = rouge_scores(preds, refs), rouge_scores(preds, refs, keys=("rouge1", "rougeL"))
+    assert set(some) == {"rouge1", "rougeL"}
+    assert all((some[k] == full[k]).all() for k in some)
+
+
 def test_bertscore_identical_is_one_unrelated_lower_empty_zero():
     cfg = EvaluateParams()
     refs = ["Lungs clear bilaterally, on 2L nasal cannula.", "Heparin gtt at 900 units/hr, PTT pending."]

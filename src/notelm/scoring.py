@@ -49,22 +49,23 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
 
 
-@functools.lru_cache(maxsize=1)
-def _rouge_scorer():
+@functools.lru_cache(maxsize=4)
+def _rouge_scorer(keys: tuple[str, ...]):
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(list(ROUGE_KEYS), use_stemmer=True)
+    return rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
 
 
-def rouge_scores(preds: Sequence[str], refs: Sequence[str]) -> dict[str, np.ndarray]:
-    """ROUGE F1 of each prediction against its reference: {rouge1, rouge2, rougeL, rougeLsum: array[n]}."""
+def rouge_scores(preds: Sequence[str], refs: Sequence[str], keys: Sequence[str] = ROUGE_KEYS) -> dict[str, np.ndarray]:
+    """ROUGE F1 of each prediction against its reference: {key: array[n]} for `keys` (default rouge1, rouge2,
+    rougeL, rougeLsum); a key's scores do not depend on which others are asked for (fewer are faster)."""
     if len(preds) != len(refs):
         raise ValueError(f"rouge_scores: {len(preds)} predictions but {len(refs)} references")
-    scorer = _rouge_scorer()
-    out = {k: np.zeros(len(preds)) for k in ROUGE_KEYS}
+    scorer = _rouge_scorer(tuple(keys))
+    out = {k: np.zeros(len(preds)) for k in keys}
     for i, (pred, ref) in enumerate(progress(zip(preds, refs), "ROUGE", total=len(preds), unit="pair")):
         scores = scorer.score("\n".join(split_sentences(ref)), "\n".join(split_sentences(pred)))
-        for k in ROUGE_KEYS:
+        for k in keys:
             out[k][i] = scores[k].fmeasure
     return out
 

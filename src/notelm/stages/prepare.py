@@ -722,7 +722,7 @@ def redundancy(spool: _Spool, kept: _Kept, pairs: int, seed: int) -> dict[str, A
             out[scope] = {"pairs": 0, "rouge1": None, "rougeL": None}
             continue
         scores = rouge_scores([spool.note(i).text for i in later[chosen].tolist()],
-                              [spool.note(i).text for i in earlier[chosen].tolist()])
+                              [spool.note(i).text for i in earlier[chosen].tolist()], keys=("rouge1", "rougeL"))
         out[scope] = {"pairs": int(len(chosen)), "candidates": int(mask.sum()),
                       "rouge1": round(float(scores["rouge1"].mean()), 4), "rougeL": round(float(scores["rougeL"].mean()), 4)}
     return out
