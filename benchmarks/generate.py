@@ -148,7 +148,8 @@ def main() -> None:
     print(f"| notelm batched as before (fp32, dynamic cache) | 16 | {before_tokens} | {before_s:.1f} | "
           f"{rate_0:.1f} | {rate_0 / rate_s:.2f} | {same_before}/{len(prompts)} | "
           f"{share(before_tokens, before_s, torch.float32)} |")
-    print(f"| notelm batched (fp32, static cache; the generate stage) | {args.batch_size} | {batched_tokens} | {batched_s:.1f} | "
+    print(f"| notelm batched (fp32, static cache; the generate stage) | {args.batch_size} | {batched_tokens} | "
+          f"{batched_s:.1f} | "
           f"{rate_b:.1f} | {rate_b / rate_s:.2f} | – | {share(batched_tokens, batched_s, torch.float32)} |")
     print(f"| notelm batched, bf16 (static cache) | {args.batch_size} | {bf16_tokens} | {bf16_s:.1f} | {rate_h:.1f} | "
           f"{rate_h / rate_s:.2f} | {same_bf16}/{len(prompts)} | {share(bf16_tokens, bf16_s, torch.bfloat16)} |")

@@ -138,7 +138,8 @@ def test_rerunning_a_finished_run_resumes_at_its_end_and_writes_the_same_outputs
     first_record = train(cfg, row, tiny_model_factory("llama"))
     first = outputs()
     again = train(cfg, row, tiny_model_factory("llama"))
-    assert json.loads((prepared / "logs/train.json").read_text())["resumed_from"].endswith(f"checkpoint-{again['steps']}")
+    resumed_from = json.loads((prepared / "logs/train.json").read_text())["resumed_from"]
+    assert resumed_from.endswith(f"checkpoint-{again['steps']}")
     assert outputs() == first
     assert again["train_loss"] == first_record["train_loss"] > 0
 

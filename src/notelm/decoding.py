@@ -83,8 +83,8 @@ def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams, desc: st
     in prompt order (`stopped_at_budget`: the model was still writing when max_new_tokens ran out).
 
     Prompts are sorted by length (so a batch wastes little on padding), left-padded and decoded with the
-    KV cache (static where it can be: cache_kwargs) in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding. `desc` names the
-    progress bar (notelm.progress), counting batches.
+    KV cache (static where it can be: cache_kwargs) in batches of `cfg.batch_size`. Greedy results equal
+    one-at-a-time decoding. `desc` names the progress bar (notelm.progress), counting batches.
     """
     import torch
 
