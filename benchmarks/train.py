@@ -126,7 +126,9 @@ def measure(args: argparse.Namespace) -> dict:
     (t0, n0), (t1, n1) = marks[0], marks[-1]
     useful_share = useful[0] / (len(marks) * args.batch_size * args.max_length)  # before the profiled step adds to it
     profile = profile_step(trainer, dataset) if args.profile else None
-    params = sum(p.numel() for p in model.parameters())
+    # a 4-bit weight stores two values a byte: count it at its original shape (bitsandbytes' quant_state)
+    params = sum(p.quant_state.shape.numel() if getattr(p, "quant_state", None) is not None else p.numel()
+                 for p in model.parameters())
     # the compute limit: 6·N FLOPs per token for a full fine-tune, 4·N with frozen weights (no weight gradients)
     flops_per_token = (6 if method == "full" else 4) * params
     limit = gemm_flops(torch.bfloat16 if precision == "bf16" else torch.float32) / flops_per_token

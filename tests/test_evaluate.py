@@ -406,3 +406,4 @@ def test_retrieval_on_the_default_corpus_equals_the_dense_argmax():
         train, test = read("train"), read("test")
     assert ev.retrieve_nearest(train, test).tolist() == dense_nearest(train, test).tolist()
     assert ev.retrieve_nearest(["", " "], ["pt alert"]).tolist() == [0]
+    assert ev.retrieve_nearest(["pt alert"], []).tolist() == []

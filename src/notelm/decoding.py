@@ -74,8 +74,12 @@ def cache_kwargs(model) -> dict[str, Any]:
 
     The default dynamic cache concatenates every layer's keys and values at every new token: at batch 16
     that copying was 28 % of a decoding run's CPU time here (torch profiler); the static cache writes in
-    place, the same greedy tokens (benchmarks/generate.py)."""
-    return {"cache_implementation": "static"} if getattr(model, "_can_compile_fullgraph", False) else {}
+    place, the same greedy tokens (benchmarks/generate.py). On CUDA, transformers would also torch.compile
+    the decoding step for a static cache, recompiling for every new prompt width of the length-sorted
+    batches: compilation stays off (measured on the CPU only; the GPU path has not run here)."""
+    if not getattr(model, "_can_compile_fullgraph", False):
+        return {}
+    return {"cache_implementation": "static", "disable_compile": True}
 
 
 def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams, desc: str | None = None) -> list[dict[str, Any]]:
@@ -198,7 +202,8 @@ def target_nll(model, tokenizer, prompts: list[str], targets: list[str], cfg: Ge
     262k-token vocabulary makes one row of 500 tokens 0.5 GB).
     """
     pairs = [joint_ids(tokenizer, p, t, cfg.max_prompt_tokens) for p, t in zip(prompts, targets)]
-    vocab = model.get_output_embeddings().weight.shape[0]
+    head = model.get_output_embeddings()
+    vocab = head.weight.shape[0] if head is not None else model.config.get_text_config().vocab_size
     width = max((len(s) for s, _ in pairs), default=1)
     rows = max(1, min(cfg.batch_size, LOGITS_BYTES // (2 * 4 * width * vocab)))
     starts = range(0, len(pairs), rows)
