@@ -24,6 +24,10 @@ import time
 from pathlib import Path
 
 import torch
+from limits import (  # benchmarks/, on the path when run as a script
+    gemm_flops,
+    parameter_count,
+)
 from transformers import pipeline
 
 from notelm import decoding
@@ -31,18 +35,6 @@ from notelm.artifacts import base_model_dir, read_jsonl
 from notelm.decoding import complete
 from notelm.params import GenerateParams, load_params
 from notelm.weights import load_checkpoint
-
-
-def gemm_flops(dtype, n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of an n × n matrix product in `dtype` on this machine now (best of `repeats`)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - tick)
-    return 2 * n**3 / best
 
 
 def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams, gemm: float) -> None:
@@ -54,7 +46,7 @@ def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams
     width, pad = len(encoded[-1]), tokenizer.pad_token_id or 0
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # B × width, left-padded
     mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count(model)
     body = params - model.get_input_embeddings().weight.numel()
     with torch.inference_mode():
         model(input_ids=ids, attention_mask=mask, logits_to_keep=1)  # warm-up
@@ -125,7 +117,7 @@ def main() -> None:
     model.to(torch.float32)
 
     gemm = {dtype: gemm_flops(dtype) for dtype in (torch.float32, torch.bfloat16)}
-    params = sum(p.numel() for p in model.parameters())
+    params = parameter_count(model)
     body = params - model.get_input_embeddings().weight.numel()
     prompt_tokens = sum(r["prompt_tokens"] for r in batched)
 

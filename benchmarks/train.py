@@ -25,6 +25,11 @@ import sys
 import time
 from pathlib import Path
 
+from limits import (  # benchmarks/, on the path when run as a script
+    gemm_flops,
+    parameter_count,
+)
+
 from notelm.params import TrainParams
 
 # name -> (method, precision, packing, chunked loss); without it, the model's own loss over the full logits
@@ -36,20 +41,6 @@ CONFIGS = {
     "bf16 packed, qlora": ("qlora", "bf16", True, True),
 }
 BASELINE = "fp32 padded, full, own loss"  # the original study's way
-
-
-def gemm_flops(dtype, n: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of an n × n matrix product in `dtype` on this machine now (best of `repeats`)."""
-    import torch
-
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        tick = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - tick)
-    return 2 * n**3 / best
 
 
 # torch profiler op names -> where the time of a training step goes
@@ -126,9 +117,7 @@ def measure(args: argparse.Namespace) -> dict:
     (t0, n0), (t1, n1) = marks[0], marks[-1]
     useful_share = useful[0] / (len(marks) * args.batch_size * args.max_length)  # before the profiled step adds to it
     profile = profile_step(trainer, dataset) if args.profile else None
-    # a 4-bit weight stores two values a byte: count it at its original shape (bitsandbytes' quant_state)
-    params = sum(p.quant_state.shape.numel() if getattr(p, "quant_state", None) is not None else p.numel()
-                 for p in model.parameters())
+    params = parameter_count(model)
     # the compute limit: 6·N FLOPs per token for a full fine-tune, 4·N with frozen weights (no weight gradients)
     flops_per_token = (6 if method == "full" else 4) * params
     limit = gemm_flops(torch.bfloat16 if precision == "bf16" else torch.float32) / flops_per_token
