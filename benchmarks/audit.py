@@ -4,8 +4,8 @@
     PYTHONPATH=src python benchmarks/audit.py --split note          # the leaky note-level split
     PYTHONPATH=src python benchmarks/audit.py --test 100000 --val 100000 --train 20000   # MIMIC-sized index
 
-Builds prepared-style examples from `notelm.stages.synthesize` nursing notes in memory (prompt = first half
-of the words), splits them by subject (clean) or by note (leaky), and times `leakage.audit`: indexing
+Builds prepared-style examples from `notelm.synthetic` nursing notes in memory (prompt = first half
+of the words), splits them by subject (clean) or by note (leaky), and times `notelm.leakage.audit`: indexing
 test and val, then scanning train. Scan time grows linearly with train notes, so it prints the
 estimate for 800k train notes against the held-out splits actually indexed, with notes/s and peak RSS
 (which includes the in-memory corpus; `notelm audit` streams train from disk instead).
@@ -18,9 +18,9 @@ import random
 import resource
 import time
 
-from notelm.params import AuditParams, SyntheticParams
-from notelm.stages import audit as leakage
-from notelm.stages import synthesize as synthetic
+from notelm import leakage, synthetic
+from notelm.config.audit import AuditParams
+from notelm.config.synthetic import SyntheticParams
 
 MIMIC_TRAIN = 800_000
 

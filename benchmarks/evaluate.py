@@ -4,7 +4,7 @@
 
 Builds `--pairs` seeded synthetic nursing-note pairs of about `--words` words each
 (prediction and reference share some sentences, as real continuations do), scores
-them with `notelm.scoring.rouge_scores` and `bertscore_scores` using the default
+them with `notelm.rouge.rouge_scores` and `notelm.bertscore.bertscore_scores` using the default
 `evaluate` params (bundled all-MiniLM-L6-v2, layer 6), once per `evaluate.bertscore_dtype`
 (float32, the default, and bfloat16), and prints pairs/s, wall time and how far bf16 moves F1.
 The machine is shared: run it when it is otherwise idle. Target (issue 5): ROUGE + BERTScore on 1,000 pairs in <= 60 s on a 2-core machine.
@@ -20,8 +20,9 @@ import time
 
 import numpy as np
 
-from notelm.params import EvaluateParams
-from notelm.scoring import bertscore_scores, load_encoder, rouge_scores
+from notelm.bertscore import bertscore_scores, load_encoder
+from notelm.config.evaluate import EvaluateParams
+from notelm.rouge import rouge_scores
 
 SENTENCES = [
     "Pt alert and oriented x3, follows commands, MAE.",

@@ -31,9 +31,11 @@ from limits import (  # benchmarks/, on the path when run as a script
 from transformers import pipeline
 
 from notelm import decoding
-from notelm.artifacts import base_model_dir, read_jsonl
+from notelm.config.generate import GenerateParams
+from notelm.config.loader import load_params
 from notelm.decoding import complete
-from notelm.params import GenerateParams, load_params
+from notelm.files import read_jsonl
+from notelm.paths import base_model_dir
 from notelm.weights import load_checkpoint
 
 

@@ -52,7 +52,7 @@ def _run(method: str, n_train: int, n_test: int, queue) -> None:
     train, test = prompts(n_train, 0), prompts(n_test, 10**8)
     tick = time.perf_counter()
     if method == NEW:
-        from notelm.stages.evaluate import retrieve_nearest
+        from notelm.retrieval import retrieve_nearest
 
         best = retrieve_nearest(train, test)
     else:

@@ -71,14 +71,14 @@ def _step(name: str) -> int:
     if name == "blocks":
         from transformers import AutoTokenizer
 
-        from notelm.stages.train import build_dataset
+        from notelm.blocks import build_dataset
 
         tokenizer = AutoTokenizer.from_pretrained(REPO / "models/base/smollm2-135m")
         build_dataset(Path("data/prepared/train.jsonl"), tokenizer, 256, True)
         return sum(1 for _ in open("data/prepared/train.jsonl", encoding="utf-8"))
     test = [r for r in _split("test") if r.get("scored", True)]
     if name == "retrieval":
-        from notelm.stages.evaluate import retrieve_nearest
+        from notelm.retrieval import retrieve_nearest
 
         retrieve_nearest([r["prompt"] for r in _split("train")], [r["prompt"] for r in test[:RETRIEVAL_PROMPTS]])
         return min(len(test), RETRIEVAL_PROMPTS)
@@ -86,15 +86,16 @@ def _step(name: str) -> int:
         sys.path.insert(0, str(REPO / "tests"))
         from tiny import make_tiny_model
 
+        from notelm.config.generate import GenerateParams
         from notelm.decoding import complete
-        from notelm.params import GenerateParams
         from notelm.weights import load_checkpoint
 
         model, tokenizer = load_checkpoint(make_tiny_model(Path("tiny-llama"), "llama"))
         complete(model, tokenizer, [r["prompt"] for r in test[:GENERATION_PROMPTS]], GenerateParams(max_new_tokens=32))
         return min(len(test), GENERATION_PROMPTS)
-    from notelm.params import EvaluateParams
-    from notelm.scoring import bertscore_scores, rouge_scores
+    from notelm.bertscore import bertscore_scores
+    from notelm.config.evaluate import EvaluateParams
+    from notelm.rouge import rouge_scores
 
     pairs = test[:SCORING_PAIRS]
     preds, refs = [r["prompt"][-300:] for r in pairs], [r["target"] for r in pairs]

@@ -30,7 +30,7 @@ from limits import (  # benchmarks/, on the path when run as a script
     parameter_count,
 )
 
-from notelm.params import TrainParams
+from notelm.config.train import TrainParams
 
 # name -> (method, precision, packing, chunked loss); without it, the model's own loss over the full logits
 CONFIGS = {
@@ -81,9 +81,10 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
-    from notelm.params import ModelRow
+    from notelm.blocks import build_dataset
+    from notelm.config.models import ModelRow
     from notelm.plan import GB, estimate, model_shape
-    from notelm.stages.train import build_dataset, load_for_training, make_trainer
+    from notelm.trainer import load_for_training, make_trainer
 
     method, precision, packing, chunked = CONFIGS[args.config]
     chunk = args.loss_chunk_tokens if chunked else None

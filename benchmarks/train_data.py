@@ -55,7 +55,7 @@ def _run(method: str, path: str, tokenizer_dir: str, length: int, queue) -> None
     os.environ["HF_DATASETS_CACHE"] = str(Path(path).parent / f"cache-{method}")
     from transformers import AutoTokenizer
 
-    from notelm.stages.train import build_dataset
+    from notelm.blocks import build_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -15,7 +15,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tiny import CORPUS, make_tiny_model  # noqa: E402
 
-from notelm.artifacts import write_jsonl  # noqa: E402
+from notelm.files import write_jsonl
 
 
 @pytest.fixture(scope="session")

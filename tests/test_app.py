@@ -20,8 +20,8 @@ from gradio_client import Client  # noqa: E402
 from tiny import make_tiny_chinese_model  # noqa: E402
 
 from notelm import app, arena  # noqa: E402
+from notelm.config.generate import GenerateParams
 from notelm.decoding import complete  # noqa: E402
-from notelm.params import GenerateParams  # noqa: E402
 from notelm.weights import load_checkpoint  # noqa: E402
 
 

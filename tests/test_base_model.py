@@ -8,9 +8,10 @@ import time
 import pytest
 from transformers import AutoModelForCausalLM
 
+from notelm.config.loader import load_params
+from notelm.config.models import ModelRow
 from notelm.errors import WeightsUnavailable
-from notelm.params import ModelRow, load_params
-from notelm.stages.base_model import materialize_base, run
+from notelm.stages.base_model import Paths, materialize_base, run
 
 
 def test_local_dir_is_materialised_as_loadable_safetensors(tiny_model_factory, tmp_path):
@@ -38,7 +39,7 @@ def test_uncached_hub_id_offline_fails_fast_with_instructions(tmp_path, monkeypa
     start = time.time()
     params = load_params("params.yaml")
     with pytest.raises(WeightsUnavailable) as info:
-        run({**params, "model": "qwen3"}, out=tmp_path / "out")  # the alias selects the row
+        run({**params, "model": "qwen3"}, Paths(out=str(tmp_path / "out")))  # the alias selects the row
     assert time.time() - start < 30
     message = str(info.value)
     assert "qwen3-0.6b" in message and "Qwen/Qwen3-0.6B" in message
@@ -48,7 +49,9 @@ def test_uncached_hub_id_offline_fails_fast_with_instructions(tmp_path, monkeypa
 
 def test_an_alias_writes_the_row_under_its_own_name(tiny_model_factory, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    params = {"model": "tiny", "models": {"tiny-2l": {"source": str(tiny_model_factory("llama")), "aliases": ["tiny"]}}}
-    record = run(params)
+    catalogue = tmp_path / "models.yaml"
+    catalogue.write_text(json.dumps({"tiny-2l": {"source": str(tiny_model_factory("llama")), "aliases": ["tiny"]}}))
+    record = run({"model": "tiny"}, Paths(catalogue=str(catalogue)))
     assert record["model"] == "tiny-2l"
-    assert json.loads((tmp_path / "models/base/tiny/notelm_source.json").read_text())["model"] == "tiny-2l"
+    written = json.loads((tmp_path / "models/base/tiny/notelm_source.json").read_text())
+    assert written["model"] == "tiny-2l" and written["row"]["name"] == "tiny-2l"  # the resolved row, for later stages

@@ -37,3 +37,23 @@ def test_cjk_labels_draw_with_the_installed_font_behind_dejavu(monkeypatch, tmp_
         warnings.simplefilter("error")  # a missing glyph would raise here
         fig.savefig(tmp_path / "c.png")
     plt.close(fig)
+
+
+def test_one_radar_draws_the_app_s_and_compare_s_charts():
+    """charts.radar: a polar axis per label, a closed line per RadarLine (a band when given), the style's look."""
+    import numpy as np
+
+    lines = [charts.RadarLine("a", [0.1, 0.2, 0.3, 0.1]), charts.RadarLine("b", [0.5, np.nan, 0.4, 0.5], "--",
+                                                                              band=[0.1, 0.0, 0.1, 0.1])]
+    fig = charts.radar(lines, ["x", "y", "z"], "app", top=5.0)  # the app's default: filled, east, anticlockwise
+    [ax] = fig.axes
+    assert ax.get_ylim() == (0.0, 5.0) and ax.get_title() == "app" and ax.get_theta_direction() == 1
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b"] and len(ax.patches) == 2  # two fills
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    style = charts.RadarStyle(clockwise_from_top=True, marker="o", fill=None, legend_loc="upper left")
+    fig = charts.radar(lines, ["x", "y", "z"], "compare", style=style)
+    [ax] = fig.axes
+    assert ax.get_theta_direction() == -1 and ax.get_theta_offset() == np.pi / 2 and not ax.patches
+    assert ax.get_lines()[0].get_marker() == "o" and ax.get_lines()[1].get_linestyle() == "--"
+    assert len(ax.collections) == 1  # the band of b
+    assert not charts.radar([], ["x", "y", "z"], "none").axes[0].get_legend()

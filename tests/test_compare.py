@@ -44,7 +44,7 @@ def run_data(model: str, fine: float, method: str | None = None, encoder: str = 
     """The `data` of one run as `dvc exp show --json` prints it, plus (under `_detail`) what git holds for it."""
     return {
         "rev": "x", "timestamp": None,
-        "params": {"params.yaml": {"data": {"model": model, "models": {model: {"source": model, "method": "full"}},
+        "params": {"params.yaml": {"data": {"model": model,
                                             "train": {"method": method}, "data": {"fraction": 1.0}}}},
         "metrics": {}, "deps": {}, "outs": {}, "meta": {}, "_detail": detail(fine, encoder),
     }
@@ -62,10 +62,10 @@ def exp_show_fixture() -> list[dict]:
         "executor": {"state": state} if state else None, "name": name,
     }
     return [
-        {"rev": "workspace", "name": None, "data": run_data("gpt2", 0.4, "lora"), "error": None, "experiments": None},
-        {"rev": "abcdef1234", "name": "main", "data": run_data("gpt2", 0.3), "error": None, "experiments": [
-            exp("e2", run_data("gpt2", 0.4, "lora")),
-            exp("e1", run_data("qwen", 0.5)),
+        {"rev": "workspace", "name": None, "data": run_data("distilgpt2", 0.4, "lora"), "error": None, "experiments": None},
+        {"rev": "abcdef1234", "name": "main", "data": run_data("distilgpt2", 0.3), "error": None, "experiments": [
+            exp("e2", run_data("distilgpt2", 0.4, "lora")),
+            exp("e1", run_data("qwen3-0.6b", 0.5)),
             exp("q1", {"params": {}, "metrics": {}}, state="queued"),
         ]},
     ]
@@ -82,11 +82,11 @@ def test_rows_merge_identical_results_and_group_by_variant():
     rows, skipped = compare_rows(exp_show_fixture(), read)
     got = [(r["variant"], r["model"], r["method"], r["runs"], r["rougeL"]) for r in rows]
     assert got == [
-        ("pretrained", "gpt2", "", "workspace, main, e2", 0.1),
-        ("pretrained", "qwen", "", "e1", 0.1),
-        ("finetuned", "gpt2", "lora", "workspace, e2", 0.4),
-        ("finetuned", "gpt2", "full", "main", 0.3),
-        ("finetuned", "qwen", "full", "e1", 0.5),
+        ("pretrained", "distilgpt2", "", "workspace, main, e2", 0.1),
+        ("pretrained", "qwen3-0.6b", "", "e1", 0.1),
+        ("finetuned", "distilgpt2", "lora", "workspace, e2", 0.4),
+        ("finetuned", "distilgpt2", "full", "main", 0.3),
+        ("finetuned", "qwen3-0.6b", "full", "e1", 0.5),
         ("baseline:retrieval", "", "", "workspace, main, e2, e1", 0.2),
     ]
     assert skipped == ["q1 (queued)"]
@@ -97,7 +97,7 @@ def test_markdown_and_csv_carry_every_row():
     rows, skipped = compare_rows(exp_show_fixture(), read)
     md = to_markdown(rows, skipped)
     assert md.splitlines()[0].startswith("| Variant | Model | Method | Fraction | Runs | rouge1 |")
-    assert "| Fine-tuned | qwen | full | 1.0 | e1 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.8500 | 0.8500 | 0.8500 |" \
+    assert "| Fine-tuned | qwen3-0.6b | full | 1.0 | e1 | 0.5000 | 0.5000 | 0.5000 | 0.5000 | 0.8500 | 0.8500 | 0.8500 |" \
         in md
     assert "Skipped (no metrics): q1 (queued)." in md and "WARNING" not in md
     table = list(csv.DictReader(io.StringIO(to_csv(rows))))
@@ -122,14 +122,14 @@ def test_runs_that_differ_only_in_their_seed_fold_into_mean_and_sd():
     assert folded["rougeL_sd"] == pytest.approx(np.std([0.40, 0.44, 0.50], ddof=1))
     assert folded["runs"] == "main, s1, s2" and folded["rougeL_ci_low"] is None
     md = to_markdown(rows, [])
-    assert f"| Fine-tuned | smollm2 | full | 1.0 | main, s1, s2 (seeds 1, 2, 42) | {np.mean([0.4, 0.44, 0.5]):.4f} ± " in md
+    assert f"| Fine-tuned | smollm2-135m | full | 1.0 | main, s1, s2 (seeds 1, 2, 42) | {np.mean([0.4, 0.44, 0.5]):.4f} ± " in md
     assert "1 2 42" in to_csv(rows)
     radar_chart(rows, io.BytesIO())  # the folded row is drawn with its band
 
 
 def test_different_encoders_are_flagged():
     data = exp_show_fixture()
-    data[1]["experiments"][1]["revs"][0]["data"] = run_data("qwen", 0.5, encoder="roberta-large")
+    data[1]["experiments"][1]["revs"][0]["data"] = run_data("qwen3-0.6b", 0.5, encoder="roberta-large")
     rows, skipped = compare_rows(data, read)
     assert "different BERTScore encoders (minilm@6, roberta-large@6)" in to_markdown(rows, skipped)
 

@@ -1,10 +1,13 @@
 """The stage contract, checked statically, so `dvc status` can be trusted and each fact lives in one place.
 
 - every dvc.yaml stage's deps cover every project module its command imports, directly or not;
-- every out, metrics and plots path of dvc.yaml is a path of src/notelm/artifacts.py;
-- every stage command names its inputs and outputs: each path option it passes is a dep or an out;
-- the keys of params.yaml are the fields of the params dataclasses (src/notelm/params.py), both ways;
+- every out, metrics and plots path of dvc.yaml is a path of src/notelm/paths.py;
+- every stage command names its inputs and outputs: each path option it passes is a dep or an out, and equals
+  the default of that field of the stage's `Paths` dataclass (so a stage run by hand does what dvc repro does);
+- a module every stage imports (the core) stays small, so that editing it rarely means re-running everything;
+  `python tests/test_contract.py` prints, for every module, the stages that list it;
 - no stage module imports another stage module, and the project's import graph has no cycle.
+(params.yaml against the section dataclasses: tests/test_config.py.)
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from notelm import artifacts
-from notelm.params import SECTIONS, ModelRow
+from notelm import paths as project_paths
+from notelm.names import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -144,16 +147,44 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-ARTIFACT_PATHS = {v for k, v in vars(artifacts).items() if k.isupper() and isinstance(v, str)} \
-    | {str(artifacts.generations_path(v)) for v in artifacts.VARIANTS} \
-    | {str(artifacts.split_path(s)) for s in artifacts.SPLITS}
+ARTIFACT_PATHS = {v for k, v in vars(project_paths).items() if k.isupper() and isinstance(v, str)} \
+    | {str(project_paths.generations_path(v)) for v in VARIANTS} \
+    | {str(project_paths.split_path(s)) for s in project_paths.SPLITS}
 
 
 def artifact_path(path: str) -> bool:
-    """Whether `path` is a path of artifacts.py (for `models/base/${model}`, the one base_model_dir makes)."""
+    """Whether `path` is a path of paths.py (for `models/base/${model}`, the one base_model_dir makes)."""
     if "${model}" in path:
-        return path.replace("${model}", "x") == str(artifacts.base_model_dir("x"))
+        return path.replace("${model}", "x") == str(project_paths.base_model_dir("x"))
     return path in ARTIFACT_PATHS
+
+
+CORE_BUDGET = 150  # lines: the most a module that every stage imports may have
+
+
+def users(root: Path = REPO, src: Path = SRC) -> dict[str, list[str]]:
+    """Repository path of every src module -> the dvc.yaml stages whose deps list it (a re-run map)."""
+    stages = dvc_stages(root)
+    files = sorted(str(p.relative_to(src.parent)) for p in (src / "notelm").rglob("*.py"))
+    return {f: [n for n, st in stages.items() if f in _paths(st.get("deps"))] for f in files}
+
+
+def core(root: Path = REPO, src: Path = SRC) -> dict[str, int]:
+    """The modules every stage lists, with their line counts."""
+    n = len(dvc_stages(root))
+    return {f: len((src.parent / f).read_text().splitlines()) for f, st in users(root, src).items() if len(st) == n}
+
+
+def command_options(cmd: str) -> dict[str, str | list[str]]:
+    """`--name value [value ...]` options of a stage command, by dataclass field name."""
+    out, key = {}, None
+    for arg in shlex.split(cmd)[3:]:
+        if arg.startswith("--"):
+            key = arg[2:].replace("-", "_")
+            out[key] = []
+        elif key is not None:
+            out[key].append(arg)
+    return {k: v[0] if len(v) == 1 else v for k, v in out.items()}
 
 
 def test_every_stage_lists_the_modules_it_imports():
@@ -164,7 +195,7 @@ def test_stage_outputs_are_the_artifacts_paths():
     for name, stage in dvc_stages().items():
         for key in ("outs", "metrics", "plots"):
             for path in _paths(stage.get(key)):
-                assert artifact_path(path), f"stage {name}: {key} path {path} is not in src/notelm/artifacts.py"
+                assert artifact_path(path), f"stage {name}: {key} path {path} is not in src/notelm/paths.py"
 
 
 def test_stage_commands_name_their_inputs_and_outputs():
@@ -174,23 +205,36 @@ def test_stage_commands_name_their_inputs_and_outputs():
         named = [a for a in args[3:] if not a.startswith("-")]
         assert named, f"stage {name}: the command names no path"
         for path in named:  # a dep or an out, or the directory that holds some (checkpoints: deliberately neither)
-            assert path == artifacts.CHECKPOINTS or any(d == path or d.startswith(path.rstrip("/") + "/") for d in declared), \
+            assert path == project_paths.CHECKPOINTS or any(d == path or d.startswith(path.rstrip("/") + "/") for d in declared), \
                 f"stage {name}: {path} is in the command but no dep or out is (in) it"
         for path in declared - set(_paths(stage.get("deps"))):
             assert any(path == n or path.startswith(n.rstrip("/") + "/") for n in named), \
                 f"stage {name}: the command does not name its output {path}"
 
 
-def test_params_yaml_keys_are_the_dataclass_fields():
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert set(params) == {"model", "models", *SECTIONS}
-    for section, cls in SECTIONS.items():
-        fields = {f.name for f in dataclasses.fields(cls)}
-        assert set(params[section]) == fields, f"params.yaml `{section}` differs from {cls.__name__}: " \
-            f"only in params.yaml {set(params[section]) - fields}, only in the dataclass {fields - set(params[section])}"
-    row_fields = {f.name for f in dataclasses.fields(ModelRow)} - {"name"}
-    for name, row in params["models"].items():
-        assert set(row) <= row_fields, f"models.{name}: unknown keys {set(row) - row_fields}"
+@pytest.mark.parametrize("stage", sorted(dvc_stages()))
+def test_the_command_passes_the_stage_paths_defaults(stage):
+    """Each option the command passes is a field of the stage's `Paths`, and equals its default unless the
+    field has none (a required input, or one derived from `model`, shown as `${model}` in dvc.yaml)."""
+    import importlib
+
+    cmd = dvc_stages()[stage]["cmd"]
+    fields = {f.name: f for f in dataclasses.fields(importlib.import_module(stage_module(cmd)).Paths)}
+    for name, value in command_options(cmd).items():
+        if name == "params":
+            continue
+        assert name in fields, f"stage {stage}: --{name} is no field of its Paths"
+        default = fields[name].default
+        if default not in (dataclasses.MISSING, None):
+            shown = list(default) if isinstance(default, tuple) else default
+            assert value == shown or "${" in str(value), f"stage {stage}: --{name} {value} != Paths default {shown}"
+
+
+def test_the_core_every_stage_imports_stays_small():
+    found = core()
+    assert {"src/notelm/errors.py", "src/notelm/runner.py", "src/notelm/paths.py"} <= set(found)
+    assert {f: n for f, n in found.items() if n > CORE_BUDGET} == {}, f"core modules over {CORE_BUDGET} lines"
+    assert "src/notelm/labels.py" not in found and "src/notelm/names.py" not in found
 
 
 def test_no_stage_imports_another_and_no_import_cycle():
@@ -222,8 +266,8 @@ def test_a_stage_to_stage_import_and_a_cycle_are_caught(tmp_path):
     report.write_text(report.read_text() + "\nfrom notelm.stages.evaluate import split_sentences  # noqa\n")
     assert ("notelm.stages.report", "notelm.stages.evaluate") in stage_imports(root / "src")
     assert "report" in missing_deps(root, root / "src")  # and its deps no longer cover what it runs
-    params = root / "src/notelm/params.py"
-    params.write_text(params.read_text() + "\nfrom notelm import plan  # noqa\n")
+    loader = root / "src/notelm/config/loader.py"
+    loader.write_text(loader.read_text() + "\nfrom notelm import plan  # noqa\n")
     assert cycles(import_graph(root / "src"))
 
 
@@ -232,3 +276,8 @@ def test_the_stage_module_is_named_after_its_stage(stage):
     module = stage_module(dvc_stages()[stage]["cmd"]).rsplit(".", 1)[1]
     assert stage == module or stage.startswith(f"{module}_"), (stage, module)
     assert (REPO / "tests" / f"test_{module}.py").is_file()
+
+
+if __name__ == "__main__":  # the re-run map: which stages list each module (what editing it re-runs)
+    for module, stages in users().items():
+        print(f"{module:45s} {', '.join(stages) or '(no stage: a consumer)'}")

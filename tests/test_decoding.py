@@ -8,6 +8,7 @@ import pytest
 import torch
 from tiny import CORPUS, make_config, make_tiny_chinese_model, make_tokenizer
 
+from notelm.config.generate import GenerateParams
 from notelm.decoding import (
     complete,
     decode,
@@ -16,7 +17,6 @@ from notelm.decoding import (
     stream_completion,
     target_nll,
 )
-from notelm.params import GenerateParams
 from notelm.weights import load_checkpoint
 
 

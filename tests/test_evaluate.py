@@ -1,5 +1,8 @@
 """The evaluate stage: baselines that bound the claim, patient-clustered paired differences with verdicts,
-the study's way as a diagnostic, likelihood per byte, length honesty, and its errors."""
+the study's way as a diagnostic, likelihood per byte, length honesty, and its errors.
+
+The baselines themselves: tests/test_baselines.py; retrieval: tests/test_retrieval.py; reading and
+cross-checking the inputs: tests/test_examples.py (all three use this file's fixture)."""
 
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from notelm.artifacts import HEADLINE, SUMMARY_METRICS, write_jsonl
+from notelm.config.evaluate import EvaluateParams
+from notelm.config.loader import load_section
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import EvaluateParams, load_section
-from notelm.scoring import rouge_scores
+from notelm.files import write_jsonl
+from notelm.names import HEADLINE, SUMMARY_METRICS
+from notelm.rouge import rouge_scores
 from notelm.stages import evaluate as ev
 
 TEST_NOTES = [
@@ -102,8 +105,8 @@ class Case:
 def evaluate(case: Case) -> dict:
     """The stage as dvc.yaml runs it; returns the detail metrics."""
     params = {"evaluate": dataclasses.asdict(case.params), "data": {"max_target_words": case.cap}}
-    ev.run(params, case.generations(), case.root / "data" / "prepared", case.metrics_path, case.detail_path,
-           case.per_example_path)
+    ev.run(params, ev.Paths(tuple(str(g) for g in case.generations()), str(case.root / "data" / "prepared"),
+                            str(case.metrics_path), str(case.detail_path), str(case.per_example_path)))
     return json.loads(case.detail_path.read_text())
 
 
@@ -111,58 +114,6 @@ def _intervals(block: dict):
     for key, value in block.items():
         if f"{key}_ci_low" in block:
             yield key, block[f"{key}_ci_low"], value, block[f"{key}_ci_high"]
-
-
-# ---------------------------------------------------------------- baselines
-
-
-def test_copy_forward_takes_the_patients_previous_test_note_and_falls_back_to_chance():
-    rows = _rows(TEST_NOTES, PATIENTS, TIMES)
-    chance = [f"chance {i}" for i in range(len(rows))]
-    out, fallbacks = ev.copy_forward(rows, rows, chance)
-    assert out == ["chance 0", rows[0]["target"], "chance 2", rows[2]["target"], "chance 4", rows[4]["target"]]
-    assert fallbacks == 3
-
-
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=25), st.integers(0, 100))
-def test_copy_forward_never_reads_another_split_or_a_later_note(notes, seed):
-    """Over a seeded corpus split into train and test: every copied text is an earlier note of the same patient
-    in the test split, or the chance fallback."""
-    rng = np.random.default_rng(seed)
-    rows = [{"note_id": f"n{i}", "subject_id": p, "chartdate": f"2150-01-{day % 28 + 1:02d}", "charttime": None,
-             "prompt": f"prompt {i}", "target": f"target {i}"} for i, (p, day) in enumerate(notes)]
-    test = [r for r in rows if rng.random() < 0.5] or rows[:1]
-    scored = [r for i, r in enumerate(test) if i % 2]
-    out, _ = ev.copy_forward(scored, test, ["CHANCE"] * len(scored))
-    for row, copied in zip(scored, out):
-        if copied == "CHANCE":
-            continue
-        source = next(r for r in test if r["target"] == copied)  # from the test split only (context included)
-        assert source["subject_id"] == row["subject_id"] and source is not row
-        assert (source["chartdate"], test.index(source)) < (row["chartdate"], test.index(row))  # never later
-    out, _ = ev.copy_forward(test, test, ["CHANCE"] * len(test))
-    for row, copied in zip(test, out):
-        if copied == "CHANCE":
-            continue
-        source = next(r for r in test if r["target"] == copied)  # from the test split only
-        assert source["subject_id"] == row["subject_id"] and source is not row
-        assert (source["chartdate"], test.index(source)) < (row["chartdate"], test.index(row))  # never later
-
-
-def test_other_baselines():
-    test_rows = _rows(TEST_NOTES)
-    train_rows = _rows(TRAIN_NOTES)
-    built, _ = ev.baselines(["chance", "prompt_tail", "retrieval", "copy_last_sentence"], train_rows, test_rows, 0)
-    assert set(built["chance"]) <= {r["target"] for r in train_rows}
-    assert built["chance"] == ev.baselines(["chance"], train_rows, test_rows, 0)[0]["chance"]  # seeded
-    for row, tail in zip(test_rows, built["prompt_tail"]):
-        assert len(tail.split()) == len(row["target"].split()) or tail == row["prompt"]
-        assert row["prompt"].endswith(tail)
-    assert built["retrieval"][0] == TRAIN_NOTES[0][2] and built["retrieval"][2] == TRAIN_NOTES[1][2]
-    assert built["copy_last_sentence"][0] == "CV: HR 80s NSR."
-    with pytest.raises(NoteLMError, match="train split is empty"):
-        ev.baselines(["chance"], [], test_rows, 0)
 
 
 # ---------------------------------------------------------------- the stage
@@ -260,7 +211,7 @@ def test_evaluate_twice_is_identical(tmp_path):
     case = _write_fixture(tmp_path)
     evaluate(case)
     first = [p.read_bytes() for p in (case.metrics_path, case.detail_path, case.per_example_path)]
-    ev.scoring.load_encoder.cache_clear()  # reload the encoder too
+    ev.bertscore.load_encoder.cache_clear()  # reload the encoder too
     evaluate(case)
     assert [p.read_bytes() for p in (case.metrics_path, case.detail_path, case.per_example_path)] == first
 
@@ -303,38 +254,6 @@ def test_completion_repeating_the_prompt_is_refused(tmp_path):
 # ---------------------------------------------------------------- errors
 
 
-def test_missing_generations_file_is_named(tmp_path):
-    case = _write_fixture(tmp_path)
-    (tmp_path / "generations" / "finetuned.jsonl").unlink()
-    with pytest.raises(NoteLMError, match=r"generations/finetuned\.jsonl: file not found"):
-        evaluate(case)
-    with pytest.raises(NoteLMError, match=r"generations/other\.jsonl: file not found"):
-        evaluate(case.replace(variants=("pretrained", "other")))
-    (tmp_path / "data" / "prepared" / "test.jsonl").unlink()
-    with pytest.raises(NoteLMError, match=r"prepared/test\.jsonl: file not found"):
-        evaluate(case)
-
-
-def test_stale_or_mismatched_generations(tmp_path):
-    case = _write_fixture(tmp_path)
-    path = tmp_path / "generations" / "pretrained.jsonl"
-    gens = [json.loads(line) for line in open(path)]
-    write_jsonl(path, gens[:-1])
-    with pytest.raises(NoteLMError, match="cover different test notes"):
-        evaluate(case)
-    gens[0]["reference"] = "something else"
-    write_jsonl(path, gens)
-    with pytest.raises(NoteLMError, match=r"row 1 \(note_id t1\): reference differs"):
-        evaluate(case)
-    del gens[0]["completion"]
-    write_jsonl(path, gens)
-    with pytest.raises(NoteLMError, match=r"pretrained\.jsonl: row 1: missing .*completion"):
-        evaluate(case)
-    path.write_text("{not json\n")
-    with pytest.raises(NoteLMError, match=r"pretrained\.jsonl:1: not valid JSON"):
-        evaluate(case)
-
-
 @pytest.mark.parametrize(
     "section, key",
     [
@@ -349,7 +268,7 @@ def test_stale_or_mismatched_generations(tmp_path):
 )
 def test_bad_params_name_the_key(section, key):
     with pytest.raises(ParamsError, match=key.replace(".", r"\.")):
-        load_section(EvaluateParams, {"evaluate": section}, "evaluate")
+        load_section(EvaluateParams, {"evaluate": section})
 
 
 def test_cli_stage(tmp_path, capsys):
@@ -368,42 +287,3 @@ def test_cli_stage(tmp_path, capsys):
     (tmp_path / "generations" / "pretrained.jsonl").unlink()
     assert main(args) == 1
     assert "pretrained.jsonl: file not found" in capsys.readouterr().err
-
-
-def dense_nearest(train_prompts: list[str], test_prompts: list[str]) -> np.ndarray:
-    """The definition retrieval keeps: argmax of the full TF-IDF cosine row (first maximum wins)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vec = TfidfVectorizer(sublinear_tf=True)
-    train = vec.fit_transform(train_prompts)
-    return (vec.transform(test_prompts) @ train.T).toarray().argmax(axis=1)
-
-
-WORD = st.sampled_from(["pt", "alert", "hr", "nsr", "bp", "stable", "foley", "lasix", "sats", "ra", "nc", "pain"])
-PROMPT = st.lists(WORD, min_size=0, max_size=8).map(" ".join)
-
-
-@settings(max_examples=80, deadline=None)
-@given(st.lists(PROMPT, min_size=1, max_size=30), st.lists(PROMPT, min_size=1, max_size=12),
-       st.sampled_from([0.0, 0.2, 0.5, 1.1]), st.sampled_from([1, 3, 10**9]), st.sampled_from([0, 8, 10**9]))
-def test_retrieval_equals_the_dense_argmax(train, test, common_df, block_rows, dense_columns):
-    """Duplicates (exact ties), prompts sharing no word, empty prompts; every word dense, some, none
-    (by document frequency or by the dense budget); one test row per block, a few, all: the same index."""
-    if not any(t.strip() for t in train):
-        return  # no vocabulary: both give index 0 (tested below)
-    got = ev.retrieve_nearest(train, test, common_df=common_df, block_bytes=4 * len(train) * block_rows,
-                              dense_bytes=4 * len(train) * dense_columns)
-    assert got.tolist() == dense_nearest(train, test).tolist()
-
-
-def test_retrieval_on_the_default_corpus_equals_the_dense_argmax():
-    prepared = Path(__file__).parents[1] / "data/prepared"
-    if not (prepared / "train.jsonl").is_file():
-        prepared_rows = [(f"note {i} " + " ".join(str(i * k % 17) for k in range(9))) for i in range(200)]
-        train, test = prepared_rows[:150], prepared_rows[150:]
-    else:  # the real split when `dvc repro` has made it
-        read = lambda name: [json.loads(line)["prompt"] for line in (prepared / f"{name}.jsonl").open()]  # noqa: E731
-        train, test = read("train"), read("test")
-    assert ev.retrieve_nearest(train, test).tolist() == dense_nearest(train, test).tolist()
-    assert ev.retrieve_nearest(["", " "], ["pt alert"]).tolist() == [0]
-    assert ev.retrieve_nearest(["pt alert"], []).tolist() == []

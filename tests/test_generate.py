@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 
-from notelm.artifacts import read_jsonl
-from notelm.stages.generate import run
+from notelm.files import read_jsonl
+from notelm.paths import SOURCE_RECORD
+from notelm.stages import generate
 
-ROW = {"model": "tiny", "models": {"tiny": {"source": "unused"}}}  # the `model:` row the stage reads its consent from
+ROW = {"model": "tiny"}  # the `model:` whose recorded row (models/base/tiny) gives the consent to run repository code
+
+
+def run(params, model_dir, out):
+    """The stage as dvc.yaml runs it, with the row base_model would have recorded for `model: tiny`."""
+    base = out.parents[1] / "models/base/tiny"
+    base.mkdir(parents=True, exist_ok=True)
+    (base / SOURCE_RECORD).write_text(json.dumps({"row": {"name": "tiny", "source": "unused"}}))
+    return generate.run(params, generate.Paths(model_dir=str(model_dir), out=str(out)))
 
 
 def test_generations_hold_the_continuation_only_and_no_timing(prepared, tiny_model_factory, monkeypatch):

@@ -8,7 +8,7 @@ from tiny import make_config, make_tokenizer
 from transformers import AutoModelForCausalLM, TrainingArguments
 
 from notelm.loss import chunked_loss, forward_with_chunked_loss, supports
-from notelm.stages.train import make_trainer
+from notelm.trainer import make_trainer
 
 FAMILIES = ["gpt2", "opt", "llama", "qwen3", "gemma3"]
 

@@ -12,8 +12,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from notelm.config.generate import GenerateParams
+from notelm.config.models import ModelRow
+from notelm.config.train import TrainParams
 from notelm.decoding import complete
-from notelm.params import GenerateParams, ModelRow, TrainParams
 from notelm.stages.train import train
 from notelm.weights import prepare_tokenizer
 
@@ -81,7 +83,7 @@ def test_qlora_keeps_training_every_layer_after_an_evaluation(tmp_path):
     AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
 
-    from notelm.stages.train import load_for_training
+    from notelm.trainer import load_for_training
 
     spec = ModelRow(name="tiny", source="unused", lora_targets=["q_proj", "v_proj"])
     model, tokenizer = load_for_training(spec, "qlora", tmp_path, TrainParams(), "bf16")

@@ -40,10 +40,11 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(REPO / "configs", root / "configs")
+    with (root / "configs/models.yaml").open("a") as fh:
+        fh.write(f"tiny-llama: {{source: {tiny_model_factory('llama')}, family: llama, method: full, aliases: [tiny]}}\n")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"] = "tiny"
-    params["models"]["tiny-llama"] = {"source": str(tiny_model_factory("llama")), "family": "llama", "method": "full",
-                                      "aliases": ["tiny"]}
     params["synthetic"].update(patients=20, admissions_per_patient=[1, 2], notes_per_admission=[2, 3])
     params["train"].update(max_steps=4, batch_size=4, max_length=64, logging_steps=1)
     params["generate"].update(max_new_tokens=8, batch_size=8)
@@ -115,6 +116,36 @@ def test_editing_an_imported_module_makes_dvc_status_report_its_stages(repo):
         assert "modified:           src/notelm/loss.py" in status
     finally:
         loss.write_text(original)
+    assert "up to date" in sh("dvc", "status", cwd=repo)
+
+
+def stale_stages(repo: Path) -> set[str]:
+    """The stages `dvc status` reports (each heads a block ending with a colon)."""
+    status = sh("dvc", "status", cwd=repo)
+    return {line.strip().rstrip(":") for line in status.splitlines() if line.strip().endswith(":")
+            and not line.startswith("\t")}
+
+
+@pytest.mark.parametrize("path, old, new, stages", [
+    ("src/notelm/labels.py", '"Fine-tuned"', '"Fine tuned"', {"report"}),             # a prose label
+    ("src/notelm/config/report.py", "PNG resolution.", "PNG resolution (dpi).", {"report"}),  # a report-only param doc
+    ("src/notelm/charts.py", '"""matplotlib as', '"""Matplotlib as', {"report"}),    # the chart module
+    ("configs/models.yaml", "opt-350m:       {aliases: [opt]", "opt-350m:       {aliases: [opt, opt350]",
+     {"base_model"}),                                                              # another model's row
+])
+def test_an_edit_makes_dvc_status_report_only_the_stages_that_use_it(repo, path, old, new, stages):
+    file = repo / path
+    original = file.read_text()
+    assert old in original
+    file.write_text(original.replace(old, new, 1))
+    try:
+        assert stale_stages(repo) == stages
+        if path.startswith("configs/"):  # base_model re-runs, writes the same row record, and nothing follows
+            out = sh("dvc", "repro", cwd=repo)
+            assert [line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")] == ["base_model"]
+    finally:
+        file.write_text(original)
+        sh("git", "checkout", "--", "dvc.lock", cwd=repo)
     assert "up to date" in sh("dvc", "status", cwd=repo)
 
 

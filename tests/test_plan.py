@@ -9,9 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from notelm import plan
+from notelm.config.models import METHODS, ModelRow, model_rows
+from notelm.config.train import TrainParams
 from notelm.errors import NoteLMError
-from notelm.params import METHODS, ModelRow, TrainParams, load_params
 from notelm.plan import GB, Shape, estimate, model_shape
+
+CATALOGUE = Path(__file__).resolve().parents[1] / "configs/models.yaml"
 from notelm.stages.train import train
 
 
@@ -108,15 +111,6 @@ def test_train_refuses_before_loading_and_writes_nothing(prepared, tiny_model_fa
     assert summary["steps"] == 1
 
 
-def test_table_has_a_row_for_every_model_and_every_row_has_a_size():
-    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
-    text = plan.table(params)
-    for name in params["models"]:
-        [line] = [line for line in text.splitlines() if line.startswith(f"| {name} |")]
-        assert "?" not in line, line
-        assert line.rstrip(" |").endswith(("yes", "no"))
-
-
 @given(shapes(), methods, st.integers(1, 16), st.integers(8, 1024), st.integers(2, 16))
 def test_checkpointing_and_sharding_never_need_more(shape, method, batch, length, shards):
     plain = estimate(shape, method, batch, length, True, checkpointing=False, gpu=True)["total"]
@@ -125,55 +119,8 @@ def test_checkpointing_and_sharding_never_need_more(shape, method, batch, length
         estimate(shape, "full", batch, length, True, gpu=True)["total"]
 
 
-def test_a_named_card_or_a_size_is_understood():
-    assert plan.parse_gpu("24GB")[1] == 24 * GB and plan.parse_gpu("80 gb")[1] == 80 * GB
-    assert plan.parse_gpu("T4")[1] == 15 * GB  # sold as 16 GB, 15 GiB usable
-    with pytest.raises(NoteLMError, match=r"--gpu 'big'.*a size such as 24GB or one of t4, "):
-        plan.parse_gpu("big")
-
-
-def test_gpu_plan_lists_every_row_with_the_largest_batch_that_fits(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # no models/base/ here: sizes from the rows
-    params = load_params(Path(__file__).parents[1] / "params.yaml")
-    cfg = TrainParams(**params["train"])
-    text = plan.gpu_table(params, "24GB")
-    single, sharded = text.split("Full fine-tune sharded with FSDP")
-    rows = {line.split(" | ")[0].lstrip("| "): line for line in single.splitlines() if line.startswith("| ")}
-    for name in [*params["models"], "mpt-7b", "gpt-neo-1.3b", "openelm-270m", "qwen3-1.7b", "dclm-7b", "bitnet-2b",
-                 "wenzhong-gpt2-110m", "gpt2-chinese"]:
-        assert name in rows, name
-    assert rows["mpt-7b"].split(" | ")[2].startswith("no (batch 1 needs")  # full: no single card
-    assert rows["mpt-7b"].split(" | ")[4].startswith(f"{cfg.batch_size} × 256")  # qlora fits
-    row = plan.model_rows(params)["gpt-neo-1.3b"]
-    shape = plan.model_shape(row)
-    fit = plan.fitting(shape, "lora", cfg, 256, 2, 24 * GB)
-    assert fit is not None and fit[2] <= 24 * GB
-    assert "| gpt-neo-1.3b | 2 | " in sharded and "--config_file configs/accelerate/fsdp.yaml --num_processes 2" in text
-    four = plan.gpu_table(params, "24GB", gpus=4)
-    assert "| mpt-7b | 4 | no | does not fit |" in four  # 4 × 24 GB cannot hold a full fine-tune of 6.6 B
-
-
-def test_the_fsdp_config_is_one_accelerate_launches():
-    """The shipped accelerate config parses and turns into the FSDP environment of a launch (no GPU needed)."""
-    from accelerate.commands.launch import (
-        _validate_launch_command,
-        launch_command_parser,
-    )
-    from accelerate.utils import prepare_multi_gpu_env
-
-    args = launch_command_parser().parse_args(["--config_file", str(Path(__file__).parents[1] / plan.FSDP_CONFIG),
-                                               "--num_processes", "2", "-m", "notelm.stages.train"])
-    args, _, _ = _validate_launch_command(args)
-    env = prepare_multi_gpu_env(args)
-    assert args.use_fsdp and args.num_processes == 2
-    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_SHARDING_STRATEGY"] == "FULL_SHARD"
-    assert env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT" and env["FSDP_USE_ORIG_PARAMS"] == "true"
-    assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP"
-
-
 def test_under_an_fsdp_launch_the_check_counts_the_weights_as_sharded(monkeypatch, tmp_path):
-    params = load_params(Path(__file__).parents[1] / "params.yaml")
-    row = plan.model_rows(params)["mpt-7b"]
+    row = model_rows(CATALOGUE)["mpt-7b"]
     cfg = TrainParams(method="full", batch_size=1, max_length=256)
     monkeypatch.setattr(plan, "available_memory", lambda: (40 * GB, "RAM"))
     with pytest.raises(NoteLMError, match="needs ~"):

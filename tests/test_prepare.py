@@ -1,4 +1,6 @@
-"""Tests for the prepare stage (src/notelm/stages/prepare.py): readers, bad input, cleaning, splitting, examples."""
+"""Tests for the prepare stage (src/notelm/stages/prepare.py) end to end: the splits and metrics it writes,
+what it drops and why, bad input, history, scored test notes, the leak, redundancy. The readers, the cleaning
+and the split logic have their own unit tests (test_mimic.py, test_notes.py, test_splits.py)."""
 
 from __future__ import annotations
 
@@ -11,56 +13,19 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from test_mimic import HEADER3, HEADER4, corpus, note_text, row3, write_csv
 
-from notelm.artifacts import HISTORY_MARK, NOTE_MARK
+from notelm.config.audit import AuditParams
+from notelm.config.data import DataParams
+from notelm.config.loader import load_section
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import AuditParams, DataParams, load_section
+from notelm.mimic import REASONS
+from notelm.names import HISTORY_MARK, NOTE_MARK
+from notelm.notes import clean_text
 from notelm.stages import prepare as data
-from notelm.stages.prepare import (
-    Note,
-    clean_text,
-    deid_token,
-    make_example,
-    split_groups,
-)
-
-HEADER3 = ["ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME", "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT"]
-HEADER4 = ["note_id", "subject_id", "hadm_id", "note_type", "note_seq", "charttime", "storetime", "text"]
-WORDS = "neuro alert oriented follows commands resp lungs clear sat stable cv sinus rhythm pain controlled plan monitor".split()
-
-
-def note_text(i: int, n_words: int = 24) -> str:
-    """A multi-line note unique to `i`."""
-    words = [WORDS[(i * 7 + k) % len(WORDS)] for k in range(n_words)]
-    return f"Note {i}:\n" + "\n".join(" ".join(words[k : k + 6]) for k in range(0, n_words, 6)) + f"\nHR {60 + i}."
-
-
-def row3(row_id, subject, hadm, text, category="Nursing", chartdate="2101-01-02", charttime="2101-01-02 08:00:00", iserror=""):
-    return [str(row_id), str(subject), "" if hadm is None else str(hadm), chartdate, charttime, "", category, "Nursing Progress Note", "17", iserror, text]
-
-
-def corpus(n_subjects: int = 30, notes_per_subject: int = 4) -> list[list[str]]:
-    """Rows for `n_subjects` patients, two admissions each, several nursing notes per admission."""
-    rows, row_id = [], 0
-    for s in range(1, n_subjects + 1):
-        for k in range(notes_per_subject):
-            row_id += 1
-            day = 1 + k
-            rows.append(row3(row_id, s, 1000 * s + k % 2, note_text(row_id), chartdate=f"2101-02-{day:02d}", charttime=f"2101-02-{day:02d} 0{k % 10}:00:00"))
-    return rows
-
-
-def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER3, gz: bool = False) -> Path:
-    opener = gzip.open if gz else open
-    with opener(path, "wt", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 @dataclass(frozen=True)
@@ -85,7 +50,8 @@ def config(tmp_path: Path, raw: Path, **overrides) -> Case:
 
 def prepare(case: Case) -> dict:
     """The stage as dvc.yaml runs it: the params, the raw file, --out and --metrics."""
-    return data.run({"data": dataclasses.asdict(case.params)}, case.raw_path, case.out_dir, case.metrics_path)
+    return data.run({"data": dataclasses.asdict(case.params)}, data.Paths(str(case.raw_path), str(case.out_dir),
+                                                                           str(case.metrics_path)))
 
 
 def read_split(cfg: Case, name: str) -> list[dict]:
@@ -144,7 +110,8 @@ def test_same_params_give_byte_identical_outputs(tmp_path):
 def test_run_builds_config_from_params(tmp_path):
     raw = write_csv(tmp_path / "n.csv", corpus(10, 2))
     out = tmp_path / "prepared"
-    metrics = data.run({"data": {"raw_path": str(raw), "min_words": 4, "fraction": 5}}, out=out, metrics=tmp_path / "m.json")
+    metrics = data.run({"data": {"raw_path": str(raw), "min_words": 4, "fraction": 5}},
+                       data.Paths(out=str(out), metrics=str(tmp_path / "m.json")))
     assert metrics["train"]["notes"] == 5
     with pytest.raises(ParamsError, match="data.spilt_by"):
         data.run({"data": {"spilt_by": "note"}})
@@ -183,22 +150,6 @@ def test_bad_fraction_is_refused(fraction):
 
 
 # --- splits ------------------------------------------------------------------------------------------
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    keys=st.lists(st.integers(min_value=-(2**40), max_value=2**40), min_size=1, max_size=300),
-    seed=st.integers(min_value=0, max_value=2**32 - 1),
-    shares=st.tuples(st.floats(0.05, 1), st.floats(0, 1), st.floats(0, 1)),
-)
-def test_split_groups_never_puts_a_group_in_two_splits(keys, seed, shares):
-    ratios = [s / sum(shares) for s in shares]
-    code = split_groups(np.array(keys), ratios, seed)
-    assert len(code) == len(keys) and set(code.tolist()) <= {0, 1, 2}
-    owner: dict[int, int] = {}
-    for key, c in zip(keys, code.tolist()):
-        assert owner.setdefault(key, c) == c
-    assert np.array_equal(code, split_groups(np.array(keys), ratios, seed))
 
 
 @settings(max_examples=25, deadline=None)
@@ -259,7 +210,7 @@ def test_filters_are_counted_per_reason(tmp_path):
     cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows + extra), max_words=300, max_chars=None)
     metrics = prepare(cfg)
     dropped = metrics["dropped"]
-    assert set(dropped) == set(data.REASONS)
+    assert set(dropped) == set(REASONS)
     assert dropped["category"] == 2 and dropped["iserror"] == 1 and dropped["blank_text"] == 2
     assert dropped["too_few_words"] == 1 and dropped["duplicate"] == 2 and dropped["too_many_words"] == 1
     assert metrics["notes_kept"] == 21
@@ -332,21 +283,6 @@ def test_malformed_rows_are_counted_sampled_and_skipped(tmp_path):
     assert by_id["208"]["reason"] == "broken_quoting"
     lines = (Path(cfg.raw_path).read_bytes().split(b"\n"))
     assert lines[by_id["204"]["line"] - 1].startswith(b"204,")  # `line` points at the record in the file
-
-
-def test_a_parser_error_is_counted_and_reading_goes_on(tmp_path, monkeypatch):
-    rows = corpus(6, 2)
-    rows.insert(3, row3(77, 1, 1000, "x" * 5000))  # longer than the field limit set below
-    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows), max_malformed_share=None)
-    old = csv.field_size_limit(1000)
-    monkeypatch.setattr(data, "_FIELD_LIMIT", 1000)
-    try:
-        metrics = prepare(cfg)
-    finally:
-        csv.field_size_limit(old)
-    assert metrics["dropped"]["broken_quoting"] == 1 and metrics["notes_kept"] == 12
-    (reject,) = [json.loads(line) for line in (Path(cfg.out_dir) / "rejects.jsonl").read_text().splitlines()]
-    assert "field larger than field limit" in reject["detail"]
 
 
 def test_rejects_sample_is_capped_per_reason_but_all_are_counted(tmp_path):
@@ -457,85 +393,6 @@ def test_mimic4_schema_is_detected_and_mapped(tmp_path):
         prepare(config(tmp_path, missing))
 
 
-# --- cleaning and examples -----------------------------------------------------------------------------
-
-
-def test_deid_modes():
-    text = "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**].\n\nCall  [**Telephone/Fax (3) 555**]."
-    keep = clean_text(text, DataParams(deid="keep"))
-    assert keep == "Pt seen by [**First Name8 (NamePattern2) 1234**] at [**Hospital1 18**] on [**2101-10-20**]. Call [**Telephone/Fax (3) 555**]."
-    assert clean_text(text, DataParams(deid="normalize")) == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**]. Call [**PHONE**]."
-    assert clean_text(text, DataParams(deid="remove")) == "Pt seen by at on . Call ."
-    raw = clean_text(text, DataParams(deid="normalize", normalize_whitespace=False))
-    assert raw == "Pt seen by [**NAME**] at [**HOSPITAL**] on [**DATE**].\n\nCall  [**PHONE**]."
-
-
-@pytest.mark.parametrize(
-    "content, token",
-    [
-        ("Known lastname 1234", "NAME"),
-        ("Doctor Last Name ", "NAME"),
-        ("Name Initial (PRE) 12", "NAME"),
-        ("Hospital Unit Name 10", "HOSPITAL"),
-        ("Hospital1 18", "HOSPITAL"),
-        ("2151-7-16", "DATE"),
-        ("7-16", "DATE"),
-        ("Month (only) 51", "DATE"),
-        ("Year (4 digits) ", "DATE"),
-        ("Age over 90 ", "AGE"),
-        ("Location (un) 1234", "LOCATION"),
-        ("Street Address(2) 12", "LOCATION"),
-        ("Pager number 123", "PHONE"),
-        ("MD Number(1) 123", "ID"),
-        ("Medical Record Number ", "ID"),
-        ("something else", "DEID"),
-    ],
-)
-def test_deid_token_types(content, token):
-    assert deid_token(content) == f"[**{token}**]"
-
-
-def _note(text: str) -> Note:
-    return Note("1", 1, None, "Nursing", "2101-01-01", None, text, False)
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    words=st.lists(st.text(st.characters(blacklist_categories=("Cs", "Zs", "Zl", "Zp", "Cc")), min_size=1, max_size=8), min_size=2, max_size=200),
-    prompt_fraction=st.floats(0.01, 0.99),
-)
-def test_prompt_and_target_reconstruct_the_cleaned_note(words, prompt_fraction):
-    cfg = DataParams(prompt_fraction=prompt_fraction, max_target_words=None)
-    text = clean_text(" ".join(words), cfg)
-    n = len(text.split())
-    if n < 2:
-        return
-    ex = make_example(_note(text), cfg)
-    assert ex["prompt"] and ex["target"]
-    assert ex["prompt"] + " " + ex["target"] == text
-    assert text[len(ex["prompt"])] == " "  # the prompt ends at a word boundary
-    assert len(ex["prompt"].split()) == min(max(1, int(n * prompt_fraction)), n - 1)
-
-
-def test_target_is_capped_and_follows_the_prompt():
-    text = " ".join(f"w{i}" for i in range(100))
-    ex = make_example(_note(text), DataParams(max_target_words=64))
-    assert ex["prompt"] == " ".join(f"w{i}" for i in range(50))
-    assert ex["target"] == " ".join(f"w{i}" for i in range(50, 100))
-    ex = make_example(_note(text), DataParams(max_target_words=10, prompt_fraction=0.25))
-    assert ex["target"] == " ".join(f"w{i}" for i in range(25, 35))
-    assert text.startswith(ex["prompt"] + " " + ex["target"])
-
-
-def test_example_without_whitespace_normalisation_keeps_layout():
-    cfg = DataParams(normalize_whitespace=False, max_target_words=None)
-    text = clean_text("  Neuro: intact\nResp:  clear\n\nPlan: monitor  ", cfg)
-    ex = make_example(_note(text), cfg)
-    assert ex["prompt"] == "Neuro: intact\nResp:"
-    assert ex["target"] == "clear\n\nPlan: monitor"
-    assert text == ex["prompt"] + "  " + ex["target"]
-
-
 # --- config -------------------------------------------------------------------------------------------
 
 
@@ -545,14 +402,14 @@ def test_example_without_whitespace_normalisation_keeps_layout():
 )
 def test_bad_params_name_the_key(key, value):
     with pytest.raises(ParamsError, match=f"data.{key}"):
-        load_section(DataParams, {"data": {key: value}}, "data")
+        load_section(DataParams, {"data": {key: value}})
 
 
 def test_params_yaml_data_section_matches_the_config():
     import yaml
 
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    assert load_section(DataParams, params, "data") == DataParams()
+    assert load_section(DataParams, params) == DataParams()
 
 
 # --- history, scored test notes, the leak, redundancy ------------------------------------------------

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from notelm.artifacts import write_json, write_jsonl
+from notelm.config.loader import load_section
+from notelm.config.report import ReportParams
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import ReportParams, load_section
+from notelm.files import write_json, write_jsonl
+from notelm.names import HEADLINE
 from notelm.stages import report
 
 SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Likelihood", "## Fine-tuned − pre-trained",
@@ -21,7 +23,7 @@ SECTIONS = ["## Summary", "## ROUGE", "## BERTScore", "## Likelihood", "## Fine-
 def block(base: float, width: float = 0.02) -> dict[str, float]:
     """A metrics block with every headline metric at `base` (+ a small step per metric) and its interval."""
     out = {}
-    for i, key in enumerate(report.HEADLINE):
+    for i, key in enumerate(HEADLINE):
         v = round(base + 0.01 * i, 4)
         out.update({key: v, f"{key}_ci_low": round(v - width, 4), f"{key}_ci_high": round(v + width, 4)})
     return out
@@ -30,7 +32,7 @@ def block(base: float, width: float = 0.02) -> dict[str, float]:
 def difference(a: dict, b: dict, width: float = 0.03, best: str | None = None) -> dict:
     """A paired difference block a − b with intervals ± `width` and the verdict they give."""
     out = {}
-    for key in report.HEADLINE:
+    for key in HEADLINE:
         d = round(a[key] - b[key], 4)
         low, high = round(d - width, 4), round(d + width, 4)
         verdict = "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"
@@ -45,7 +47,7 @@ def eval_metrics(finetuned: float = 0.5, copy_forward: float = 0.3, clusters: in
     pre, fine = block(0.2), block(finetuned)
     chance, copy = block(0.1), block(copy_forward)
     note_level = {name: {f"{k}_{e}": round(b[f"{k}_ci_{e.split('_')[1]}"] + (0.01 if e == "ci_low" else -0.01), 4)
-                         for k in report.HEADLINE for e in ("ci_low", "ci_high")}
+                         for k in HEADLINE for e in ("ci_low", "ci_high")}
                   for name, b in (("pretrained", pre), ("finetuned", fine), ("chance", chance), ("copy_forward", copy))}
     return {
         "models": {"pretrained": pre, "finetuned": fine},
@@ -98,10 +100,10 @@ def write_inputs(root: Path, metrics: dict | None = None, optional: bool = True)
     (root / "eval").mkdir(parents=True, exist_ok=True)
     with open(cfg.per_example, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["note_id", "variant", *report.HEADLINE])
+        w.writerow(["note_id", "variant", *HEADLINE])
         for system, base in (("pretrained", 0.2), ("finetuned", 0.5), ("copy_last_sentence", 0.1), ("retrieval", 0.3)):
             for i, nid in enumerate(ids):
-                w.writerow([nid, system, *(f"{base + 0.05 * i:.6f}" for _ in report.HEADLINE)])
+                w.writerow([nid, system, *(f"{base + 0.05 * i:.6f}" for _ in HEADLINE)])
     for variant, word in (("pretrained", "pre"), ("finetuned", "fine")):
         write_jsonl(root / "generations" / f"{variant}.jsonl", [
             {"note_id": nid, "prompt": f"BP 120/80 | HR 80 *stable* pt {nid} " + "resting comfortably " * 20,
@@ -204,23 +206,18 @@ def test_rerun_is_byte_identical(tmp_path):
 
 def test_config_rejects_bad_values():
     with pytest.raises(ParamsError, match="report.n_examples_shown"):
-        load_section(ReportParams, {"report": {"n_examples_shown": -1}}, "report")
+        load_section(ReportParams, {"report": {"n_examples_shown": -1}})
     with pytest.raises(ParamsError, match="report.colour"):
-        load_section(ReportParams, {"report": {"colour": "red"}}, "report")
-
-
-def test_text_helpers():
-    assert report.truncate("one two three four", 9) == "one two …"
-    assert report.tail("one two three four", 10) == "… four"
-    assert report.md_text("a|b *c*\n[**X**]") == "a\\|b \\*c\\* \\[\\*\\*X\\*\\*\\]"
-    block = {"x": 0.1, "x_ci_low": -0.05, "x_ci_high": 0.2}
-    assert report.fmt_ci(block, "x", signed=True) == "+0.1000 [-0.0500, +0.2000]"
+        load_section(ReportParams, {"report": {"colour": "red"}})
 
 
 def test_run_reads_its_section_and_the_run_info(tmp_path, monkeypatch):
     write_inputs(tmp_path)
     monkeypatch.chdir(tmp_path)
-    params = {"model": "m", "models": {"m": {"source": "hub/m", "method": "lora"}}, "train": {"method": None},
+    base = tmp_path / "models/base/m"
+    base.mkdir(parents=True)
+    (base / "notelm_source.json").write_text(json.dumps({"row": {"name": "m", "source": "hub/m", "method": "lora"}}))
+    params = {"model": "m", "train": {"method": None},
               "data": {"raw_path": "mimic.csv.gz", "split_by": "subject", "fraction": 0.05},
               "report": {"n_examples_shown": 1}}
     summary = report.run(params)

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from notelm import study
-from notelm.artifacts import HEADLINE
-from notelm.params import load_params, model_row
+from notelm.config.loader import load_params
+from notelm.config.models import model_row
+from notelm.names import HEADLINE
 
 REPO = Path(__file__).resolve().parents[1]
 

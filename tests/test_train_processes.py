@@ -16,7 +16,9 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from notelm.params import ModelRow, TrainParams
+from notelm.config.models import ModelRow
+from notelm.config.train import TrainParams
+from notelm.paths import SOURCE_RECORD
 from notelm.stages.train import train
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -26,8 +28,9 @@ ROW = {"family": "llama", "method": "full", "lora_targets": ["q_proj", "v_proj"]
 def project(root: Path, model_dir: Path, **train_params) -> Path:
     """A working directory for `notelm train`: params.yaml selecting a tiny model, its base checkpoint, data."""
     shutil.copytree(model_dir, root / "models/base/tiny")
-    params = {"model": "tiny", "models": {"tiny": {"source": str(model_dir), **ROW}},
-              "train": {"precision": "fp32", "learning_rate": 1e-3, **train_params}}
+    row = {"name": "tiny", "source": str(model_dir), **ROW}  # as the base_model stage records it
+    (root / "models/base/tiny" / SOURCE_RECORD).write_text(json.dumps({"model": "tiny", "row": row}))
+    params = {"model": "tiny", "train": {"precision": "fp32", "learning_rate": 1e-3, **train_params}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 

@@ -97,9 +97,9 @@ def test_an_unreachable_hub_names_the_network_error(tmp_path, monkeypatch):
 
 
 def _rows():
-    from notelm.params import load_params, model_rows
+    from notelm.config.models import model_rows
 
-    return model_rows(load_params(Path(__file__).parents[1] / "params.yaml"))
+    return model_rows(Path(__file__).parents[1] / "configs/models.yaml")
 
 
 def test_a_row_that_needs_remote_code_is_refused_before_any_download(monkeypatch, tmp_path):
@@ -114,14 +114,15 @@ def test_a_row_that_needs_remote_code_is_refused_before_any_download(monkeypatch
         materialize_base(row, tmp_path / "out")
     message = str(info.value)
     assert message.startswith("models.openelm-270m: this row needs trust_remote_code: OpenELM is not in transformers")
-    assert "-S models.openelm-270m.trust_remote_code=true" in message
+    assert "-S ++model_overrides.trust_remote_code=true" in message
     assert not (tmp_path / "out").exists()
     # the overrides the message suggests are ones `dvc exp run -S` accepts, and they lift the refusal
     import shutil
 
     from dvc.utils.hydra import apply_overrides
 
-    from notelm.params import load_params, model_row
+    from notelm.config.loader import load_params
+    from notelm.config.models import model_row
 
     shutil.copy(Path(__file__).parents[1] / "params.yaml", tmp_path / "params.yaml")
     apply_overrides(str(tmp_path / "params.yaml"), [o.removeprefix("-S ") for o in message.split(" ") if "=" in o])

@@ -7,7 +7,7 @@ Four tabs:
                 A rater scores each output 1-5 on the GRACE dimensions and may vote A / B / tie; each
                 rating is one line appended to ratings/arena.jsonl (src/notelm/arena.py).
 * **Benchmark** radar chart and table of the automatic metrics: one row per scored system (model variants
-                and baselines, never the fine-tuned − pre-trained difference; artifacts.eval_systems) across
+                and baselines, never the fine-tuned − pre-trained difference; names.eval_systems) across
                 DVC experiments (`notelm compare`), else the workspace's metrics/detail/eval.json; and the mean
                 human ratings per model.
 * **Report**    reports/report.md as written by the report stage.
@@ -40,22 +40,12 @@ from notelm.arena import (
     rating_record,
     read_ratings,
 )
-from notelm.artifacts import (
-    BASE_MODELS,
-    EVAL_DETAIL,
-    FINETUNED,
-    HEADLINE,
-    RATINGS,
-    REPORTS,
-    eval_systems,
-    read_json,
-    read_jsonl,
-    scored,
-    split_path,
-)
+from notelm.config.generate import GenerateParams
 from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
-from notelm.params import GenerateParams
+from notelm.files import read_json, read_jsonl
+from notelm.names import HEADLINE, VARIANTS, eval_systems, scored
+from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, RATINGS, REPORTS, split_path
 from notelm.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -76,7 +66,7 @@ def discover_models(root: Path = Path(".")) -> dict[str, Path]:
     """
     found = {f"base/{d.name}": d for d in sorted((root / BASE_MODELS).glob("*")) if (d / "config.json").is_file()}
     if (root / FINETUNED / "config.json").is_file():
-        found["finetuned"] = root / FINETUNED
+        found[VARIANTS[1]] = root / FINETUNED
     return found
 
 
@@ -248,26 +238,15 @@ def experiment_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, 
 
 
 def radar(rows: list[dict[str, Any]], keys: tuple[str, ...], label: Callable[[dict], str], top: float, title: str):
-    """A matplotlib radar chart: one closed line per row over `keys`, radial axis 0..`top`."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
+    """A matplotlib radar chart (charts.radar, its default style): one closed, filled line per row over `keys`
+    (a missing value drawn as 0), radial axis 0..`top`."""
     if warning := charts.fonts_for(label(row) for row in rows):
         log.warning("app: %s", warning)
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.add_subplot(projection="polar")
-    angles = np.linspace(0, 2 * np.pi, len(keys), endpoint=False).tolist()
+    lines = []
     for row in rows:
         values = [float(row.get(k) or 0.0) for k in keys]
-        ax.plot(angles + angles[:1], values + values[:1], label=label(row))
-        ax.fill(angles + angles[:1], values + values[:1], alpha=0.1)
-    ax.set_xticks(angles, keys, fontsize=8)
-    ax.set_ylim(0, top)
-    ax.set_title(title, fontsize=10)
-    if rows:
-        ax.legend(loc="upper right", bbox_to_anchor=(1.35, 1.1), fontsize=7)
-    fig.tight_layout()
-    return fig
+        lines.append(charts.RadarLine(label(row), values + values[:1]))
+    return charts.radar(lines, keys, title, top)
 
 
 def report_markdown(report_path: Path = REPORT_PATH) -> str:

@@ -2,7 +2,7 @@
 
 A record holds the prompt, both models' outputs and timings, the GRACE scores (Generalization,
 Relevance, Artistry, Efficiency; 1-5) of each side and the vote. The file may quote patient text, so
-it lives under the git-ignored ratings/ (artifacts.RATINGS).
+it lives under the git-ignored ratings/ (paths.RATINGS).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from notelm.errors import NoteLMError
+from notelm.markdown import fmt, table
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +234,5 @@ def leaderboard_markdown(ratings_path: Path, resample: str = "prompt") -> str:
             f"{resample}s; rank = 1 + the models whose interval lies wholly above.\n\n")
     if not board:
         return head + "Fewer than two models have blind battles: no leaderboard yet.\n"
-    cell = lambda v: "–" if v is None else str(v)  # noqa: E731
-    lines = ["| " + " | ".join(LEADERBOARD_COLUMNS) + " |", "|" + "---|" * len(LEADERBOARD_COLUMNS)]
-    lines += ["| " + " | ".join(cell(row.get(c)) for c in LEADERBOARD_COLUMNS) + " |" for row in board]
-    return head + "\n".join(lines) + "\n"
+    rows = [[fmt(row.get(c), None) for c in LEADERBOARD_COLUMNS] for row in board]  # values as they are
+    return head + "\n".join(table(LEADERBOARD_COLUMNS, rows)) + "\n"

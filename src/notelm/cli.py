@@ -1,6 +1,8 @@
 """`notelm`: the stages by name (what `python -m notelm.stages.<stage>` runs), and the tools that are not stages.
 
     notelm prepare --out data/prepared      = python -m notelm.stages.prepare --out data/prepared
+    notelm train -h                         a stage's options (its `Paths`), as dvc.yaml passes them
+    notelm params [SECTION]                 every params.yaml knob: default, value in params.yaml, meaning
     notelm plan                             memory plan of every model row on this machine
     notelm plan --gpu 24GB [--gpus 4]       ... on a card you don't have (FSDP over several for the big rows)
     notelm compare [-a | -A] [--study]      models × variants × metrics over DVC experiments and branches
@@ -14,35 +16,45 @@ it imports; this command only dispatches to the same `main`.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import os
+import pkgutil
 import sys
 from pathlib import Path
 
-from notelm import runner
-from notelm.artifacts import RATINGS
+from notelm import runner, stages
+from notelm.config.loader import load_params
 from notelm.errors import NoteLMError
-from notelm.params import PARAMS_FILE, load_params
+from notelm.paths import PARAMS_FILE, RATINGS
 
-STAGES = {
-    "synthesize": "write the synthetic NOTEEVENTS.csv.gz corpus",
-    "prepare": "clean, split by patient and build prompt/target examples",
-    "audit": "measure train/test leakage; fail above audit.fail_on",
-    "base_model": "materialise the selected model row as models/base/<model>",
-    "train": "fine-tune the base model (full, lora or qlora)",
-    "generate": "complete the test prompts with one checkpoint",
-    "evaluate": "score generations with ROUGE and BERTScore",
-    "report": "write reports/report.md with tables and charts",
-}
 ALIASES = {"base-model": "base_model"}
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="notelm", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in STAGES.items():
-        sub.add_parser(name, help=f"{help_text} (options: notelm {name} -h)", add_help=False,
-                       aliases=[a for a, s in ALIASES.items() if s == name])
+def stage_modules() -> dict[str, Path]:
+    """Every stage by name (the modules of notelm.stages), with its file: the CLI's stage list."""
+    return {m.name: Path(stages.__path__[0]) / f"{m.name}.py" for m in pkgutil.iter_modules(stages.__path__)}
+
+
+def stage_summary(path: Path) -> tuple[str, list[str]]:
+    """A stage module's first docstring line and its path options (`Paths` fields), read without importing it
+    (importing a stage loads torch)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    doc = (ast.get_docstring(tree) or "").splitlines()[0]
+    paths = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Paths"), None)
+    fields = [n.target.id for n in (paths.body if paths else []) if isinstance(n, ast.AnnAssign)]
+    return doc, [f"--{f.replace('_', '-')}" for f in fields]
+
+
+def _add_stages(sub) -> None:
+    for name, path in stage_modules().items():
+        doc, options = stage_summary(path)
+        shown = " ".join(options + ["--params"])
+        sub.add_parser(name, add_help=False, aliases=[a for a, s in ALIASES.items() if s == name],
+                       help=f"{doc.removeprefix('The ').rstrip('.')} [{shown}]; notelm {name} -h for the options")
+
+
+def _add_app(sub) -> None:
     app = sub.add_parser("app", help="serve the completion page and the arena (Gradio); not a pipeline stage")
     app.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1, this machine only)")
     app.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
@@ -55,16 +67,27 @@ def _parser() -> argparse.ArgumentParser:
     app.add_argument("--auth-env", metavar="VAR", help="... or an environment variable holding user:hash,user:hash")
     app.add_argument("--insecure-no-auth", action="store_true",
                      help="serve a non-loopback address without sign-in (only on a network that is yours alone)")
+    app.set_defaults(func=_serve_app)
     passwd = sub.add_parser("passwd", help="print a user:hash line for `notelm app --auth-file`; not a stage")
     passwd.add_argument("user")
+    passwd.set_defaults(func=_passwd)
+
+
+def _add_plan(sub) -> None:
     plan = sub.add_parser("plan", help="estimated training memory of every model row vs this machine; not a stage")
     plan.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
-    from notelm.plan import GPU_CARDS
-
     plan.add_argument("--gpu", help="plan for a card you name instead of this machine: a size (16GB, 24GB, 40GB, "
-                                    f"80GB, ...) or a card ({', '.join(GPU_CARDS)})")
+                                    "80GB, ...) or a card (notelm plan --gpu h100)")
     plan.add_argument("--gpus", type=int, help="with --gpu: plan the rows no single card holds for this many cards "
                                                "(FSDP); default: the fewest of 2, 4, 8 that hold them")
+    plan.set_defaults(func=_plan)
+    knobs = sub.add_parser("params", help="every params.yaml knob with its default, value and meaning; not a stage")
+    knobs.add_argument("section", nargs="?", help="one section (data, train, ...); default: all")
+    knobs.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
+    knobs.set_defaults(func=_knobs)
+
+
+def _add_compare(sub) -> None:
     cmp = sub.add_parser("compare", help="cross-model table over DVC experiments and branches; not a stage")
     cmp.add_argument("--out-dir", default="compare", help="where compare.md, .csv and radar.png go (default: compare/)")
     cmp.add_argument("-a", "--all-branches", action="store_true", help="also every branch tip (dvc exp show -a)")
@@ -78,9 +101,20 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
                      help="the paired, patient-clustered difference SECOND − FIRST of two runs on the same test notes")
     cmp.add_argument("--variant", default="finetuned", help="the variant --paired compares (default: finetuned)")
+    cmp.set_defaults(func=_compare)
     grid = sub.add_parser("grid", help="the study's grid (study/grid.yaml) as DVC experiments; not a stage")
     grid.add_argument("--queue", action="store_true", help="queue them (then: dvc queue start -j 1); default: print")
     grid.add_argument("--offline", action="store_true", help="only the presets whose weights are here already")
+    grid.set_defaults(func=_grid)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="notelm", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_stages(sub)
+    _add_app(sub)
+    _add_plan(sub)
+    _add_compare(sub)
     return parser
 
 
@@ -108,36 +142,41 @@ def _serve_app(args: argparse.Namespace) -> None:
                model_dirs=models, ratings_path=Path(args.ratings_path), concurrency=args.concurrency)
 
 
-def _tool(args: argparse.Namespace) -> None:
-    """Run one of the commands that are not stages."""
-    if args.command == "app":
-        _serve_app(args)
-    elif args.command == "compare":
-        from notelm.compare import compare, exp_show, paired_runs
+def _passwd(args: argparse.Namespace) -> None:
+    import getpass
 
-        if args.paired:
-            print(paired_runs(exp_show(args.all_branches, args.all_commits), *args.paired, args.variant), end="")
-        else:
-            print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study, args.ratings,
-                          args.resample), end="")
-    elif args.command == "passwd":
-        import getpass
+    from notelm.app import password_hash
 
-        from notelm.app import password_hash
+    print(f"{args.user}:{password_hash(getpass.getpass(f'password for {args.user}: '))}")
 
-        print(f"{args.user}:{password_hash(getpass.getpass(f'password for {args.user}: '))}")
-    elif args.command == "grid":
-        from notelm.study import grid
 
-        print(grid(args.queue, args.offline), end="")
-    elif args.gpu:
-        from notelm.plan import gpu_table
+def _compare(args: argparse.Namespace) -> None:
+    from notelm.compare import compare, exp_show, paired_runs
 
-        print(gpu_table(load_params(args.params), args.gpu, args.gpus))
+    if args.paired:
+        print(paired_runs(exp_show(args.all_branches, args.all_commits), *args.paired, args.variant), end="")
     else:
-        from notelm.plan import table
+        print(compare(args.out_dir, args.all_branches, args.all_commits, args.from_json, args.study, args.ratings,
+                      args.resample), end="")
 
-        print(table(load_params(args.params)))
+
+def _grid(args: argparse.Namespace) -> None:
+    from notelm.study import grid
+
+    print(grid(args.queue, args.offline), end="")
+
+
+def _plan(args: argparse.Namespace) -> None:
+    from notelm.plan_tables import gpu_table, table
+
+    params = load_params(args.params)
+    print(gpu_table(params, args.gpu, args.gpus) if args.gpu else table(params))
+
+
+def _knobs(args: argparse.Namespace) -> None:
+    from notelm.config.knobs import knobs_text
+
+    print(knobs_text(load_params(args.params), args.section), end="")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,14 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args, rest = _parser().parse_known_args(argv)
     stage = ALIASES.get(args.command, args.command)
-    if stage in STAGES:
+    if stage in stage_modules():
         return importlib.import_module(f"notelm.stages.{stage}").main(rest)
     if rest:
         _parser().error(f"unrecognized arguments: {' '.join(rest)}")
     runner.setup_logging()
     runner.quiet_libraries()
     try:
-        _tool(args)
+        args.func(args)
     except NoteLMError as exc:
         print(f"notelm {args.command}: error: {exc}", file=sys.stderr)
         return 1

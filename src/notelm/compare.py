@@ -36,18 +36,15 @@ import numpy as np
 
 from notelm import charts
 from notelm.arena import leaderboard_markdown
-from notelm.artifacts import (
-    EVAL_DETAIL,
-    HEADLINE,
-    LABELS,
-    PER_EXAMPLE,
-    VARIANT_NAMES,
-    VARIANTS,
-    atomic_open,
-    eval_systems,
-)
+from notelm.config.loader import load_section
+from notelm.config.models import model_row
+from notelm.config.train import TrainParams
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import TrainParams, load_section, model_row
+from notelm.files import atomic_open
+from notelm.labels import LABELS, VARIANT_NAMES
+from notelm.markdown import MISSING, fmt, table
+from notelm.names import HEADLINE, VARIANTS, eval_systems
+from notelm.paths import EVAL_DETAIL, PER_EXAMPLE
 
 GROUP_ORDER = {v: i for i, v in enumerate(VARIANTS)}
 
@@ -106,7 +103,7 @@ def _run_facts(params: dict[str, Any]) -> tuple[str, str, Any]:
     fraction = (params.get("data") or {}).get("fraction")
     try:
         row = model_row(params)
-        return row.name, load_section(TrainParams, params, "train").method_for(row), fraction
+        return row.name, load_section(TrainParams, params).method_for(row), fraction
     except ParamsError:
         model = str(params.get("model", "?"))
         row = (params.get("models") or {}).get(model) or {}
@@ -151,12 +148,12 @@ def compare_rows(exp_show: list[dict], read: Callable[[dict[str, Any]], dict | N
         model, method, fraction = _run_facts(params)
         study = (ev.get("study_way") or {}).get("systems") or {}
         rows = [_row(name if kind == "model" else f"baseline:{name}", model if kind == "model" else "",
-                     method if name == "finetuned" else "", fraction if name == "finetuned" else None, block, ev,
+                     method if name == VARIANTS[1] else "", fraction if name == VARIANTS[1] else None, block, ev,
                      study.get(name))
                 for name, kind, block in eval_systems(ev)]
         seed = (params.get("train") or {}).get("seed")
         for row in rows:
-            row["seeds"] = [seed] if row["variant"] == "finetuned" else []
+            row["seeds"] = [seed] if row["variant"] == VARIANTS[1] else []
         for row in rows:
             key = tuple((k, json.dumps(v)) for k, v in row.items())
             if key in merged:
@@ -181,7 +178,7 @@ def fold_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         key = (row["variant"], row["model"], row["method"], row["encoder"], row["_config"]) \
-            if row["variant"] == "finetuned" else (id(row),)
+            if row["variant"] == VARIANTS[1] else (id(row),)
         groups.setdefault(key, []).append(row)
     out = []
     for group in groups.values():
@@ -199,23 +196,23 @@ def fold_seeds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(value: Any, sd: float | None = None) -> str:
-    text = "–" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-    return text if sd is None else f"{text} ± {sd:.4f}"
+def _with_sd(value: Any, sd: float | None = None) -> str:
+    """A mean as `fmt` writes it, with ± its standard deviation across seeds when there is one."""
+    return fmt(value) if sd is None else f"{fmt(value)} ± {sd:.4f}"
 
 
 def to_markdown(rows: list[dict[str, Any]], skipped: list[str]) -> str:
     """The rows as a Markdown table of mean scores, with notes on encoders and skipped runs."""
     header = ["Variant", "Model", "Method", "Fraction", "Runs", *(LABELS[k] for k in HEADLINE)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    body = []
     for r in rows:
         variant = VARIANT_NAMES.get(r["variant"], r["variant"])
-        fraction = "–" if r["fraction"] is None else str(r["fraction"])
         runs = r["runs"] + (f" (seeds {', '.join(map(str, r['seeds']))})" if len(r.get("seeds") or []) > 1 else "")
-        cells = [variant, r["model"] or "–", r["method"] or "–", fraction, runs]
-        lines.append("| " + " | ".join(cells + [_fmt(r[k], r.get(f"{k}_sd")) for k in HEADLINE]) + " |")
+        body.append([variant, r["model"] or MISSING, r["method"] or MISSING, fmt(r["fraction"], None), runs,
+                      *(_with_sd(r[k], r.get(f"{k}_sd")) for k in HEADLINE)])
     if not rows:
-        lines.append("| " + " | ".join(["(no run has metrics)"] + [""] * (len(header) - 1)) + " |")
+        body.append(["(no run has metrics)"] + [""] * (len(header) - 1))
+    lines = table(header, body)
     notes = ["", "Mean over the test examples; 95 % intervals are in compare.csv; ± is the standard deviation across "
              "the seeds of runs that differ only in train.seed. "
              "rouge* = literal overlap, Precision/Recall/F1 = BERTScore (semantic similarity)."]
@@ -242,33 +239,26 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+RADAR_STYLE = charts.RadarStyle(size=(9, 7), clockwise_from_top=True, marker="o", markersize=3, fill=None,
+                                tick_fontsize=None, title_fontsize=None, legend_loc="upper left",
+                                legend_anchor=(1.08, 1.0), legend_fontsize=8)
+
+
 def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: int = 100) -> None:
     """A radar (polar) chart of the model rows (baselines left out) over the headline metrics, radius 0–1."""
-    plt = charts.pyplot()
     models = [r for r in rows if not r["variant"].startswith("baseline:")]
     if warning := charts.fonts_for(f"{r['model']} {r['runs']}" for r in models):
         print(f"notelm compare: {warning}", file=sys.stderr)
-    angles = np.linspace(0, 2 * np.pi, len(HEADLINE), endpoint=False)
-    fig = plt.figure(figsize=(9, 7))
-    ax = fig.add_subplot(polar=True)
-    ax.set_theta_zero_location("N")
-    ax.set_theta_direction(-1)
+    lines = []
     for r in models:
         values = np.array([r[k] if r[k] is not None else np.nan for k in HEADLINE] + [r[HEADLINE[0]] or np.nan])
         label = f"{r['model']} {VARIANT_NAMES.get(r['variant'], r['variant']).lower()} ({r['runs'].split(', ')[0]})"
-        (line,) = ax.plot(np.append(angles, angles[0]), values, marker="o", markersize=3, label=label,
-                          linestyle="--" if r["variant"] == "pretrained" else "-")
+        sd = None
         if r.get(f"{HEADLINE[0]}_sd") is not None:  # seeds folded: a band of ± one standard deviation
             sd = np.array([r.get(f"{k}_sd") or 0.0 for k in HEADLINE] + [r.get(f"{HEADLINE[0]}_sd") or 0.0])
-            ax.fill_between(np.append(angles, angles[0]), values - sd, values + sd, color=line.get_color(), alpha=0.2)
-    ax.set_xticks(angles, [LABELS[k] for k in HEADLINE])
-    ax.set_ylim(0, 1)
-    ax.set_title("NoteLM: models compared (mean scores)")
-    if models:
-        ax.legend(loc="upper left", bbox_to_anchor=(1.08, 1.0), fontsize=8)
-    fig.tight_layout()
+        lines.append(charts.RadarLine(label, values, "--" if r["variant"] == VARIANTS[0] else "-", sd))
+    fig = charts.radar(lines, [LABELS[k] for k in HEADLINE], "NoteLM: models compared (mean scores)", 1.0, RADAR_STYLE)
     fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
-    plt.close(fig)
 
 
 def per_example_at(run: dict[str, Any], path: str = PER_EXAMPLE) -> list[dict[str, str]]:
@@ -288,11 +278,11 @@ def per_example_at(run: dict[str, Any], path: str = PER_EXAMPLE) -> list[dict[st
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, variant: str = "finetuned",
+def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, variant: str = VARIANTS[1],
                 samples: int = 10000, seed: int = 0) -> str:
     """The paired, patient-clustered difference second − first of one variant between two runs scored on the
     same test notes (e.g. a clean and a leaky experiment), as Markdown; NoteLMError unless like for like."""
-    from notelm.scoring import Resampling, interval, replicates, verdict
+    from notelm.bootstrap import Resampling, interval, replicates, verdict
 
     runs = {r["name"]: r for r in iter_runs(exp_show_)} | {r["rev"]: r for r in iter_runs(exp_show_)}
     missing = [name for name in (first, second) if name not in runs]
@@ -309,9 +299,7 @@ def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, varian
                           "differ): their scores cannot be paired; keep test.jsonl the same (data.leak_test_patients does)")
     notes = sorted(scores[0])
     clusters = Resampling.by([scores[0][n]["subject_id"] for n in notes])
-    lines = [f"`{variant}` of {second} − {first}, paired over the same {len(notes)} test notes, resampling their "
-             f"{clusters.n_clusters} patients ({samples} resamples):", "",
-             f"| metric | {first} | {second} | {second} − {first} [95 % CI] | verdict |", "|---|---:|---:|---:|---|"]
+    rows = []
     likely = all(scores[i][n].get("nll_bits") not in (None, "") for i in (0, 1) for n in notes)
     for key in (*HEADLINE, *(("bits_per_byte",) if likely else ())):
         num, den = ("nll_bits", "bytes") if key == "bits_per_byte" else (key, None)
@@ -321,9 +309,12 @@ def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, varian
         mean_a, mean_b = a.sum() / wa.sum(), b.sum() / wb.sum()
         d = float(mean_b - mean_a)
         low, high = interval(d, reps[:, 1] - reps[:, 0])
-        lines.append(f"| {LABELS[key]} | {mean_a:.4f} | {mean_b:.4f} | {d:+.4f} [{low:+.4f}, {high:+.4f}] | "
-                     f"{verdict(low, high).replace('beats', 'higher').replace('worse', 'lower')} |")
-    return "\n".join(lines) + "\n"
+        rows.append([LABELS[key], fmt(mean_a), fmt(mean_b), f"{d:+.4f} [{low:+.4f}, {high:+.4f}]",
+                     verdict(low, high).replace("beats", "higher").replace("worse", "lower")])
+    head = (f"`{variant}` of {second} − {first}, paired over the same {len(notes)} test notes, resampling their "
+            f"{clusters.n_clusters} patients ({samples} resamples):")
+    header = ["metric", first, second, f"{second} − {first} [95 % CI]", "verdict"]
+    return "\n".join([head, "", *table(header, rows, "lrrr")]) + "\n"
 
 
 def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | Path = ".") -> list[dict[str, Any]]:

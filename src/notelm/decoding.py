@@ -11,8 +11,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from notelm.charts import CJK
-from notelm.params import GenerateParams
+from notelm.cjk import CJK
+from notelm.config.generate import GenerateParams
 from notelm.progress import progress
 
 

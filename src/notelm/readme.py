@@ -13,20 +13,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from notelm.artifacts import (
-    CLAIM,
-    DATA_METRICS,
-    EVAL_DETAIL,
-    HEADLINE,
-    NAMES,
-    SUMMARY_METRICS,
-    eval_difference,
-    eval_systems,
-    read_json,
-)
-from notelm.params import PARAMS_FILE, load_params
-from notelm.plan import card_summary
-from notelm.stages.report import fmt_ci, system_name, table
+from notelm.config.loader import load_params
+from notelm.files import read_json
+from notelm.labels import NAMES
+from notelm.markdown import MISSING, fmt, fmt_ci, table
+from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, eval_difference, eval_systems
+from notelm.paths import DATA_METRICS, EVAL_DETAIL, PARAMS_FILE
+from notelm.plan_tables import card_summary
+from notelm.report_sections import system_name
 
 README = "README.md"
 
@@ -38,9 +32,9 @@ def results(detail: dict) -> str:
     header = ["metric", *(system_name(name) for name, _, _ in systems), "fine-tuned − best baseline [95 % CI]"]
     rows = []
     for key in HEADLINE:
-        cells = [fmt_ci(block, key) if kind == "model" else f"{block[key]:.3f}" for _, kind, block in systems]
+        cells = [fmt_ci(block, key) if kind == "model" else fmt(block[key], 3) for _, kind, block in systems]
         against = (f"{fmt_ci(claim, key, signed=True)} vs `{claim[f'{key}_baseline']}`: **{claim[f'{key}_verdict']}**"
-                   if key in claim else "–")
+                   if key in claim else MISSING)
         rows.append([NAMES[key], *cells, against])
     for key, digits in (("bits_per_byte", 3), ("word_perplexity", 1)):
         rows.append([NAMES[key], *(_value_ci(block, key, digits) for _, _, block in systems), ""])
@@ -59,9 +53,7 @@ def results(detail: dict) -> str:
 
 
 def _value_ci(block: dict, key: str, digits: int) -> str:
-    if key not in block:
-        return ""
-    return f"{block[key]:.{digits}f} [{block[f'{key}_ci_low']:.{digits}f}, {block[f'{key}_ci_high']:.{digits}f}]"
+    return fmt_ci(block, key, digits=digits) if key in block else ""
 
 
 def data(metrics: dict) -> str:

@@ -1,30 +1,56 @@
 """How every stage runs from the command line: `python -m notelm.stages.<stage> [--params FILE] [paths]`.
 
-dvc.yaml calls each stage this way and names its inputs and outputs as options; each option's default
-is the path in src/notelm/artifacts.py, so a stage run by hand does what `dvc repro` does. An error the
-user can fix (NoteLMError: bad params, bad input, missing weights) prints one message and exits 1.
+Each stage declares its inputs and outputs once, as a frozen `Paths` dataclass whose defaults are the paths
+of paths.py and whose fields carry their help as attribute docstrings; `main` builds the stage's argparse
+from it, `notelm <stage> -h` shows the same options, and tests/test_contract.py checks the defaults against
+the command in dvc.yaml, so a stage run by hand does what `dvc repro` does. An error the user can fix
+(NoteLMError: bad params, bad input, missing weights) prints one message and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from notelm.config.loader import field_docs, load_params
 from notelm.errors import NoteLMError
-from notelm.params import PARAMS_FILE, load_params
+from notelm.paths import PARAMS_FILE
 
 
-def parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
-    """An argument parser for `stage` with the options every stage has (--params, -v)."""
+def add_path_options(parser: argparse.ArgumentParser, paths_cls: type) -> None:
+    """One `--<field>` option per field of the `Paths` dataclass: its default, help from its docstring;
+    a field without a default is required, a tuple field takes one or more paths."""
+    docs, hints = field_docs(paths_cls), typing.get_type_hints(paths_cls)
+    for f in dataclasses.fields(paths_cls):
+        many = typing.get_origin(hints[f.name]) is tuple
+        required = f.default is dataclasses.MISSING
+        shown = " ".join(f.default) if many and not required else f.default
+        help_text = docs.get(f.name, "") + ("" if required or f.default is None else f" (default: {shown})")
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, required=required,
+                            nargs="+" if many else None, default=None if required else f.default, help=help_text)
+
+
+def parser(stage: str, doc: str | None, paths_cls: type | None = None) -> argparse.ArgumentParser:
+    """The argument parser of `stage`: its `Paths` options and the options every stage has (--params, -v)."""
     p = argparse.ArgumentParser(prog=f"python -m notelm.stages.{stage}", description=(doc or "").splitlines()[0])
+    if paths_cls is not None:
+        add_path_options(p, paths_cls)
     p.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def paths_from(args: argparse.Namespace, paths_cls: type) -> Any:
+    """The `Paths` instance the parsed options name."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(paths_cls)}
+    return paths_cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def quiet_libraries() -> None:
@@ -52,3 +78,11 @@ def execute(stage: str, args: argparse.Namespace, work: Callable[[dict[str, Any]
     if isinstance(result, dict):
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
+
+
+def main(stage: str, doc: str | None, paths_cls: type, run: Callable[[dict[str, Any], Any], Any],
+         argv: Sequence[str] | None = None) -> int:
+    """A stage's command line: parse its `Paths` options, then `run(params, paths)` under `execute`."""
+    args = parser(stage, doc, paths_cls).parse_args(argv)
+    paths = paths_from(args, paths_cls)
+    return execute(stage, args, lambda params: run(params, paths))

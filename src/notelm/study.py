@@ -19,9 +19,12 @@ from typing import Any
 
 import yaml
 
-from notelm.artifacts import HEADLINE, LABELS
+from notelm import markdown
+from notelm.config.loader import load_params
+from notelm.config.models import model_row
 from notelm.errors import NoteLMError, WeightsUnavailable
-from notelm.params import load_params, model_row
+from notelm.labels import LABELS
+from notelm.names import HEADLINE, VARIANTS
 from notelm.weights import resolve
 
 GRID = "study/grid.yaml"
@@ -124,7 +127,7 @@ def study_columns(rows: list[dict[str, Any]], table: str, params: dict[str, Any]
     params = params or load_params()
     figures = published()
     grid_ = [(p, _row_name(params, p.model)) for p in presets()]
-    variant = "pretrained" if table == "pre-train" else "finetuned"
+    variant = VARIANTS[0] if table == "pre-train" else VARIANTS[1]
     out = []
     for (t, column), values in figures.items():
         if t != table:
@@ -169,12 +172,9 @@ def study_tables(rows: list[dict[str, Any]], params: dict[str, Any] | None = Non
 
 def _table(columns: list[tuple[str, dict | None, dict | None]]) -> list[str]:
     def cell(study: dict | None, ours: dict | None, key: str) -> str:
-        mine = "–" if ours is None or ours.get(key) is None else f"{ours[key]:.3f}"
-        way = "–" if ours is None or ours.get(f"study_{key}") is None else f"{ours[f'study_{key}']:.3f}"
-        return f"{study[key]:.3f} / {mine} / {way}" if study else f"– / {mine} / {way}"
+        ours = ours or {}
+        return " / ".join(markdown.fmt(v, 3) for v in (study[key] if study else None, ours.get(key),
+                                                         ours.get(f"study_{key}")))
 
-    header = ["metric", *(c for c, _, _ in columns)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    for key in HEADLINE:
-        lines.append("| " + " | ".join([LABELS[key], *(cell(s, o, key) for _, s, o in columns)]) + " |")
-    return lines
+    rows = [[LABELS[key], *(cell(s, o, key) for _, s, o in columns)] for key in HEADLINE]
+    return markdown.table(["metric", *(c for c, _, _ in columns)], rows)

@@ -33,9 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm.artifacts import SOURCE_RECORD, WEIGHTS_CACHE, atomic_open
+from notelm.config.models import OVERRIDES, ModelRow
 from notelm.errors import NoteLMError, ParamsError, WeightsUnavailable
-from notelm.params import ModelRow
+from notelm.files import atomic_open
+from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD, WEIGHTS_CACHE
 
 HUB_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja"]  # never pickles
 
@@ -112,7 +113,8 @@ def check_runnable(row: ModelRow) -> None:
             f"{key}: this row needs trust_remote_code: {row.remote_code}\n"
             f"  The repository's Python code would run on this machine with your permissions, so it is off unless the\n"
             f"  row asks. Read that code first ({row.source} on the hub); then set `trust_remote_code: true` in the row\n"
-            f"  in params.yaml, or for one experiment: dvc exp run -S model={row.name} -S {key}.trust_remote_code=true")
+            f"  in {MODEL_CATALOGUE}, or for one experiment: dvc exp run -S model={row.name} "
+            f"-S ++{OVERRIDES}.trust_remote_code=true")
     for module, install in row.requires.items():
         try:
             importlib.import_module(module)

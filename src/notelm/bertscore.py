@@ -1,29 +1,14 @@
-"""How a continuation is scored and how sure we are: ROUGE, BERTScore, likelihood per byte, and the
-patient-clustered paired bootstrap. Used by the evaluate stage and by the Hugging Face `evaluate` module
-in hf_metrics/notelm_continuation/, so both give the same numbers on the same pairs.
+"""BERTScore as NoteLM scores it: bert_score's greedy cosine matching with the encoder `evaluate.bertscore_model`
+at its hidden layer `evaluate.bertscore_layer`. Raw scores of different encoders are not comparable; the encoder
+and layer are part of the metric record. `official_baseline` reads bert_score's own rescale baseline for the
+encoders it ships one for (roberta-large, ...); the bundled MiniLM has none.
 
-ROUGE
-    `rouge_score` F1 with the Porter stemmer. Prepared notes have their whitespace normalised, so there
-    are no newlines for rougeLsum to split summaries on; both texts are split into sentences after `.`,
-    `!` or `?` followed by whitespace (`split_sentences`) and joined with newlines first. That changes
-    rougeLsum only; the tokenizer of rouge1/2/L ignores punctuation.
-BERTScore
-    bert_score's greedy cosine matching with the encoder `evaluate.bertscore_model` at its hidden layer
-    `evaluate.bertscore_layer`. Raw scores of different encoders are not comparable; the encoder and
-    layer are part of the metric record. `official_baseline` reads bert_score's own rescale baseline for
-    the encoders it ships one for (roberta-large, ...); the bundled MiniLM has none.
-Intervals
-    Notes of one patient are not independent (they copy each other forward), so every interval and every
-    difference resamples *patients* with all their notes (`Resampling.by(subject_ids)`); a difference is
-    paired: both systems are scored on the same resampled patients. The point estimate is the mean over
-    notes; the interval is the percentile interval of the resampled means, widened to hold the point.
+Used by evaluate and hf_metrics/notelm_continuation/.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,46 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from notelm.artifacts import BERTSCORE_KEYS, ROUGE_KEYS
+from notelm.config.evaluate import EvaluateParams
 from notelm.errors import NoteLMError, ParamsError
-from notelm.params import EvaluateParams
+from notelm.names import BERTSCORE_KEYS
 from notelm.progress import progress
 from notelm.weights import encoder_dir
 
-CONFIDENCE = 0.95
-MIN_CLUSTERS = 20  # fewer resampled patients than this: an interval says little about new patients
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-_REPLICATES_PER_BLOCK = 1000  # resamples drawn at once: bounds the (block × clusters) count matrix
 
-
-# ------------------------------------------------------------------------------------------ ROUGE
-def split_sentences(text: str) -> list[str]:
-    """Split `text` after `.`, `!` or `?` followed by whitespace, and at newlines; drop empty pieces."""
-    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
-
-
-@functools.lru_cache(maxsize=4)
-def _rouge_scorer(keys: tuple[str, ...]):
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(list(keys), use_stemmer=True)
-
-
-def rouge_scores(preds: Sequence[str], refs: Sequence[str], keys: Sequence[str] = ROUGE_KEYS) -> dict[str, np.ndarray]:
-    """ROUGE F1 of each prediction against its reference: {key: array[n]} for `keys` (default rouge1, rouge2,
-    rougeL, rougeLsum); a key's scores do not depend on which others are asked for (fewer are faster)."""
-    if len(preds) != len(refs):
-        raise ValueError(f"rouge_scores: {len(preds)} predictions but {len(refs)} references")
-    scorer = _rouge_scorer(tuple(keys))
-    out = {k: np.zeros(len(preds)) for k in keys}
-    for i, (pred, ref) in enumerate(progress(zip(preds, refs), "ROUGE", total=len(preds), unit="pair")):
-        scores = scorer.score("\n".join(split_sentences(ref)), "\n".join(split_sentences(pred)))
-        for k in keys:
-            out[k][i] = scores[k].fmeasure
-    return out
-
-
-# ------------------------------------------------------------------------------------------ BERTScore
 @dataclass
 class Encoder:
     name: str
@@ -220,80 +172,3 @@ def official_baseline(source: str, layer: int) -> tuple[float, float, float] | N
 def rescale(scores: np.ndarray, baseline: float) -> np.ndarray:
     """bert_score's rescaling (s - b) / (1 - b): 0 = as close as the baseline pairs, 1 = identical."""
     return (scores - baseline) / (1 - baseline)
-
-
-# ------------------------------------------------------------------------------------------ likelihood
-def bits_per_byte(nll_nats: float, n_bytes: int) -> float:
-    """Negative log-likelihood in nats over `n_bytes` bytes of UTF-8 text, as bits per byte: comparable across
-    tokenizers, since every model is charged for the same bytes."""
-    return nll_nats / math.log(2) / n_bytes
-
-
-def target_bytes(target: str) -> int:
-    """The bytes a model is charged for when it continues a prompt with `target`: the separating space and
-    the target, in UTF-8 (every tokenizer predicts the space with the target's first token)."""
-    return len((" " + target).encode("utf-8"))
-
-
-# ------------------------------------------------------------------------------------------ bootstrap
-@dataclass(frozen=True)
-class Resampling:
-    """Which examples are resampled together: one cluster index (0..C-1) per example."""
-
-    clusters: np.ndarray
-    unit: str
-
-    @classmethod
-    def by(cls, keys: Sequence[Any], unit: str = "patient") -> Resampling:
-        """Examples with equal keys (e.g. subject_id) form a cluster."""
-        _, index = np.unique(np.asarray([str(k) for k in keys]), return_inverse=True)
-        return cls(index.astype(np.int64), unit)
-
-    @property
-    def n_clusters(self) -> int:
-        return int(self.clusters.max()) + 1 if len(self.clusters) else 0
-
-
-def replicates(values: np.ndarray, resampling: Resampling, samples: int, seed: int,
-               weights: np.ndarray | None = None) -> np.ndarray:
-    """Bootstrap replicates of the mean of each column of `values` (n × K): `samples` × K.
-
-    Each replicate draws clusters with replacement (counts from one multinomial per replicate) and takes
-    sum(values) / sum(weights) over their examples: the plain mean with the default weights (1 per example),
-    a ratio of sums with others (e.g. NLL over bytes). Every column shares the same draws, so differences
-    between columns are paired.
-    """
-    values = np.asarray(values, dtype=float).reshape(len(resampling.clusters), -1)
-    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float).reshape(values.shape)
-    n_clusters = resampling.n_clusters
-    sums = np.zeros((n_clusters, values.shape[1]))
-    counts = np.zeros_like(sums)
-    np.add.at(sums, resampling.clusters, values)
-    np.add.at(counts, resampling.clusters, weights)
-    rng = np.random.default_rng(seed)
-    out = np.empty((samples, values.shape[1]))
-    for start in range(0, samples, _REPLICATES_PER_BLOCK):
-        draws = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=min(_REPLICATES_PER_BLOCK,
-                                                                                           samples - start))
-        out[start:start + len(draws)] = (draws @ sums) / (draws @ counts)
-    return out
-
-
-def interval(point: float, reps: np.ndarray) -> tuple[float, float]:
-    """The 95 % percentile interval of `reps`, widened to hold `point` (degenerate resamples, float noise)."""
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.percentile(reps, [100 * alpha, 100 * (1 - alpha)])
-    return float(min(low, point)), float(max(high, point))
-
-
-def normal_interval(values: np.ndarray) -> tuple[float, float]:
-    """The 95 % interval of a mean treating every example as independent (the note-level view, normal
-    approximation): what an interval looks like when the patients' shared notes are ignored."""
-    values = np.asarray(values, dtype=float)
-    half = 1.959964 * values.std(ddof=1) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return float(values.mean() - half), float(values.mean() + half)
-
-
-def verdict(low: float, high: float) -> str:
-    """What a paired difference's interval says: `beats` (above 0), `worse` (below 0), or `not distinguishable`."""
-    return "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"

@@ -1,0 +1,109 @@
+"""The names the metrics files are made of, stated once: variants, metric keys, difference keys, the shape of
+eval.json and of leakage.json, and the marks inside a prepared prompt.
+
+Imported by the stages that write or read those files (prepare, audit, generate, evaluate, report) and by the
+consumers (compare, app, readme). Prose about the names (labels, meanings) lives in labels.py, which no
+pipeline stage but report imports, so rewording a label re-runs only the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ------------------------------------------------------------------------------------------ examples
+# Examples (data/prepared/*.jsonl): one JSON object a line with note_id, subject_id, hadm_id, category,
+# chartdate, charttime, prompt, target (prompt + " " + target is the cleaned note up to the target cap); test
+# rows also `scored` (false: context only, never generated or scored). With data.history, a prompt starts
+# with the patient's earlier notes: "[PREVIOUS NOTE] <older> [PREVIOUS NOTE] <newer> [NOTE] <this note's start>".
+HISTORY_MARK, NOTE_MARK = "[PREVIOUS NOTE]", "[NOTE]"
+
+
+def scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The test rows that are generated and scored (rows without `scored` count as scored)."""
+    return [r for r in rows if r.get("scored", True)]
+
+
+# ------------------------------------------------------------------------------------------ metrics
+VARIANTS = ("pretrained", "finetuned")  # the model variants every run generates and scores
+ROUGE_KEYS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
+BERTSCORE_KEYS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
+HEADLINE = ROUGE_KEYS + BERTSCORE_KEYS
+LIKELIHOOD = ("bits_per_byte", "word_perplexity", "token_perplexity")  # a model's likelihood of the reference
+CI_SUFFIXES = ("_ci_low", "_ci_high")
+SUMMARY_METRICS = ("rougeL", "bertscore_f1")  # per system in the headline file; the claim is made on these
+# The model-free systems evaluate can score (src/notelm/baselines.py builds them; the first four are the defaults)
+BASELINE_NAMES = ("chance", "copy_forward", "prompt_tail", "retrieval", "copy_last_sentence")
+
+# ------------------------------------------------------------------------------------------ eval.json
+# metrics/detail/eval.json:
+# {"models": {<variant>: {metric, metric_ci_low, metric_ci_high, ..., bits_per_byte, word_perplexity, ...}},
+#  "baselines": {<name>: {...}},                        model-free continuations, same metrics
+#  "differences": {difference_key(finetuned, pretrained | <baseline> | BEST_BASELINE):
+#                  {metric, metric_ci_low, metric_ci_high, metric_verdict[, metric_baseline]}},   paired
+#  "note_level": {<system>: {metric_ci_low, metric_ci_high}},  intervals with notes as independent (comparison)
+#  "study_way": {"why": ..., "systems": {<system> | "empty": {metric}}},   the study's scoring, a diagnostic
+#  "lengths": {...}, "bootstrap": {unit, clusters, samples, seed, confidence, warning}, "bertscore": {...},
+#  "n_examples": int, "copy_forward_fallbacks": int}
+# metrics/eval.json (the headline): `headline(detail)`.
+MODELS, BASELINES, DIFFERENCES = "models", "baselines", "differences"
+BEST_BASELINE = "best_baseline"
+
+
+def difference_key(first: str, second: str) -> str:
+    """The key of the paired difference first − second in eval.json's `differences` (e.g. finetuned-pretrained)."""
+    return f"{first}-{second}"
+
+
+CLAIM = difference_key(VARIANTS[1], BEST_BASELINE)  # the difference a claim about the fine-tuned model rests on
+DIFF = difference_key(*reversed(VARIANTS))  # finetuned-pretrained
+
+
+def eval_systems(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """The scored systems of a detail eval.json, as (name, kind, block): kind is `model` (pretrained and
+    finetuned first, then other variants by name) or `baseline`. Differences are not systems."""
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    models = metrics.get(MODELS) or {}
+    systems = [(name, "model", models[name]) for name in sorted(models, key=lambda k: (order.get(k, len(order)), k))]
+    return systems + [(name, "baseline", block) for name, block in (metrics.get(BASELINES) or {}).items()]
+
+
+def eval_difference(metrics: dict[str, Any], name: str = DIFF) -> dict[str, Any]:
+    """A paired difference of a detail eval.json (`finetuned-pretrained`, `finetuned-best_baseline`, ...); {} if absent."""
+    return (metrics.get(DIFFERENCES) or {}).get(name) or {}
+
+
+def headline(detail: dict[str, Any]) -> dict[str, Any]:
+    """What `dvc exp show` lists from a detail eval.json: per system the summary metrics (and a model's bits per
+    byte), the claim (fine-tuned − best baseline) and fine-tuned − pre-trained with intervals and verdicts."""
+    keep = (*SUMMARY_METRICS, "bits_per_byte")
+    out: dict[str, Any] = {"n_examples": detail.get("n_examples"), "clusters": detail["bootstrap"]["clusters"],
+                           "few_clusters": bool(detail["bootstrap"].get("warning"))}
+    for name, kind, block in eval_systems(detail):
+        where = out if kind == "model" else out.setdefault(BASELINES, {})
+        where[name] = {k: block[k] for k in keep if k in block}
+    for name in (CLAIM, DIFF):
+        diff = eval_difference(detail, name)
+        fields = [f"{m}{s}" for m in SUMMARY_METRICS for s in ("", "_ci_low", "_ci_high", "_verdict", "_baseline")]
+        if diff:
+            out[name.replace("-", "_vs_")] = {k: diff[k] for k in fields if k in diff}
+    return out
+
+
+# ------------------------------------------------------------------------------------------ leakage.json
+# Count metrics (in their test form) -> (denominator key, what is counted, for messages); each also has a
+# `<key>_rate`. `ngram<N>_containment` is a share. The same keys for val, with "test" read as "val", sit
+# under VAL_BLOCK.
+LEAKAGE_COUNTS: dict[str, tuple[str, str]] = {
+    "subject_overlap": ("n_test_subjects", "test subjects also have notes in train"),
+    "admission_overlap": ("n_test_admissions", "test admissions also appear in train"),
+    "exact_dup_test_in_train": ("n_test", "test notes have an exact copy in train"),
+    "target_in_train": ("n_test", "test targets occur verbatim inside a train note"),
+    "near_dup_test_in_train": ("n_test", "test notes have a near-duplicate in train (Jaccard >= {thr})"),
+}
+VAL_BLOCK = "val_vs_train"
+
+
+def leakage_metric_names(ngram: int = 13) -> list[str]:
+    """The leakage metrics `audit.fail_on` may name: every key of leakage.json but the `n_*` counts."""
+    test = [k for c in LEAKAGE_COUNTS for k in (c, f"{c}_rate")] + [f"ngram{ngram}_containment"]
+    return test + [f"{VAL_BLOCK}.{k.replace('test', 'val')}" for k in test]
