@@ -115,9 +115,9 @@ def test_an_alias_may_not_name_two_rows():
 
 
 def test_bad_row_key_and_value_are_named():
-    with pytest.raises(ParamsError, match="models.a.sorce"):
+    with pytest.raises(ParamsError, match=r"configs/models\.yaml: unknown key\(s\) a\.sorce"):
         model_row({"model": "a"}, catalogue={"a": {"sorce": "x"}})
-    with pytest.raises(ParamsError, match="models.a.method"):
+    with pytest.raises(ParamsError, match="configs/models.yaml: a.method"):
         model_row({"model": "a"}, catalogue={"a": {"source": "x", "method": "adapter"}})
 
 

@@ -129,7 +129,7 @@ def stale_stages(repo: Path) -> set[str]:
 @pytest.mark.parametrize("path, old, new, stages", [
     ("src/notelm/labels.py", '"Fine-tuned"', '"Fine tuned"', {"report"}),             # a prose label
     ("src/notelm/config/report.py", "PNG resolution.", "PNG resolution (dpi).", {"report"}),  # a report-only param doc
-    ("src/notelm/charts.py", '"""matplotlib as', '"""Matplotlib as', {"report"}),    # the chart module
+    ("src/notelm/charts.py", "fill: float | None = 0.1", "fill: float | None = 0.15", {"report"}),  # chart colours
     ("configs/models.yaml", "opt-350m:       {aliases: [opt]", "opt-350m:       {aliases: [opt, opt350]",
      {"base_model"}),                                                              # another model's row
 ])

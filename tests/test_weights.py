@@ -163,7 +163,7 @@ def test_a_checkpoint_never_grants_itself_remote_code_and_imports_what_its_row_r
     assert seen == [False, True]
 
     (tmp_path / "m" / "notelm_source.json").write_text(json.dumps({"requires": {"fake_arch.hf": "fake-arch"}}))
-    with pytest.raises(NoteLMError, match="needs the package that provides `fake_arch.hf`.*pip install 'fake-arch'"):
+    with pytest.raises(NoteLMError, match="(?s)needs the package that provides `fake_arch.hf`.*pip install 'fake-arch'"):
         load_checkpoint(tmp_path / "m")
     monkeypatch.setitem(sys.modules, "fake_arch", types.ModuleType("fake_arch"))
     monkeypatch.setitem(sys.modules, "fake_arch.hf", types.ModuleType("fake_arch.hf"))

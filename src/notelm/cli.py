@@ -26,6 +26,7 @@ from pathlib import Path
 from notelm import runner, stages
 from notelm.config.loader import load_params
 from notelm.errors import NoteLMError
+from notelm.names import VARIANTS
 from notelm.paths import PARAMS_FILE, RATINGS
 
 ALIASES = {"base-model": "base_model"}
@@ -100,7 +101,7 @@ def _add_compare(sub) -> None:
                      help="what the leaderboard's bootstrap resamples (default: prompt)")
     cmp.add_argument("--paired", nargs=2, metavar=("FIRST", "SECOND"),
                      help="the paired, patient-clustered difference SECOND − FIRST of two runs on the same test notes")
-    cmp.add_argument("--variant", default="finetuned", help="the variant --paired compares (default: finetuned)")
+    cmp.add_argument("--variant", default=VARIANTS[1], help=f"the variant --paired compares (default: {VARIANTS[1]})")
     cmp.set_defaults(func=_compare)
     grid = sub.add_parser("grid", help="the study's grid (study/grid.yaml) as DVC experiments; not a stage")
     grid.add_argument("--queue", action="store_true", help="queue them (then: dvc queue start -j 1); default: print")

@@ -1,7 +1,7 @@
 """Decoding shared by the generate stage and the app: batched completion, streaming, target likelihood.
 
 Every function returns the continuation only — the tokens after the prompt, decoded up to the first
-EOS — never the prompt itself. The decoding knobs are `GenerateParams` (params.py).
+EOS — never the prompt itself. The decoding knobs are `GenerateParams` (config/generate.py).
 """
 
 from __future__ import annotations

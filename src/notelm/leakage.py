@@ -45,7 +45,7 @@ from datasketch import MinHash
 
 from notelm.config.audit import AuditParams
 from notelm.errors import NoteLMError
-from notelm.names import VAL_BLOCK
+from notelm.names import LEAKAGE_COUNTS, VAL_BLOCK
 from notelm.progress import progress
 
 log = logging.getLogger(__name__)
@@ -472,12 +472,12 @@ class _HeldOut:
         def rate(count: int, total: int) -> float:
             return round(count / total, 6) if total else 0.0
 
-        counts = {
-            "subject_overlap": (len(self.subjects & train_subjects), len(self.subjects)),
-            "admission_overlap": (len(self.admissions & train_admissions), len(self.admissions)),
-            "exact_dup_test_in_train": (int(self.exact_found.sum()), self.n),
-            "target_in_train": (int(self.target_found.sum()), self.n),
-            "near_dup_test_in_train": (int(self.near_found.sum()), self.n),
+        found = {  # one count per key of names.LEAKAGE_COUNTS, whose denominators are the n_* below
+            "subject_overlap": len(self.subjects & train_subjects),
+            "admission_overlap": len(self.admissions & train_admissions),
+            "exact_dup_test_in_train": int(self.exact_found.sum()),
+            "target_in_train": int(self.target_found.sum()),
+            "near_dup_test_in_train": int(self.near_found.sum()),
         }
         out: dict[str, Any] = {
             "n_test": self.n,
@@ -485,9 +485,9 @@ class _HeldOut:
             "n_test_admissions": len(self.admissions),
             f"ngram{self.cfg.ngram}_containment": rate(int(self.ngram_found.sum()), len(self.ngrams)),
         }
-        for key, (count, total) in counts.items():
-            out[key] = count
-            out[f"{key}_rate"] = rate(count, total)
+        for key, (denominator, _) in LEAKAGE_COUNTS.items():
+            out[key] = found[key]
+            out[f"{key}_rate"] = rate(found[key], out[denominator])
         return {key.replace("test", self.split): value for key, value in out.items()}
 
 

@@ -35,7 +35,7 @@ from notelm.errors import NoteLMError
 
 # Every reason a raw row can be dropped, in the order rows are checked; each
 # dropped row is counted once, under the first reason that applies. All keys
-# are always present in metrics/data.json so `dvc metrics diff` stays stable.
+# are always present in metrics/detail/data.json so `dvc metrics diff` stays stable.
 MALFORMED = ("broken_quoting", "undecodable_bytes", "non_numeric_id", "unparsable_time")
 FILTERED = (
     "category",

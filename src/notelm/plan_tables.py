@@ -25,7 +25,7 @@ from notelm.plan import (
 
 
 def table(params: dict[str, Any], catalogue: str | Path = MODEL_CATALOGUE) -> str:
-    """The plan of every `models` row at the configured train.* batch and length, as a Markdown table."""
+    """The plan of every catalogue row at the configured train.* batch and length, as a Markdown table."""
     cfg = load_section(TrainParams, params)
     bf16 = resolve_precision(cfg.precision) == "bf16"
     available, where = available_memory()
@@ -95,7 +95,7 @@ def _cell(fit: tuple[int, bool, float] | None, length: int, smallest: float) -> 
 
 
 def gpu_table(params: dict[str, Any], gpu: str, gpus: int | None = None, catalogue: str | Path = MODEL_CATALOGUE) -> str:
-    """The plan of every `models` row and method on a card you name (`--gpu`), as Markdown: the largest batch
+    """The plan of every catalogue row and method on a card you name (`--gpu`), as Markdown: the largest batch
     that fits and with gradient checkpointing or not; for the rows whose full fine-tune no single card holds,
     the plan for `gpus` cards (default: the fewest of 2, 4, 8 that hold it) with FSDP and its launch command."""
     cfg = load_section(TrainParams, params)

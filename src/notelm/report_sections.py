@@ -17,7 +17,16 @@ from typing import Any, Protocol
 from notelm.config.report import ReportParams
 from notelm.labels import BASELINE_DOC, LABELS, MEANINGS, NAMES, VARIANT_NAMES
 from notelm.markdown import fmt, fmt_ci, md_text, table, tail, truncate
-from notelm.names import BERTSCORE_KEYS, CLAIM, HEADLINE, ROUGE_KEYS, SUMMARY_METRICS, eval_difference, eval_systems
+from notelm.names import (
+    BERTSCORE_KEYS,
+    CLAIM,
+    HEADLINE,
+    LIKELIHOOD,
+    ROUGE_KEYS,
+    SUMMARY_METRICS,
+    eval_difference,
+    eval_systems,
+)
 
 LEAKAGE_DOC = {
     "subject_overlap": "patients with notes in both splits",
@@ -163,7 +172,7 @@ def section_bertscore(inp: Inputs) -> list[str]:
 
 def section_likelihood(inp: Inputs) -> list[str]:
     lines = ["## Likelihood of the reference", ""]
-    keys = ["bits_per_byte", "word_perplexity", "token_perplexity"]
+    keys = list(LIKELIHOOD)
     if not any(k in block for _, kind, block in eval_systems(inp.eval) if kind == "model" for k in keys):
         return lines + ["Not available: the generations carry no target likelihood.", ""]
     lines += ["Negative log-likelihood of each reference given its prompt, prompt and reference tokenised together. "

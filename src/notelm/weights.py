@@ -115,11 +115,17 @@ def check_runnable(row: ModelRow) -> None:
             f"  row asks. Read that code first ({row.source} on the hub); then set `trust_remote_code: true` in the row\n"
             f"  in {MODEL_CATALOGUE}, or for one experiment: dvc exp run -S model={row.name} "
             f"-S ++{OVERRIDES}.trust_remote_code=true")
-    for module, install in row.requires.items():
+    import_packages(row.requires, f"{key}: this row")
+
+
+def import_packages(requires: dict[str, str], who: str) -> None:
+    """Import every module of `requires` ({module: pip install argument}); a missing one raises NoteLMError
+    naming `who` needs it and the install command."""
+    for module, install in requires.items():
         try:
             importlib.import_module(module)
         except ImportError as exc:
-            raise NoteLMError(f"{key}: this row needs the package that provides `{module}` ({exc}).\n"
+            raise NoteLMError(f"{who} needs the package that provides `{module}` ({exc}).\n"
                               f"  Install it into this environment: pip install '{install}'") from exc
 
 
@@ -275,12 +281,8 @@ def import_required(path: str | Path) -> None:
     """Import the packages the checkpoint's row `requires` (recorded in its notelm_source.json): installed
     packages that register an out-of-tree architecture, never code from the checkpoint itself."""
     record = Path(path) / SOURCE_RECORD
-    for module, install in (json.loads(record.read_text()).get("requires") or {}).items() if record.is_file() else ():
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise NoteLMError(f"{path}: this model needs the package that provides `{module}` ({exc}); "
-                              f"pip install '{install}'") from exc
+    requires = (json.loads(record.read_text()).get("requires") or {}) if record.is_file() else {}
+    import_packages(requires, f"{path}: this model")
 
 
 def load_checkpoint(path: str | Path, dtype: str = "float32", trust_remote_code: bool = False):

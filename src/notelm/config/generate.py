@@ -15,7 +15,7 @@ class GenerateParams:
     section: ClassVar[str] = "generate"
 
     max_new_tokens: int | Literal["auto"] = "auto"
-    """auto: the longest test target in the model's own tokens (none is cut short); or a number."""
+    """auto: as many tokens as the longest test target takes in the model's own tokenizer; or a number."""
     batch_size: int = 64
     """Large batches amortise reading the weights at every decoding step."""
     max_prompt_tokens: int = 384

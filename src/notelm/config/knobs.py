@@ -10,7 +10,7 @@ from notelm.config.loader import field_docs
 from notelm.config.sections import SECTIONS
 from notelm.errors import ParamsError
 
-MISSING = object()
+UNSET = object()
 
 
 def default_of(f: dataclasses.Field) -> Any:
@@ -21,10 +21,10 @@ def default_of(f: dataclasses.Field) -> Any:
 
 
 def knob_rows(params: dict[str, Any], section: str) -> list[tuple[str, Any, Any, str]]:
-    """(key, default, value in params or MISSING, doc) for every field of `section`."""
+    """(key, default, value in params or UNSET, doc) for every field of `section`."""
     cls = SECTIONS[section]
     given, docs = params.get(section) or {}, field_docs(cls)
-    return [(f"{section}.{f.name}", default_of(f), given.get(f.name, MISSING), docs.get(f.name, ""))
+    return [(f"{section}.{f.name}", default_of(f), given.get(f.name, UNSET), docs.get(f.name, ""))
             for f in dataclasses.fields(cls)]
 
 
@@ -36,7 +36,7 @@ def knobs_text(params: dict[str, Any], section: str | None = None) -> str:
     lines = []
     for name in [section] if section else list(SECTIONS):
         for key, default, value, doc in knob_rows(params, name):
-            shown = default if value is MISSING else value
-            note = "" if value is MISSING or value == default else f"   (default: {default!r})"
+            shown = default if value is UNSET else value
+            note = "" if value is UNSET or value == default else f"   (default: {default!r})"
             lines += [f"{key} = {shown!r}{note}", f"    {doc}"]
     return "\n".join(lines) + "\n"

@@ -38,16 +38,21 @@ def at_least(obj: Any, section: str, lowest: int | float, *keys: str) -> None:
             raise bad(section, key, f"must be >= {lowest}, got {value}")
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
-    """Read `params.yaml` as a dict; a clear error if it is missing or not a mapping."""
+def read_yaml_mapping(path: str | Path, missing: str) -> dict[str, Any]:
+    """The YAML mapping in `path`; a ParamsError naming the file when it is absent (saying `missing`) or no mapping."""
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(f"{path}: params file not found (run from the repository root or pass --params)")
+        raise ParamsError(f"{path}: {missing}")
     with path.open(encoding="utf-8") as fh:
-        params = yaml.safe_load(fh)
-    if not isinstance(params, dict):
-        raise ParamsError(f"{path}: expected a YAML mapping at the top level, got {type(params).__name__}")
-    return params
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> dict[str, Any]:
+    """Read `params.yaml` as a dict; a clear error if it is missing or not a mapping."""
+    return read_yaml_mapping(path, "params file not found (run from the repository root or pass --params)")
 
 
 def _check_union(value: Any, args: tuple, hint: Any, key: str) -> Any:
@@ -92,22 +97,22 @@ def check_type(value: Any, hint: Any, key: str) -> Any:
     return value
 
 
-def from_mapping(cls: type[T], raw: dict[str, Any] | None, name: str) -> T:
-    """Build dataclass `cls` from mapping `raw`; `name` (e.g. `train`) prefixes keys in error messages."""
+def from_mapping(cls: type[T], raw: dict[str, Any] | None, name: str, where: str = PARAMS_FILE) -> T:
+    """Build dataclass `cls` from mapping `raw`; `where: name` (e.g. `params.yaml: train`) prefixes keys in errors."""
     raw = raw or {}
     if not isinstance(raw, dict):
-        raise ParamsError(f"params.yaml: `{name}` must be a mapping, got {raw!r}")
+        raise ParamsError(f"{where}: `{name}` must be a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ParamsError(f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+        raise ParamsError(f"{where}: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
                           f"`{name}` accepts: {', '.join(sorted(known))}")
-    kwargs = {k: check_type(v, hints[k], f"params.yaml: {name}.{k}") for k, v in raw.items()}
+    kwargs = {k: check_type(v, hints[k], f"{where}: {name}.{k}") for k, v in raw.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
-        raise ParamsError(f"params.yaml: `{name}`: {exc}") from exc
+        raise ParamsError(f"{where}: `{name}`: {exc}") from exc
 
 
 def load_section(cls: type[T], params: dict[str, Any]) -> T:

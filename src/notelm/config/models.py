@@ -17,9 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import yaml
-
-from notelm.config.loader import at_least, from_mapping
+from notelm.config.loader import from_mapping, read_yaml_mapping
 from notelm.errors import ParamsError
 from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD
 
@@ -74,25 +72,21 @@ class ModelRow:
         if not self.source:
             raise ParamsError(f"{MODEL_CATALOGUE}: {self.name}.source: must name a hub id, a local directory, gguf:, "
                               "gguf-parts: or package:")
-        at_least(self, f"models.{self.name}", 8, "max_length")
+        if self.max_length < 8:
+            raise ParamsError(f"{MODEL_CATALOGUE}: {self.name}.max_length: must be >= 8, got {self.max_length}")
 
 
 def read_catalogue(path: str | Path = MODEL_CATALOGUE) -> dict[str, Any]:
     """The raw rows of a catalogue file (name -> mapping); a clear error when it is missing or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise ParamsError(f"{path}: model catalogue not found (run from the repository root)")
-    rows = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(rows, dict):
-        raise ParamsError(f"{path}: expected a mapping of row name -> row fields at the top level")
-    return rows
+    return read_yaml_mapping(path, "model catalogue not found (run from the repository root)")
 
 
 def model_rows(catalogue: Mapping[str, Any] | str | Path = MODEL_CATALOGUE) -> dict[str, ModelRow]:
     """Every row of the catalogue (a file or its mapping), checked, by name; an alias that is a row name or
     another row's alias is refused."""
     raw = catalogue if isinstance(catalogue, Mapping) else read_catalogue(catalogue)
-    rows = {name: from_mapping(ModelRow, {**(fields or {}), "name": name}, f"models.{name}")
+    where = MODEL_CATALOGUE if isinstance(catalogue, Mapping) else str(catalogue)
+    rows = {name: from_mapping(ModelRow, {**(fields or {}), "name": name}, name, where)
             for name, fields in raw.items()}
     owner: dict[str, str] = {}
     for row in rows.values():
@@ -142,7 +136,7 @@ def row_from_record(record: Mapping[str, Any], where: str) -> ModelRow:
     """The row a record written by `row_record` holds; `where` names the file in errors."""
     if not isinstance(record, Mapping):
         raise ParamsError(f"{where}: no model row recorded; re-run the base_model stage (dvc repro base_model)")
-    return from_mapping(ModelRow, dict(record), where)
+    return from_mapping(ModelRow, dict(record), "row", where)
 
 
 def recorded_row(model_dir: str | Path) -> ModelRow:

@@ -1,13 +1,13 @@
 """The `prepare` stage: raw MIMIC notes → cleaned, split prompt/target examples.
 
-    python -m notelm.stages.prepare --raw data/raw/NOTEEVENTS.csv.gz --out data/prepared --metrics metrics/data.json
+    python -m notelm.stages.prepare --raw data/raw/NOTEEVENTS.csv.gz --out data/prepared --metrics metrics/detail/data.json
 
 
 Reads MIMIC-III `NOTEEVENTS.csv(.gz)` or a MIMIC-IV-Note CSV (`discharge.csv`,
 `radiology.csv`), keeps the configured categories, cleans the text, splits the
 notes into train/val/test by patient (or admission, or note), subsamples train
 only, and writes `data/prepared/{train,val,test}.jsonl`, `rejects.jsonl` and
-`metrics/data.json`.
+`metrics/detail/data.json`.
 
 How it stays within memory on the full 4 GB NOTEEVENTS: the CSV is streamed
 row by row; each kept note is turned into its JSON line at once and appended to

@@ -1,0 +1,40 @@
+"""cli.py: `notelm` lists every stage module with its `Paths` options, and hands a stage its own options."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+
+from notelm import cli
+from test_contract import dvc_stages, stage_module
+
+
+def test_the_stage_list_is_the_stage_modules_dvc_yaml_runs():
+    assert set(cli.stage_modules()) == {stage_module(s["cmd"]).rsplit(".", 1)[1] for s in dvc_stages().values()}
+
+
+def test_notelm_help_shows_every_stage_with_its_options(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    for name in cli.stage_modules():
+        paths = importlib.import_module(f"notelm.stages.{name}").Paths
+        for f in dataclasses.fields(paths):
+            assert f"--{f.name.replace('_', '-')}" in text.replace("-- ", "--"), (name, f.name)
+    assert "notelm base_model -h for the options" in text
+
+
+def test_a_stage_help_shows_its_path_options_and_defaults(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["evaluate", "-h"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--per-example PER_EXAMPLE" in text and "(default: eval/per_example.csv)" in text
+    assert "--generations GENERATIONS [GENERATIONS ...]" in text
+
+
+def test_notelm_params_prints_a_section(capsys):
+    assert cli.main(["params", "report"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("report.n_examples_shown = 3\n") and "PNG resolution." in out

@@ -1,0 +1,37 @@
+"""intervals.py: differences are paired over the same resampled patients and keyed by the variant names."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from notelm.config.evaluate import EvaluateParams
+from notelm.intervals import Intervals, differences, likelihood
+from notelm.names import BEST_BASELINE, CLAIM, DIFF, difference_key
+
+
+def _intervals(scores):
+    rows = [{"subject_id": i // 2} for i in range(8)]
+    ex = SimpleNamespace(rows=rows, refs=["a b"] * 8, generations={})
+    return Intervals(ex, scores, EvaluateParams(bootstrap_samples=200))
+
+
+def test_a_constant_gap_is_a_degenerate_paired_interval():
+    base = np.linspace(0.1, 0.8, 8)
+    scores = {v: {m: base + shift for m in ("rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_precision",
+                                          "bertscore_recall", "bertscore_f1")}
+              for v, shift in (("pretrained", 0.0), ("finetuned", 0.1), ("chance", 0.05), ("prompt_tail", -0.1))}
+    out = differences(_intervals(scores), ["pretrained", "finetuned"], ["chance", "prompt_tail"])
+    assert set(out) == {DIFF, difference_key("finetuned", "chance"), difference_key("finetuned", "prompt_tail"), CLAIM}
+    assert CLAIM == difference_key("finetuned", BEST_BASELINE)
+    assert out[DIFF]["rougeL"] == pytest.approx(0.1)
+    assert out[DIFF]["rougeL_ci_low"] == pytest.approx(0.1) and out[DIFF]["rougeL_verdict"] == "beats"
+    assert out[CLAIM]["rougeL_baseline"] == "chance"
+
+
+def test_likelihood_needs_the_target_nll():
+    assert likelihood([{"completion": "x"}], ["a b"]) is None
+    got = likelihood([{"target_nll": np.log(2) * 3, "target_tokens": 3}], ["ab"])
+    assert got["bits_per_byte"][0][0] == pytest.approx(3) and got["bits_per_byte"][1][0] == 3  # " ab": 3 bytes
