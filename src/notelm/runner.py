@@ -37,11 +37,10 @@ def add_path_options(parser: argparse.ArgumentParser, paths_cls: type) -> None:
                             nargs="+" if many else None, default=None if required else f.default, help=help_text)
 
 
-def parser(stage: str, doc: str | None, paths_cls: type | None = None) -> argparse.ArgumentParser:
+def parser(stage: str, doc: str | None, paths_cls: type) -> argparse.ArgumentParser:
     """The argument parser of `stage`: its `Paths` options and the options every stage has (--params, -v)."""
     p = argparse.ArgumentParser(prog=f"python -m notelm.stages.{stage}", description=(doc or "").splitlines()[0])
-    if paths_cls is not None:
-        add_path_options(p, paths_cls)
+    add_path_options(p, paths_cls)
     p.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p

@@ -25,17 +25,17 @@ from notelm.paths import PARAMS_FILE
 T = TypeVar("T")
 
 
-def bad(section: str, key: str, why: str) -> ParamsError:
-    """The error for key `section.key` of params.yaml, saying `why`."""
-    return ParamsError(f"params.yaml: {section}.{key}: {why}")
+def bad(section: str, key: str, why: str, where: str = PARAMS_FILE) -> ParamsError:
+    """The error for key `section.key` of the file `where` (params.yaml), saying `why`."""
+    return ParamsError(f"{where}: {section}.{key}: {why}")
 
 
-def at_least(obj: Any, section: str, lowest: int | float, *keys: str) -> None:
+def at_least(obj: Any, section: str, lowest: int | float, *keys: str, where: str = PARAMS_FILE) -> None:
     """Raise naming the first of `keys` whose value (not None) is below `lowest`."""
     for key in keys:
         value = getattr(obj, key)
         if value is not None and value < lowest:
-            raise bad(section, key, f"must be >= {lowest}, got {value}")
+            raise bad(section, key, f"must be >= {lowest}, got {value}", where)
 
 
 def read_yaml_mapping(path: str | Path, missing: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from notelm.config.loader import from_mapping, read_yaml_mapping
+from notelm.config.loader import at_least, bad, from_mapping, read_yaml_mapping
 from notelm.errors import ParamsError
 from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD
 
@@ -70,10 +70,9 @@ class ModelRow:
 
     def __post_init__(self) -> None:
         if not self.source:
-            raise ParamsError(f"{MODEL_CATALOGUE}: {self.name}.source: must name a hub id, a local directory, gguf:, "
-                              "gguf-parts: or package:")
-        if self.max_length < 8:
-            raise ParamsError(f"{MODEL_CATALOGUE}: {self.name}.max_length: must be >= 8, got {self.max_length}")
+            raise bad(self.name, "source", "must name a hub id, a local directory, gguf:, gguf-parts: or package:",
+                      MODEL_CATALOGUE)
+        at_least(self, self.name, 8, "max_length", where=MODEL_CATALOGUE)
 
 
 def read_catalogue(path: str | Path = MODEL_CATALOGUE) -> dict[str, Any]:
