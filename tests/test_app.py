@@ -129,7 +129,7 @@ def test_ratings_are_appended_and_read_back(served):
     assert new[0]["model_a"] == "llama" and new[0]["output_a"] and new[0]["prompt"] == f"{PROMPT} 0"
     assert new[0]["blind"] is False and new[0]["ttft_s_a"] > 0 and new[0]["peak_memory_mb_b"] > 0
 
-    _, _, _, human, _ = c.predict(api_name="/benchmark")
+    _, _, _, _, human, _ = c.predict(api_name="/benchmark")
     by_model = {row[0]: dict(zip(human["headers"], row)) for row in human["data"]}
     expected = arena.human_summary(rows)
     assert by_model["llama"]["generalization"] == next(r for r in expected if r["model"] == "llama")["generalization"]
@@ -227,7 +227,11 @@ def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
     metrics = {"models": {"pretrained": {k: 0.1 for k in app.METRIC_KEYS}, "finetuned": {k: 0.3 for k in app.METRIC_KEYS}},
                "baselines": {"copy_forward": {k: 0.2 for k in app.METRIC_KEYS}},
                # differences are not systems: the Benchmark tab must not list them
-               "differences": {"finetuned-pretrained": {k: 0.2 for k in app.METRIC_KEYS}},
+               "differences": {"finetuned-pretrained": {k: 0.2 for k in app.METRIC_KEYS},
+                               "finetuned-best_baseline": {"invented_fact_rate": 0.1, "invented_fact_rate_ci_low": 0.05,
+                                                           "invented_fact_rate_ci_high": 0.2,
+                                                           "invented_fact_rate_verdict": "worse",
+                                                           "invented_fact_rate_baseline": "aligned_copy"}},
                "study_way": {"systems": {"empty": {k: 0.7 for k in app.METRIC_KEYS}}},
                "bertscore": {"model": "m", "layer": 6}, "bootstrap": {"samples": 10, "clusters": 3}, "n_examples": 5}
     (tmp_path / "eval.json").write_text(json.dumps(metrics))
@@ -238,13 +242,14 @@ def test_benchmark_and_report_tabs(tiny_model_factory, tmp_path):
     with launched({"llama": tiny_model_factory("llama")}, tmp_path / "r.jsonl", report_path=report,
                   metrics_path=tmp_path / "eval.json") as url:
         c = client(url)
-        _, table, _, human, _ = c.predict(api_name="/benchmark")
+        _, table, claim, _, human, _ = c.predict(api_name="/benchmark")
         text = c.predict(api_name="/report")
         image = urllib.request.urlopen(url + f"gradio_api/file={report.parent.resolve()}/rouge.png").read()
     systems = {row[1]: row for row in table["data"]}
     assert set(systems) == {"pretrained", "finetuned", "copy_forward"}
     assert systems["finetuned"][table["headers"].index("rouge1")] == 0.3
     assert human["data"] in ([], [[None] * len(human["headers"])])  # no ratings yet
+    assert claim["data"] == [["invented facts", "lower", "+0.1000 [+0.0500, +0.2000]", "worse", "aligned_copy"]]
     assert text.startswith("# NoteLM report") and f"/gradio_api/file={report.parent.resolve()}/rouge.png" in text
     assert image == PNG  # the report's charts are served
 

@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_evaluate import PATIENTS, TEST_NOTES, TIMES, TRAIN_NOTES, _rows
 
-from notelm.baselines import REGISTRY, baselines, copy_forward
+from notelm.baselines import REGISTRY, align, aligned_copy, baselines, copy_forward
 from notelm.config.evaluate import EvaluateParams
 from notelm.errors import NoteLMError
 from notelm.labels import BASELINE_DOC
-from notelm.names import BASELINE_NAMES
+from notelm.names import BASELINE_NAMES, BASELINE_READS
 
 
 def test_copy_forward_takes_the_patients_previous_test_note_and_falls_back_to_chance():
@@ -69,7 +69,8 @@ def test_other_baselines():
 
 
 def test_the_registry_names_every_baseline_with_its_doc():
-    assert BASELINE_NAMES == tuple(REGISTRY) == tuple(BASELINE_DOC)  # one builder and one doc per name, in order
+    assert BASELINE_NAMES == tuple(REGISTRY) == tuple(BASELINE_DOC) == tuple(BASELINE_READS)  # one of each per name
+    assert all(entry.name == name for name, entry in REGISTRY.items())
     assert set(EvaluateParams().baselines) <= set(BASELINE_NAMES)
 
 
@@ -90,3 +91,52 @@ def test_importing_the_registry_is_cheap():
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_align_finds_a_planted_alignment_and_falls_back_to_the_prompts_length():
+    source = "Neuro: A+Ox3. CV: HR 80s NSR, BP 110/60. Resp: on 2L NC, LS clear. GI: abd soft.".split()
+    at, matched = align("New events overnight. Neuro: sedated. CV: HR 80s".split(), source)
+    assert source[at:at + 2] == ["NSR,", "BP"] and matched == 3  # `CV: HR 80s` aligned (case and commas ignored)
+    at, matched = align("Overnight: CV: HR 80s NSR, BP stable".split(), source)
+    assert source[at:at + 2] == ["Resp:", "on"] and matched == 5  # `CV: HR 80s NSR, BP` anchors; `stable` moves on one
+    at, matched = align("nothing in common here".split(), source)
+    assert (at, matched) == (4, 0)  # no run of 2 words: the prompt's length in words
+    at, _ = align("ok. GI: abd soft.".split(), source)
+    assert at == len(source) - 1  # always a word left to copy
+
+
+def test_aligned_copy_copies_what_follows_in_the_previous_note_up_to_the_cap():
+    rows = [{"note_id": "a", "subject_id": 1, "charttime": "2150-01-01 08:00:00", "prompt": "Neuro: A+Ox3. CV: HR 80s",
+             "target": "NSR, BP 110/60.", "rest": "NSR, BP 110/60. Resp: on 2L NC, LS clear."},
+            {"note_id": "b", "subject_id": 1, "charttime": "2150-01-01 20:00:00",
+             "prompt": "Events: none. Neuro: sedated. CV: HR 80s", "target": "ST, BP 90/50.", "rest": "ST, BP 90/50."}]
+    out, fallbacks = aligned_copy(rows, rows, ["CHANCE", "CHANCE"], cap=4)
+    assert out == ["CHANCE", "NSR, BP 110/60. Resp:"] and fallbacks == 1  # the earlier note's rest, past its target
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 30)), min_size=1, max_size=25), st.integers(0, 100))
+def test_aligned_copy_never_reads_the_scored_note_a_later_note_or_another_split(notes, seed):
+    """Every word it copies comes from an earlier note of the same patient in the test split (each note's words
+    are its own), or it is the chance fallback."""
+    rng = np.random.default_rng(seed)
+    rows = [{"note_id": f"n{i}", "subject_id": p, "chartdate": f"2150-01-{day % 28 + 1:02d}", "charttime": None,
+             "prompt": " ".join(f"p{i}_{k} w{k % 3}" for k in range(4)), "target": " ".join(f"t{i}_{k}" for k in range(4)),
+             "rest": " ".join(f"t{i}_{k}" for k in range(8))} for i, (p, day) in enumerate(notes)]
+    test = [r for r in rows if rng.random() < 0.5] or rows[:1]
+    scored = [r for i, r in enumerate(test) if i % 2] or test
+    out, _ = aligned_copy(scored, test, ["CHANCE"] * len(scored), cap=5)
+    for row, copied in zip(scored, out):
+        if copied == "CHANCE":
+            continue
+        owners = {w.split("_")[0][1:] for w in copied.split() if "_" in w}
+        for owner in owners:
+            source = rows[int(owner)]
+            assert source in test and source["subject_id"] == row["subject_id"] and source is not row
+            assert (source["chartdate"], test.index(source)) < (row["chartdate"], test.index(row))  # never later
+
+
+def test_the_chart_baselines_fall_back_on_the_same_notes():
+    test_rows, train_rows = _rows(TEST_NOTES, PATIENTS, TIMES), _rows(TRAIN_NOTES)
+    built, fallbacks = baselines(["copy_forward", "aligned_copy"], train_rows, test_rows, 0, cap=48)
+    assert fallbacks == 3 and built["aligned_copy"][0] == built["copy_forward"][0]  # both chance for a first note

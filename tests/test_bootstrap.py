@@ -61,6 +61,22 @@ def test_every_interval_contains_its_point(values, n_patients, seed):
 
 
 def test_verdicts_come_from_the_interval():
-    assert verdict(0.01, 0.2) == "beats"
+    assert verdict(0.01, 0.2) == "better"
     assert verdict(-0.3, -0.01) == "worse"
     assert verdict(-0.01, 0.2) == "not distinguishable"
+
+
+def test_verdicts_know_the_metrics_direction():
+    from notelm.names import direction
+
+    assert verdict(-2.09, -1.94, direction("bits_per_byte")) == "better"  # lower bits per byte: better
+    assert verdict(0.05, 0.2, direction("invented_fact_rate")) == "worse"  # more invented facts: worse
+    assert verdict(0.05, 0.2, direction("rougeL")) == "better"
+    assert verdict(0.05, 0.2, direction("carried_fact_rate")) == "higher"  # no better side
+    assert verdict(-0.1, 0.2, direction("fact_error_rate")) == "not distinguishable"
+
+
+def test_an_undefined_ratio_in_some_resamples_leaves_the_interval_defined():
+    reps = np.array([0.1, np.nan, 0.3, 0.2, np.nan])
+    low, high = interval(0.2, reps)
+    assert 0.1 <= low <= high <= 0.3

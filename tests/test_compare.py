@@ -230,8 +230,8 @@ def test_paired_runs_give_a_clustered_difference_on_the_same_notes(monkeypatch):
         {"revs": [{"rev": f"{n}0000000", "name": n, "data": {}}], "executor": None, "name": n} for n in tables]}]
     text = cmp.paired_runs(shown, "clean", "leaky", samples=500)
     assert "over the same 30 test notes, resampling their 6 patients" in text
-    assert "| rougeL | " in text and "+0.0500 [+0.0500, +0.0500] | higher |" in text
-    assert "| Bits per byte | 0.5000 | 0.3000 | -0.2000 [-0.2000, -0.2000] | lower |" in text  # a ratio of sums
+    assert "| rougeL | " in text and "+0.0500 [+0.0500, +0.0500] | better |" in text
+    assert "| Bits per byte | 0.5000 | 0.3000 | -0.2000 [-0.2000, -0.2000] | better |" in text  # lower: better
     with pytest.raises(cmp.NoteLMError, match="scored different test notes"):
         cmp.paired_runs(shown, "clean", "other", samples=10)
     with pytest.raises(cmp.NoteLMError, match="no run named nope"):

@@ -133,3 +133,79 @@ def test_cjk_is_joined_only_for_wordpiece_decoders_and_line_breaks_stay():
 
     assert join_cjk(make_chinese_tokenizer(), "患 者 神 志\n计 划 ： 继 续") == "患者神志\n计划：继续"
     assert join_cjk(make_tokenizer(), "患 者\n计划") == "患 者\n计划"  # a byte-level decoder's spaces are the text's
+
+
+def test_decoding_stops_at_the_word_cap_and_says_why(tiny_model_factory):
+    model, tok = load_checkpoint(tiny_model_factory("llama"))
+    prompts = ["Pt alert and", "LS clear bilaterally, RA sats 97%. Abd soft", "Plan:"]
+    for result in complete(model, tok, prompts, GenerateParams(max_new_tokens=60, batch_size=3), word_cap=3):
+        words = len(result["completion"].split())
+        assert words == 4 if result["stop"] == "word_cap" else words <= 4  # the 4th word begun: the 3rd complete
+    script = ScriptedModel(tok(" HR 88 SR, BP 120/60.", add_special_tokens=False)["input_ids"])
+    for result in complete(script, tok, prompts, GenerateParams(max_new_tokens=60, batch_size=2), word_cap=3):
+        assert result["stop"] == "word_cap" and result["completion"].split() == ["HR", "88", "SR,", "BP"]
+    (short,) = complete(model, tok, ["Plan:"], GenerateParams(max_new_tokens=1), word_cap=50)
+    assert short["stop"] in ("budget", "eos") and short["completion_tokens"] == 1
+
+
+def test_rounds_give_the_continuations_of_one_long_round(tiny_model_factory):
+    """Rows still writing after a round go on from their own tokens: the same greedy text as one round."""
+    model, tok = load_checkpoint(tiny_model_factory("llama"))
+    prompts = ["Pt alert and", "LS clear bilaterally, RA sats 97%. Abd soft", "Plan:", "Skin intact. Pain"]
+    cfg = GenerateParams(max_new_tokens=24, batch_size=2)
+    whole = complete(model, tok, prompts, cfg, word_cap=12)
+    rounds = complete(model, tok, prompts, cfg, word_cap=12, round_tokens=5)
+    assert [(r["completion"], r["stop"], r["completion_tokens"]) for r in rounds] == \
+        [(r["completion"], r["stop"], r["completion_tokens"]) for r in whole]
+
+
+class ScriptedModel:
+    """A stand-in for a causal LM whose greedy output is fixed: it writes `script`'s tokens, one per step, calling
+    the stopping criteria as transformers' generate does. It stands for a model that writes digit runs."""
+
+    _can_compile_fullgraph = False
+
+    def __init__(self, script: list[int]):
+        self.script, self.device = script, torch.device("cpu")
+        self.config = type("Config", (), {"max_position_embeddings": 100_000})()
+
+    def generate(self, input_ids, attention_mask, max_new_tokens, stopping_criteria, pad_token_id, **kwargs):
+        done = torch.zeros(len(input_ids), dtype=torch.bool)
+        for step in range(max_new_tokens):
+            written = input_ids.shape[1]
+            token = torch.tensor([[self.script[step % len(self.script)]]] * len(input_ids))
+            input_ids = torch.cat([input_ids, torch.where(done[:, None], pad_token_id, token)], 1)
+            for criterion in stopping_criteria:
+                done |= criterion(input_ids, None)
+            if done.all() or written < 0:
+                break
+        return input_ids
+
+
+def test_no_continuation_runs_out_of_budget_below_the_word_cap_when_digits_are_split():
+    """A tokenizer that splits every digit spends many tokens on a vital sign; the auto budget (the cap × the most
+    tokens one reference word takes × the margin) still lets a model that writes such words reach the cap."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from notelm.stages.generate import token_budget
+
+    vocab = {"<eos>": 0, "<pad>": 1, **{c: i + 2 for i, c in enumerate("0123456789-/%,.:ABHPRSTO abdeilnorst")}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    raw.pre_tokenizer = pre_tokenizers.Split("", "isolated")  # one token per character: digits split
+    raw.decoder = decoders.Fuse()  # characters joined back as they were
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>", pad_token="<pad>")
+    assert decode(tok, tok(" 123-148/47-60, HR", add_special_tokens=False)["input_ids"]) == "123-148/47-60, HR"
+    references = ["BP 123-148/47-60, HR 109-131 ST", "SpO2 91-98%, RR 26 and"]
+    cfg = GenerateParams(batch_size=2)
+    budget, round_tokens = token_budget(tok, references, cfg, word_cap=6)
+    script = tok(" 123-148/47-60,", add_special_tokens=False)["input_ids"]  # the costliest reference word, again
+    model = ScriptedModel(script)
+    from dataclasses import replace
+
+    out = complete(model, tok, ["CV:", "Resp:"], replace(cfg, max_new_tokens=budget), word_cap=6, round_tokens=round_tokens)
+    assert [r["stop"] for r in out] == ["word_cap", "word_cap"]
+    assert all(r["completion_tokens"] < budget for r in out)
+    assert [len(r["completion"].split()) for r in out] == [7, 7]
+    (cut,) = complete(model, tok, ["CV:"], replace(cfg, max_new_tokens=budget // 2), word_cap=6)
+    assert cut["stop"] == "budget"  # half that budget is not enough: the test can fail

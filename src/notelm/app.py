@@ -44,7 +44,7 @@ from notelm.config.generate import GenerateParams
 from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
 from notelm.files import read_json, read_jsonl
-from notelm.names import HEADLINE, VARIANTS, eval_systems, scored
+from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, VARIANTS, direction, eval_difference, eval_systems, scored
 from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, RATINGS, REPORTS, split_path
 from notelm.weights import load_checkpoint
 
@@ -218,6 +218,20 @@ def workspace_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, A
     metrics = read_json(metrics_path) or {}
     return [{"experiment": "workspace", "system": name, **{k: block.get(k) for k in METRIC_KEYS}}
             for name, _, block in eval_systems(metrics)]
+
+
+CLAIM_COLUMNS = ["metric", "better when", "fine-tuned − best baseline [95 % CI]", "verdict", "best baseline"]
+
+
+def claim_rows(metrics_path: Path = METRICS_PATH) -> list[list[Any]]:
+    """The workspace's claim, one row per summary metric: fine-tuned − the best baseline with its paired interval
+    and its verdict, read in the metric's better direction (eval.json's own verdicts)."""
+    from notelm.labels import NAMES
+    from notelm.markdown import fmt_ci
+
+    claim = eval_difference(read_json(metrics_path) or {}, CLAIM)
+    return [[NAMES[k], direction(k), fmt_ci(claim, k, signed=True), claim[f"{k}_verdict"], claim[f"{k}_baseline"]]
+            for k in SUMMARY_METRICS if f"{k}_verdict" in claim]
 
 
 def experiment_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, Any]]:
@@ -407,6 +421,7 @@ def _benchmark_tab(gr, demo, get_rows: Callable[[], list[dict[str, Any]]], metri
         return (
             radar(rows, METRIC_KEYS, lambda r: f"{r['experiment']}/{r['system']}", 1.0, "automatic metrics"),
             pd.DataFrame(rows, columns=["experiment", "system", *METRIC_KEYS]),
+            pd.DataFrame(claim_rows(metrics_path), columns=CLAIM_COLUMNS),
             radar(human, GRACE, lambda r: r["model"], 5.0, "mean human GRACE ratings (1-5)"),
             pd.DataFrame(human, columns=["model", "ratings", *GRACE, "wins", "losses", "ties"]),
             pd.DataFrame(leaderboard(ratings), columns=LEADERBOARD_COLUMNS),
@@ -416,11 +431,13 @@ def _benchmark_tab(gr, demo, get_rows: Callable[[], list[dict[str, Any]]], metri
     with gr.Row():
         m_plot, h_plot = gr.Plot(label="automatic metrics"), gr.Plot(label="human ratings")
     m_table = gr.Dataframe(label=f"automatic metrics ({metrics_path}, across DVC experiments)", interactive=False)
+    claim = gr.Dataframe(label=f"the claim ({metrics_path}): fine-tuned − best baseline, verdicts in each metric's "
+                               "better direction", interactive=False)
     board = gr.Dataframe(label="leaderboard: blind battles only; Bradley–Terry strength (Elo scale) with a 95 % "
                                "interval resampling prompts; rank = 1 + models whose interval lies wholly above",
                          interactive=False, elem_id="leaderboard")
     h_table = gr.Dataframe(label=f"mean human ratings, all rounds ({ratings_path})", interactive=False)
-    outputs = [m_plot, m_table, h_plot, h_table, board]
+    outputs = [m_plot, m_table, claim, h_plot, h_table, board]
     button.click(on_benchmark, None, outputs, api_name="benchmark")
     demo.load(on_benchmark, None, outputs, api_visibility="private")
 

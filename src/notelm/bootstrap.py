@@ -71,14 +71,16 @@ def replicates(values: np.ndarray, resampling: Resampling, samples: int, seed: i
     for start in range(0, samples, _REPLICATES_PER_BLOCK):
         draws = rng.multinomial(n_clusters, np.full(n_clusters, 1 / n_clusters), size=min(_REPLICATES_PER_BLOCK,
                                                                                            samples - start))
-        out[start:start + len(draws)] = (draws @ sums) / (draws @ counts)
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0: a ratio undefined in that resample (NaN)
+            out[start:start + len(draws)] = (draws @ sums) / (draws @ counts)
     return out
 
 
 def interval(point: float, reps: np.ndarray) -> tuple[float, float]:
-    """The 95 % percentile interval of `reps`, widened to hold `point` (degenerate resamples, float noise)."""
+    """The 95 % percentile interval of `reps`, widened to hold `point` (degenerate resamples, float noise).
+    Undefined replicates (NaN: a ratio whose resampled denominator is 0) are left out."""
     alpha = (1 - CONFIDENCE) / 2
-    low, high = np.percentile(reps, [100 * alpha, 100 * (1 - alpha)])
+    low, high = np.nanpercentile(reps, [100 * alpha, 100 * (1 - alpha)])
     return float(min(low, point)), float(max(high, point))
 
 
@@ -90,6 +92,12 @@ def normal_interval(values: np.ndarray) -> tuple[float, float]:
     return float(values.mean() - half), float(values.mean() + half)
 
 
-def verdict(low: float, high: float) -> str:
-    """What a paired difference's interval says: `beats` (above 0), `worse` (below 0), or `not distinguishable`."""
-    return "beats" if low > 0 else "worse" if high < 0 else "not distinguishable"
+def verdict(low: float, high: float, direction: str = "higher") -> str:
+    """What a paired difference's interval says, given which way the metric is better (`higher`, `lower`,
+    `neutral`): `better` or `worse` when the interval lies above or below 0 (`higher` / `lower` for a neutral
+    metric), else `not distinguishable`."""
+    if direction == "neutral":
+        above, below = "higher", "lower"
+    else:
+        above, below = ("better", "worse") if direction == "higher" else ("worse", "better")
+    return above if low > 0 else below if high < 0 else "not distinguishable"

@@ -43,7 +43,7 @@ from notelm.errors import NoteLMError, ParamsError
 from notelm.files import atomic_open
 from notelm.labels import LABELS, VARIANT_NAMES
 from notelm.markdown import MISSING, fmt, table
-from notelm.names import HEADLINE, VARIANTS, eval_systems
+from notelm.names import FACT_RATES, FACTS, HEADLINE, VARIANTS, direction, eval_systems
 from notelm.paths import EVAL_DETAIL, PER_EXAMPLE
 
 GROUP_ORDER = {v: i for i, v in enumerate(VARIANTS)}
@@ -300,21 +300,36 @@ def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, varian
     notes = sorted(scores[0])
     clusters = Resampling.by([scores[0][n]["subject_id"] for n in notes])
     rows = []
-    likely = all(scores[i][n].get("nll_bits") not in (None, "") for i in (0, 1) for n in notes)
-    for key in (*HEADLINE, *(("bits_per_byte",) if likely else ())):
-        num, den = ("nll_bits", "bytes") if key == "bits_per_byte" else (key, None)
-        a, b = (np.array([float(s[n][num]) for n in notes]) for s in scores)
+    for key, (nums, den) in _paired_columns(scores[0][notes[0]], scores[1][notes[0]]).items():
+        a, b = (np.array([sum(float(s[n][c]) for c in nums) for n in notes]) for s in scores)
         wa, wb = (np.array([float(s[n][den]) if den else 1.0 for n in notes]) for s in scores)
+        if wa.sum() == 0 or wb.sum() == 0:  # a rate of no facts at all is undefined
+            continue
         reps = replicates(np.stack([a, b], 1), clusters, samples, seed, np.stack([wa, wb], 1))
         mean_a, mean_b = a.sum() / wa.sum(), b.sum() / wb.sum()
         d = float(mean_b - mean_a)
         low, high = interval(d, reps[:, 1] - reps[:, 0])
         rows.append([LABELS[key], fmt(mean_a), fmt(mean_b), f"{d:+.4f} [{low:+.4f}, {high:+.4f}]",
-                     verdict(low, high).replace("beats", "higher").replace("worse", "lower")])
+                     verdict(low, high, direction(key))])
     head = (f"`{variant}` of {second} − {first}, paired over the same {len(notes)} test notes, resampling their "
             f"{clusters.n_clusters} patients ({samples} resamples):")
     header = ["metric", first, second, f"{second} − {first} [95 % CI]", "verdict"]
     return "\n".join([head, "", *table(header, rows, "lrrr")]) + "\n"
+
+
+def _paired_columns(first: dict, second: dict) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    """{metric: (per-example columns summed into its numerator, its denominator column or None)} of the metrics
+    both runs' per-example files hold: the scores, bits per byte, facts per note and the fact rates."""
+    def has(col: str) -> bool:
+        return first.get(col) not in (None, "") and second.get(col) not in (None, "")
+
+    out: dict[str, tuple[tuple[str, ...], str | None]] = {k: ((k,), None) for k in HEADLINE if has(k)}
+    if has("nll_bits"):
+        out["bits_per_byte"] = (("nll_bits",), "bytes")
+    if has(FACTS):
+        out[FACTS] = ((FACTS,), None)
+        out.update({rate: (tuple(f"facts_{c}" for c in classes), FACTS) for rate, classes in FACT_RATES.items()})
+    return out
 
 
 def exp_show(all_branches: bool = False, all_commits: bool = False, cwd: str | Path = ".") -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ EOS — never the prompt itself. The decoding knobs are `GenerateParams` (config
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from typing import Any
 from notelm.cjk import CJK
 from notelm.config.generate import GenerateParams
 from notelm.progress import progress
+
+log = logging.getLogger(__name__)
 
 
 def decoding_kwargs(cfg: GenerateParams) -> dict[str, Any]:
@@ -82,46 +85,100 @@ def cache_kwargs(model) -> dict[str, Any]:
     return {"cache_implementation": "static", "disable_compile": True}
 
 
-def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams, desc: str | None = None) -> list[dict[str, Any]]:
-    """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens, stopped_at_budget},
-    in prompt order (`stopped_at_budget`: the model was still writing when max_new_tokens ran out).
+STOPS = ("eos", "word_cap", "budget")  # why a continuation ended: the model's end token, the word cap, the token budget
 
-    Prompts are sorted by length (so a batch wastes little on padding), left-padded and decoded with the
-    KV cache (static where it can be: cache_kwargs) in batches of `cfg.batch_size`. Greedy results equal
-    one-at-a-time decoding. `desc` names the progress bar (notelm.progress), counting batches.
+
+def word_cap_criteria(tokenizer, width: int, cap: int | None, before: list[list[int]], ends: dict[int, int]) -> list:
+    """transformers stopping criteria that end a row of the batch once its continuation (`before[row]`, the
+    tokens of earlier rounds, then the tokens after `width`) holds more than `cap` words — the cap-th word is
+    then complete —, recording in `ends` the row's new-token count at that moment. No criteria without a cap."""
+    import torch
+    from transformers import StoppingCriteria
+
+    if cap is None:
+        return []
+
+    class WordCap(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # input_ids: B × (width + new so far)
+            done = []
+            for row, ids in enumerate(input_ids[:, width:].tolist()):
+                if row not in ends and len(decode(tokenizer, before[row] + ids).split()) > cap:
+                    ends[row] = len(ids)
+                done.append(row in ends)
+            return torch.tensor(done, device=input_ids.device)
+
+    return [WordCap()]
+
+
+def complete(model, tokenizer, prompts: list[str], cfg: GenerateParams, desc: str | None = None,
+             word_cap: int | None = None, round_tokens: int | None = None) -> list[dict[str, Any]]:
+    """Continue each prompt; return per prompt {completion, prompt_tokens, completion_tokens, stop}, in prompt
+    order. `stop` (one of STOPS) says why it ended: the model's EOS, the `word_cap` (more than that many words
+    written: evaluate cuts there anyway), or the budget (`cfg.max_new_tokens`, or the model's context) first.
+
+    Decoding goes in rounds of `round_tokens` new tokens (default: the whole budget at once): the rows still
+    writing after a round go on from their tokens so far, in a batch of their own, so a few rows that need
+    many tokens (digit runs) do not hold every other row's decoding step. Within a round, prompts are sorted
+    by length (so a batch wastes little on padding), left-padded and decoded with the KV cache (static where
+    it can be: cache_kwargs) in batches of `cfg.batch_size`. Greedy results equal one-at-a-time decoding.
+    `desc` names the log line written after each round.
     """
     import torch
 
-    if not prompts:
-        return []
     tokenizer.padding_side = "left"
     encoded = [prompt_ids(tokenizer, p, cfg.max_prompt_tokens) for p in prompts]
-    order = sorted(range(len(prompts)), key=lambda i: (len(encoded[i]), i))
+    limit = context_length(model, tokenizer)
+    budgets = [min(cfg.max_new_tokens, limit - len(e)) if limit else cfg.max_new_tokens for e in encoded]
+    written: list[list[int]] = [[] for _ in prompts]
+    stops: list[str | None] = [None] * len(prompts)
+    torch.manual_seed(cfg.seed)
+    pending = [i for i in range(len(prompts)) if budgets[i] > 0]
+    for i in set(range(len(prompts))) - set(pending):
+        stops[i] = "budget"
+    rounds = 0
+    while pending:
+        step = min(round_tokens or cfg.max_new_tokens, *(budgets[i] - len(written[i]) for i in pending))
+        order = sorted(pending, key=lambda i: (len(encoded[i]) + len(written[i]), i))
+        for start in range(0, len(order), cfg.batch_size):
+            _round(model, tokenizer, cfg, order[start : start + cfg.batch_size], encoded, written, stops, step, word_cap)
+        for i in pending:
+            if stops[i] is None and len(written[i]) >= budgets[i]:
+                stops[i] = "budget"
+        pending = [i for i in pending if stops[i] is None]
+        rounds += 1
+        if desc:
+            log.info("%s: round %d of %d tokens, %d continuation(s) still writing", desc, rounds, step, len(pending))
+    return [{"completion": decode(tokenizer, written[i]), "prompt_tokens": len(encoded[i]),
+             "completion_tokens": len(written[i]), "stop": stops[i]} for i in range(len(prompts))]
+
+
+def _round(model, tokenizer, cfg: GenerateParams, batch: list[int], encoded: list[list[int]],
+           written: list[list[int]], stops: list[str | None], step: int, word_cap: int | None) -> None:
+    """Decode up to `step` more tokens for the rows `batch` (prompt + what each has written so far), adding them
+    to `written` and setting `stops` for the rows that ended (EOS kept as their last token, or the word cap)."""
+    import torch
+
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    results: list[dict[str, Any] | None] = [None] * len(prompts)
-    torch.manual_seed(cfg.seed)
-    starts = range(0, len(order), cfg.batch_size)
-    for start in progress(starts, desc or "generate", unit="batch") if desc else starts:
-        batch = order[start : start + cfg.batch_size]
-        width = max(len(encoded[i]) for i in batch)
-        input_ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in batch])  # B × width
-        attention = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in batch])
-        with torch.inference_mode():
-            out = model.generate(
-                input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                max_new_tokens=cfg.max_new_tokens, pad_token_id=pad, eos_token_id=eos, use_cache=True,
-                **cache_kwargs(model), **decoding_kwargs(cfg),
-            )  # B × (width + new)
-        for row, i in enumerate(batch):
-            new = out[row, width:].tolist()
-            ended = eos is not None and eos in new
-            if ended:
-                new = new[: new.index(eos) + 1]
-            results[i] = {"completion": decode(tokenizer, new),
-                          "prompt_tokens": len(encoded[i]), "completion_tokens": len(new),
-                          "stopped_at_budget": not ended and len(new) >= cfg.max_new_tokens}
-    return results  # type: ignore[return-value]
+    seqs = [encoded[i] + written[i] for i in batch]
+    width = max(len(s) for s in seqs)
+    input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])  # B × width
+    attention = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+    ends: dict[int, int] = {}
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+            max_new_tokens=step, pad_token_id=pad, eos_token_id=eos, use_cache=True,
+            stopping_criteria=word_cap_criteria(tokenizer, width, word_cap, [written[i] for i in batch], ends),
+            **cache_kwargs(model), **decoding_kwargs(cfg),
+        )  # B × (width + new)
+    for row, i in enumerate(batch):
+        new = out[row, width:].tolist()
+        if row in ends:
+            new, stops[i] = new[: ends[row]], "word_cap"
+        elif eos is not None and eos in new:
+            new, stops[i] = new[: new.index(eos) + 1], "eos"
+        written[i] += new
 
 
 def stream_completion(model, tokenizer, prompt: str, cfg: GenerateParams) -> Iterator[tuple[str, int]]:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from notelm.baselines import baselines
+from notelm.baselines import baselines, chart_text
 from notelm.config.evaluate import EvaluateParams
 from notelm.errors import NoteLMError
 from notelm.files import read_jsonl
+from notelm.history import earlier
 from notelm.names import scored
 from notelm.paths import split_path, variant_of
 
@@ -72,11 +73,17 @@ class Examples:
     generations: dict[str, list[dict]]  # variant -> generation rows, in `rows` order
     systems: dict[str, list[str]]       # variant or baseline -> continuation per example, cut at the cap
     raw_words: dict[str, list[int]] = field(default_factory=dict)  # words each system wrote before the cut
-    fallbacks: int = 0                  # copy-forward rows that had no earlier note
+    fallbacks: int = 0                  # rows without an earlier note (the chart baselines fell back to chance)
+    charts: list[str] = field(default_factory=list)  # per example: its prompt and the patient's earlier notes
 
     @property
     def refs(self) -> list[str]:
         return [r["target"] for r in self.rows]
+
+    @property
+    def rests(self) -> list[str]:
+        """The whole rest of each note after its prompt (`rest`; the target where the split has none)."""
+        return [r.get("rest") or r["target"] for r in self.rows]
 
     @property
     def models(self) -> list[str]:
@@ -100,8 +107,17 @@ def read_examples(cfg: EvaluateParams, generation_paths: list[Path], prepared: P
     fallbacks = 0
     if cfg.baselines:
         train_rows = _read_rows(split_path("train", prepared), ["prompt", "target"], "run the prepare stage first")
-        built, fallbacks = baselines(cfg.baselines, train_rows, rows, cfg.seed, split_rows)
+        built, fallbacks = baselines(cfg.baselines, train_rows, rows, cfg.seed, split_rows, cap)
         raw.update(built)
     return Examples(rows, generations, {name: [cut_words(t, cap) for t in texts] for name, texts in raw.items()},
-                    {name: [len(t.split()) for t in texts] for name, texts in raw.items()}, fallbacks)
+                    {name: [len(t.split()) for t in texts] for name, texts in raw.items()}, fallbacks,
+                    charts(rows, split_rows))
+
+
+def charts(rows: list[dict], split_rows: list[dict]) -> list[str]:
+    """Per row, what its chart holds when the rest of the note is written: the row's prompt and the whole text of
+    every earlier note of the same patient in the split (`split_rows`), never this note's rest or a later note."""
+    before = dict(zip((r["note_id"] for r in split_rows), earlier(split_rows, k=len(split_rows))))
+    return [" ".join([row["prompt"], *(chart_text(split_rows[j]) for j in before.get(row["note_id"], []))])
+            for row in rows]
 

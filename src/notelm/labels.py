@@ -7,17 +7,27 @@ from __future__ import annotations
 
 VARIANT_NAMES = {"pretrained": "Pre-trained", "finetuned": "Fine-tuned"}
 
+
+def system_name(name: str) -> str:
+    """How a system is named in tables: Pre-trained / Fine-tuned, or the baseline's name in code style."""
+    return VARIANT_NAMES.get(name, f"`{name}`")
+
+
 LABELS = {
     "rouge1": "rouge1", "rouge2": "rouge2", "rougeL": "rougeL", "rougeLsum": "rougeLsum",
     "bertscore_precision": "Precision", "bertscore_recall": "Recall", "bertscore_f1": "F1",
     "bertscore_precision_rescaled": "Precision (rescaled)", "bertscore_recall_rescaled": "Recall (rescaled)",
     "bertscore_f1_rescaled": "F1 (rescaled)", "bits_per_byte": "Bits per byte", "word_perplexity": "Perplexity per word",
     "token_perplexity": "Perplexity per token",
+    "facts": "Facts per note", "matched_fact_rate": "Matched", "contradicted_fact_rate": "Contradicted",
+    "carried_fact_rate": "Carried (chart only)", "invented_fact_rate": "Invented", "fact_error_rate": "Fact errors",
 }
 NAMES = {  # a metric named on its own, in prose
     "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum",
     "bertscore_precision": "BERTScore P", "bertscore_recall": "BERTScore R", "bertscore_f1": "BERTScore F1",
     "bits_per_byte": "bits per byte", "word_perplexity": "per-word perplexity", "token_perplexity": "per-token perplexity",
+    "facts": "facts per note", "matched_fact_rate": "matched facts", "contradicted_fact_rate": "contradicted facts",
+    "carried_fact_rate": "carried facts", "invented_fact_rate": "invented facts", "fact_error_rate": "fact errors",
 }
 # One line per metric, as in the original study's tables.
 MEANINGS = {
@@ -34,11 +44,25 @@ MEANINGS = {
     "bits_per_byte": "NLL of the reference in bits per UTF-8 byte: comparable across tokenizers (lower is better)",
     "word_perplexity": "perplexity per whitespace word of the reference: comparable across tokenizers (lower is better)",
     "token_perplexity": "perplexity per token of the model's own tokenizer: not comparable across models",
+    "facts": "clinical facts (vitals, oxygen, drips and doses, lines, findings) a continuation states, per note",
+    "matched_fact_rate": "share of facts written that the note's real rest states",
+    "contradicted_fact_rate": "share the rest states otherwise: same vital, drug or line, other value (lower is better)",
+    "carried_fact_rate": "share that only the chart (prompt, earlier notes) states: carried forward, maybe stale",
+    "invented_fact_rate": "share stated neither in the note's rest nor in the chart (lower is better)",
+    "fact_error_rate": "contradicted + invented, over facts written (lower is better)",
 }
+VERDICT_DOC = ("`better` / `worse`: the paired interval lies on one side of 0, read in the metric's better direction "
+               "(lower for bits per byte, perplexity and the fact-error rates); `higher` / `lower` for metrics "
+               "with no better side (facts per note, carried facts)")
 
+READS = {"prompt": "the scored note's prompt", "chart": "the patient's earlier notes of the test split",
+         "train": "the train split"}  # the inputs of names.BASELINE_READS, named
 BASELINE_DOC = {  # what each model-free system of names.BASELINE_NAMES stands for, in a line
     "chance": "the target of a random train note (prompt ignored)",
-    "copy_forward": "the same patient's most recent earlier test note, cut where this one is (what the chart holds)",
+    "copy_forward": "the target of the same patient's most recent earlier test note (its words after its own cut)",
+    "aligned_copy": ("the words that follow, in the same patient's most recent earlier test note, the place where "
+                     "this prompt's end falls when the two are aligned word by word (the chart, copied as well as a "
+                     "rule can)"),
     "prompt_tail": "the prompt's last words, as many as the reference has",
     "retrieval": "the target of the train note whose prompt is nearest (TF-IDF cosine)",
     "copy_last_sentence": "the prompt's last sentence",

@@ -13,9 +13,15 @@ from typing import Any
 # ------------------------------------------------------------------------------------------ examples
 # Examples (data/prepared/*.jsonl): one JSON object a line with note_id, subject_id, hadm_id, category,
 # chartdate, charttime, prompt, target (prompt + " " + target is the cleaned note up to the target cap); test
-# rows also `scored` (false: context only, never generated or scored). With data.history, a prompt starts
+# rows also `scored` (false: context only, never generated or scored) and `rest` (the whole note after the
+# prompt, uncapped: what the study scored against, and the chart's copy of this note for later ones). With data.history, a prompt starts
 # with the patient's earlier notes: "[PREVIOUS NOTE] <older> [PREVIOUS NOTE] <newer> [NOTE] <this note's start>".
 HISTORY_MARK, NOTE_MARK = "[PREVIOUS NOTE]", "[NOTE]"
+
+
+def note_part(prompt: str) -> str:
+    """The prompt's own note: what follows its last NOTE_MARK (the whole prompt without history)."""
+    return prompt.rsplit(NOTE_MARK, 1)[-1].strip()
 
 
 def scored(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -30,9 +36,34 @@ BERTSCORE_KEYS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
 HEADLINE = ROUGE_KEYS + BERTSCORE_KEYS
 LIKELIHOOD = ("bits_per_byte", "word_perplexity", "token_perplexity")  # a model's likelihood of the reference
 CI_SUFFIXES = ("_ci_low", "_ci_high")
-SUMMARY_METRICS = ("rougeL", "bertscore_f1")  # per system in the headline file; the claim is made on these
-# The model-free systems evaluate can score (src/notelm/baselines.py builds them; the first four are the defaults)
-BASELINE_NAMES = ("chance", "copy_forward", "prompt_tail", "retrieval", "copy_last_sentence")
+# Fact fidelity (src/notelm/facts.py): per example, the facts a continuation writes (FACTS) and how many fall in
+# each class (`facts_<class>`); each rate is a ratio of sums over notes: those classes' facts / facts written.
+FACT_CLASSES = ("matched", "contradicted", "carried", "invented")
+FACTS = "facts"
+FACT_COUNTS = (FACTS, *(f"facts_{c}" for c in FACT_CLASSES))
+FACT_RATES: dict[str, tuple[str, ...]] = {
+    "matched_fact_rate": ("matched",), "contradicted_fact_rate": ("contradicted",),
+    "carried_fact_rate": ("carried",), "invented_fact_rate": ("invented",),
+    "fact_error_rate": ("contradicted", "invented"),
+}
+FACT_METRICS = (FACTS, *FACT_RATES)
+SUMMARY_METRICS = ("rougeL", "bertscore_f1", "invented_fact_rate", "fact_error_rate")  # the headline; the claim
+# Which way is better: higher unless named here; `neutral` metrics have no better side (verdict: higher/lower).
+LOWER_IS_BETTER = frozenset({*LIKELIHOOD, "contradicted_fact_rate", "invented_fact_rate", "fact_error_rate"})
+NEUTRAL = frozenset({FACTS, "carried_fact_rate"})
+
+
+def direction(metric: str) -> str:
+    """`higher`, `lower` (is better) or `neutral`, for a metric key of eval.json."""
+    return "lower" if metric in LOWER_IS_BETTER else "neutral" if metric in NEUTRAL else "higher"
+# The model-free systems evaluate can score (src/notelm/baselines.py builds them; the first five are the defaults)
+BASELINE_NAMES = ("chance", "copy_forward", "aligned_copy", "prompt_tail", "retrieval", "copy_last_sentence")
+# What each may read: the scored note's `prompt`, the patient's earlier notes of the test split (`chart`), the
+# `train` split (chance and the chart baselines' fallback). baselines.py builds each from these inputs only.
+BASELINE_READS: dict[str, tuple[str, ...]] = {
+    "chance": ("train",), "copy_forward": ("chart", "train"), "aligned_copy": ("prompt", "chart", "train"),
+    "prompt_tail": ("prompt",), "retrieval": ("prompt", "train"), "copy_last_sentence": ("prompt",),
+}
 
 # ------------------------------------------------------------------------------------------ eval.json
 # metrics/detail/eval.json:

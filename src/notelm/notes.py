@@ -86,7 +86,7 @@ def history_prefix(earlier: list[str], budget: int) -> str:
     return " ".join(words[-budget:]) + f" {NOTE_MARK} "
 
 
-def make_example(note: Note, cfg: DataParams, earlier: list[str] | None = None) -> dict[str, Any]:
+def make_example(note: Note, cfg: DataParams, earlier: list[str] | None = None, rest: bool = False) -> dict[str, Any]:
     """Turn a note whose `text` is already cleaned (`clean_text`) and has ≥ 2 words into an example.
 
     prompt = the first `prompt_fraction` of its words (at least one, never all), ending at a word
@@ -94,18 +94,19 @@ def make_example(note: Note, cfg: DataParams, earlier: list[str] | None = None) 
     normalised, `prompt + " " + target` is the cleaned note up to the target cap; without,
     the original whitespace is kept inside each part and the run between them is dropped.
     `earlier` (the texts of the patient's most recent earlier notes of the same split) go before the
-    prompt (`history_prefix`), as the chart a nurse has open.
+    prompt (`history_prefix`), as the chart a nurse has open. With `rest`, the example also holds `rest`: the
+    whole note after the prompt, uncapped (test rows: the study's reference, and the chart for later notes).
     """
     text = note.text
     if cfg.normalize_whitespace:
         words = text.split(" ")
         p, end = cut(len(words), cfg)
-        prompt, target = " ".join(words[:p]), " ".join(words[p:end])
+        prompt, target, after = " ".join(words[:p]), " ".join(words[p:end]), " ".join(words[p:])
     else:
         spans = [m.span() for m in _WORD.finditer(text)]
         p, end = cut(len(spans), cfg)
-        prompt, target = text[: spans[p - 1][1]], text[spans[p][0] : spans[end - 1][1]]
-    return {
+        prompt, target, after = text[: spans[p - 1][1]], text[spans[p][0] : spans[end - 1][1]], text[spans[p][0]:]
+    example = {
         "note_id": note.note_id,
         "subject_id": note.subject_id,
         "hadm_id": note.hadm_id,
@@ -115,6 +116,7 @@ def make_example(note: Note, cfg: DataParams, earlier: list[str] | None = None) 
         "prompt": history_prefix(earlier or [], cfg.history_words) + prompt,
         "target": target,
     }
+    return {**example, "rest": after.rstrip()} if rest else example
 
 
 def filter_reason(cleaned: str, n_words: int, cfg: DataParams) -> str | None:

@@ -17,22 +17,26 @@ from notelm.config.loader import load_params
 from notelm.files import read_json
 from notelm.labels import NAMES
 from notelm.markdown import MISSING, fmt, fmt_ci, table
-from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, eval_difference, eval_systems
+from notelm.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
 from notelm.paths import DATA_METRICS, EVAL_DETAIL, PARAMS_FILE
 from notelm.plan_tables import card_summary
-from notelm.report_sections import system_name
+from notelm.labels import system_name
 
 README = "README.md"
 
 
+SAYS = {"better": "is **better** than", "worse": "is **worse** than", "not distinguishable": "is **not distinguishable** from"}
+
+
 def results(detail: dict) -> str:
-    """The default run's results: every system per metric, the claim with its paired interval and verdict."""
+    """The default run's results: every system per metric, the claim with its paired interval and verdict, and
+    the sentences the metrics support (verdicts, interval widths, templating, lengths), each generated."""
     systems = eval_systems(detail)
     claim = eval_difference(detail, CLAIM)
     header = ["metric", *(system_name(name) for name, _, _ in systems), "fine-tuned − best baseline [95 % CI]"]
     rows = []
-    for key in HEADLINE:
-        cells = [fmt_ci(block, key) if kind == "model" else fmt(block[key], 3) for _, kind, block in systems]
+    for key in (*HEADLINE, *FACT_METRICS):
+        cells = [fmt_ci(block, key) if kind == "model" else fmt(block.get(key), 3) for _, kind, block in systems]
         against = (f"{fmt_ci(claim, key, signed=True)} vs `{claim[f'{key}_baseline']}`: **{claim[f'{key}_verdict']}**"
                    if key in claim else MISSING)
         rows.append([NAMES[key], *cells, against])
@@ -40,16 +44,41 @@ def results(detail: dict) -> str:
         rows.append([NAMES[key], *(_value_ci(block, key, digits) for _, _, block in systems), ""])
     boot = detail["bootstrap"]
     note = (f"{detail['n_examples']} test notes of {boot['clusters']} patients; intervals resample patients "
-            f"({boot['samples']} resamples), differences are paired.")
-    says = {"beats": "**beats**", "worse": "is **worse** than", "not distinguishable": "is **not distinguishable** from"}
-    verdicts = "; ".join(f"on {NAMES[k]} it {says[claim[f'{k}_verdict']]} `{claim[f'{k}_baseline']}`"
+            f"({boot['samples']} resamples), differences are paired; fact rates are over the facts each system "
+            "wrote (lower is better for invented facts and fact errors).")
+    verdicts = "; ".join(f"on {NAMES[k]} it {SAYS[claim[f'{k}_verdict']]} `{claim[f'{k}_baseline']}`"
                          for k in SUMMARY_METRICS if k in claim)
     verdict = f"Against the best baseline of each summary metric, the fine-tuned model: {verdicts}." if verdicts else ""
     empty = ((detail.get("study_way") or {}).get("systems") or {}).get("empty")
-    study = (f"Scored the study's way (prompt + continuation against the whole note), an *empty* continuation gets "
-             f"ROUGE-1 {empty['rouge1']:.3f} and BERTScore F1 {empty['bertscore_f1']:.3f}." if empty else "")
+    study = (f"Scored the study's way (prompt + continuation against the whole cleaned note), an *empty* continuation "
+             f"gets ROUGE-1 {empty['rouge1']:.3f} and BERTScore F1 {empty['bertscore_f1']:.3f}." if empty else "")
     return "\n".join([*table(header, rows), "", note + (f" **{boot['warning']}.**" if boot.get("warning") else ""),
-                      "", verdict, "", study]).rstrip()
+                      "", verdict, "", *_sentences(detail), study]).rstrip()
+
+
+def _sentences(detail: dict) -> list[str]:
+    """Interval widths, templating and lengths, as the metrics give them (each a paragraph, then a blank line)."""
+    out = []
+    fine = (detail.get("models") or {}).get(VARIANTS[1]) or {}
+    note = (detail.get("note_level") or {}).get(VARIANTS[1]) or {}
+    if "rougeL_ci_low" in fine and "rougeL_ci_low" in note:
+        clustered, iid = fine["rougeL_ci_high"] - fine["rougeL_ci_low"], note["rougeL_ci_high"] - note["rougeL_ci_low"]
+        wider = "wider" if clustered > iid else "narrower" if clustered < iid else "as wide"
+        out += [f"For the fine-tuned model's ROUGE-L the patient-clustered interval is {clustered:.3f} wide, {wider} "
+                f"than the note-level one ({iid:.3f}), which treats notes of one patient as independent.", ""]
+    t = detail.get("templating") or {}
+    if t.get("reference") is not None:
+        sims = ", ".join(f"{system_name(n)} {t[n]:.3f}" for n, _, _ in eval_systems(detail) if t.get(n) is not None)
+        out += [f"Continuations of different patients resemble each other at mean ROUGE-L {sims}; the references "
+                f"of different patients at {t['reference']:.3f} ({t['pairs']} pairs).", ""]
+    lengths = detail.get("lengths") or {}
+    short = [f"{system_name(v)} {lengths[v]['short']}" + (" (" + ", ".join(f"{k} {n}" for k, n in by.items() if n) + ")"
+                                                          if (by := lengths[v].get("short_by")) and any(by.values()) else "")
+             for v in VARIANTS if isinstance(lengths.get(v), dict) and "short" in lengths[v]]
+    if short:
+        out += [f"Continuations with fewer words than their reference (of {detail['n_examples']}), and why they "
+                f"stopped: {'; '.join(short)}.", ""]
+    return out
 
 
 def _value_ci(block: dict, key: str, digits: int) -> str:
@@ -65,9 +94,13 @@ def data(metrics: dict) -> str:
               "patient's 2nd, 4th, ... note; the others are context). A note repeats the one before it in the same "
               f"admission at ROUGE-1 {redundancy['admission']['rouge1']:.2f} / ROUGE-L {redundancy['admission']['rougeL']:.2f} "
               f"({redundancy['admission']['pairs']} pairs; same patient: {redundancy['patient']['rouge1']:.2f} / "
-              f"{redundancy['patient']['rougeL']:.2f}) — inside the 43–65 % Searle et al. (2021) measured between "
-              "successive MIMIC-III notes."]
+              f"{redundancy['patient']['rougeL']:.2f}) — ROUGE-1 {_against_searle(redundancy['admission']['rouge1'])} "
+              "the 43–65 % Searle et al. (2021) measured between successive MIMIC-III notes."]
     return "\n".join(lines)
+
+
+def _against_searle(value: float) -> str:
+    return "inside" if 0.43 <= value <= 0.65 else "below" if value < 0.43 else "above"
 
 
 BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {"results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data),

@@ -1,9 +1,9 @@
 """The report's Markdown: one function per section of `reports/report.md`, from the inputs the report stage read.
 
 Pure formatting of what the stage gives it (an `Inputs`, the `report:` params, the paths it read for the
-"not available" lines, and the charts it drew); nothing here reads or writes a file. Every verdict ("beats",
-"not distinguishable", "worse") is read from a paired, patient-clustered interval of eval.json, never from
-overlapping marginal ones. Used by the report stage (stages/report.py); readme.py names systems as the
+"not available" lines, and the charts it drew); nothing here reads or writes a file. Every verdict ("better",
+"not distinguishable", "worse", in the metric's better direction) is read from a paired, patient-clustered
+interval of eval.json, never from overlapping marginal ones; no sentence here states a result by hand. Used by the report stage (stages/report.py); readme.py names systems as the
 report does (`system_name`). Table cells come from notelm.markdown.
 """
 
@@ -15,11 +15,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from notelm.config.report import ReportParams
-from notelm.labels import BASELINE_DOC, LABELS, MEANINGS, NAMES, VARIANT_NAMES
+from notelm.labels import BASELINE_DOC, LABELS, MEANINGS, NAMES, VARIANT_NAMES, VERDICT_DOC, system_name
 from notelm.markdown import fmt, fmt_ci, md_text, table, tail, truncate
+from notelm.report_facts import reads_table, section_facts, section_templating
 from notelm.names import (
     BERTSCORE_KEYS,
     CLAIM,
+    FACT_METRICS,
     HEADLINE,
     LIKELIHOOD,
     ROUGE_KEYS,
@@ -48,7 +50,7 @@ class Inputs:
     generations: dict[str, list[dict[str, Any]]] | None = None
     loss: dict[str, list[tuple[float, float]]] | None = None  # {"train": [(step, loss)], "val": [...]}
     live_metrics: dict[str, Any] | None = None
-    run_info: dict[str, Any] | None = None
+    run_info: dict[str, Any] | None = None  # model, source, method, raw_path, synthetic, split_by, fraction, history
 
 
 class SourcePaths(Protocol):
@@ -66,14 +68,10 @@ class SourcePaths(Protocol):
     def live(self) -> str: ...
 
 
-def system_name(name: str) -> str:
-    """How a system is named in tables: Pre-trained / Fine-tuned, or the baseline's name in code style."""
-    return VARIANT_NAMES.get(name, f"`{name}`")
-
-
 def claim_lines(metrics: dict[str, Any]) -> list[str]:
     """Markdown lines stating, per summary metric, what the paired clustered interval of fine-tuned − best
-    baseline says: it beats the strongest baseline, is not distinguishable from it, or is worse (a warning)."""
+    baseline says: the fine-tuned model is better than the strongest baseline, not distinguishable from it, or
+    worse (a warning) — in the metric's better direction."""
     claim = eval_difference(metrics, CLAIM)
     lines = []
     for key in SUMMARY_METRICS:
@@ -81,8 +79,8 @@ def claim_lines(metrics: dict[str, Any]) -> list[str]:
             continue
         name, verdict = NAMES[key], claim[f"{key}_verdict"]
         against = f"the best baseline, `{claim[f'{key}_baseline']}`: {fmt_ci(claim, key, signed=True)}"
-        if verdict == "beats":
-            lines.append(f"- {name}: the fine-tuned model **beats** {against}.")
+        if verdict == "better":
+            lines.append(f"- {name}: the fine-tuned model is **better** than {against}.")
         elif verdict == "worse":
             lines.append(f"- ⚠️ **WARNING: on {name} the fine-tuned model is worse than** {against}.")
         else:
@@ -194,9 +192,9 @@ def section_diff(inp: Inputs) -> list[str]:
     diff = eval_difference(inp.eval)
     if not diff:
         return lines + ["Not available: both variants must be evaluated.", ""]
-    lines += ["The same resampled patients for both; `beats` / `worse`: the interval excludes 0 "
-              "(for bits per byte lower is better, so `worse` there means the fine-tuned model predicts better).", ""]
-    return lines + _difference_table(diff, [*HEADLINE, "bits_per_byte"], "Fine-tuned − pre-trained") + [""]
+    lines += [f"The same resampled patients for both; {VERDICT_DOC}.", ""]
+    keys = [*HEADLINE, "bits_per_byte", *FACT_METRICS]
+    return lines + _difference_table(diff, keys, "Fine-tuned − pre-trained") + [""]
 
 
 def section_baselines(inp: Inputs) -> list[str]:
@@ -205,9 +203,10 @@ def section_baselines(inp: Inputs) -> list[str]:
     systems = eval_systems(m)
     names = [name for name, kind, _ in systems if kind == "baseline"]
     lines += [f"- `{name}`: {BASELINE_DOC.get(name, 'baseline')}" for name in names] or ["- none were scored"]
-    if "copy_forward" in names:
-        lines.append(f"  (`copy_forward` fell back to `chance` for {m.get('copy_forward_fallbacks', 0)} notes that are "
+    if {"copy_forward", "aligned_copy"} & set(names):
+        lines.append(f"  (the chart baselines fell back to `chance` for {m.get('chart_fallbacks', 0)} notes that are "
                      "their patient's first in the test split.)")
+    lines += ["", "What each system reads:", "", *reads_table(m, (inp.run_info or {}).get("history"))]
     rows = [[system_name(name), *(fmt_ci(block, k) if k in SUMMARY_METRICS else fmt(block.get(k)) for k in HEADLINE)]
             for name, _, block in systems]
     lines += ["", *table(["System", *(LABELS[k] for k in HEADLINE)], rows), ""]
@@ -215,8 +214,8 @@ def section_baselines(inp: Inputs) -> list[str]:
     if not claim:
         return lines
     lines += ["### Fine-tuned − best baseline (the claim)", "",
-              "For each metric the baseline with the highest score; paired, patient-clustered interval.", ""]
-    lines += _difference_table(claim, list(HEADLINE), "Fine-tuned − best baseline") + [""]
+              f"For each metric the baseline with the best score; paired, patient-clustered interval; {VERDICT_DOC}.", ""]
+    lines += _difference_table(claim, [*HEADLINE, *FACT_METRICS], "Fine-tuned − best baseline") + [""]
     return lines + claim_lines(m) + [""]
 
 
@@ -231,7 +230,7 @@ def section_study_way(inp: Inputs) -> list[str]:
     rows = [[system_name(name) if name != "empty" else "empty continuation",
              *(f"{block[k]:.4f} ({own[name][k]:.4f})" if name in own else f"{block[k]:.4f}" for k in keys)]
             for name, block in study["systems"].items()]
-    lines += ["Prompt + continuation scored against the whole note; continuation-only in brackets.", ""]
+    lines += ["Prompt + continuation scored against the whole cleaned note (uncapped); continuation-only in brackets.", ""]
     return lines + table(["System", *(LABELS[k] for k in keys)], rows) + [""]
 
 
@@ -242,11 +241,14 @@ def section_lengths(inp: Inputs) -> list[str]:
         return lines + ["Not available.", ""]
     cap = lengths.get("cap_words")
     lines += [f"References: {lengths['reference_mean_words']:.1f} words on average. Every continuation, model or "
-              f"baseline, is cut at {cap if cap is not None else 'no'} words (data.max_target_words) before scoring.", ""]
+              f"baseline, is cut at {cap if cap is not None else 'no'} words (data.max_target_words) before scoring; "
+              "a model stops at that cap, at its end token, or when its token budget runs out. *Short*: "
+              "continuations with fewer words than their reference, and for a model why it stopped.", ""]
     rows = [[system_name(name), f"{block['mean_words']:.1f}", f"{block['mean_words_scored']:.1f}",
-             f"{block['stopped_at_budget_share']:.0%}" if "stopped_at_budget_share" in block else "–"]
+             str(block.get("short", "–")),
+             ", ".join(f"{why} {n}" for why, n in (block.get("short_by") or {}).items() if n) or "–"]
             for name, block in lengths.items() if isinstance(block, dict)]
-    return lines + table(["System", "Words written", "Words scored", "Ran out of generation budget"], rows) + [""]
+    return lines + table(["System", "Words written", "Words scored", "Short", "Short because"], rows) + [""]
 
 
 def section_intervals(inp: Inputs) -> list[str]:
@@ -258,15 +260,16 @@ def section_intervals(inp: Inputs) -> list[str]:
     lines += ["A patient's notes copy each other forward, so they are not independent. Width of the 95 % interval "
               "of ROUGE-L and BERTScore F1 resampling patients (used everywhere in this report) against treating every "
               "note as independent (shown only for comparison):", ""]
+    keys = [k for k in SUMMARY_METRICS if any(f"{k}_ci_low" in block for block in note.values())]
     rows = []
     for name, _, block in eval_systems(inp.eval):
         cells = []
-        for k in SUMMARY_METRICS:
+        for k in keys:
             clustered = block[f"{k}_ci_high"] - block[f"{k}_ci_low"]
             iid = note[name][f"{k}_ci_high"] - note[name][f"{k}_ci_low"]
             cells.append(f"{clustered:.4f} vs {iid:.4f}")
         rows.append([system_name(name), *cells])
-    return lines + table(["System", *(f"{LABELS[k]}: patients vs notes" for k in SUMMARY_METRICS)], rows) + [""]
+    return lines + table(["System", *(f"{LABELS[k]}: patients vs notes" for k in keys)], rows) + [""]
 
 
 def section_leakage(inp: Inputs, paths: SourcePaths) -> list[str]:
@@ -412,7 +415,8 @@ def render_markdown(inp: Inputs, cfg: ReportParams, paths: SourcePaths, charts: 
     """The whole report as Markdown; `charts` maps chart name → file name relative to the report."""
     lines = ["# NoteLM report", ""]
     lines += section_summary(inp) + section_rouge(inp) + section_bertscore(inp) + section_likelihood(inp)
-    lines += section_diff(inp) + section_baselines(inp) + section_study_way(inp) + section_lengths(inp)
+    lines += section_diff(inp) + section_baselines(inp) + section_facts(inp) + section_templating(inp)
+    lines += section_study_way(inp) + section_lengths(inp)
     lines += section_intervals(inp) + section_leakage(inp, paths) + section_data(inp, paths)
     lines += section_training(inp, paths, charts) + section_completions(inp, cfg, paths)
     lines += section_charts(inp, paths, charts)

@@ -33,7 +33,7 @@ class EvaluateParams:
     """Resamples of test patients (with all their notes) for every 95 % interval and paired difference."""
     seed: int = 0
     """Bootstrap, chance-baseline, mismatched-pair and encoder seed."""
-    baselines: list[str] = field(default_factory=lambda: ["chance", "copy_forward", "prompt_tail", "retrieval"])
+    baselines: list[str] = field(default_factory=lambda: ["chance", "copy_forward", "aligned_copy", "prompt_tail", "retrieval"])
     """Model-free systems scored like the models: any of names.BASELINE_NAMES (built by src/notelm/baselines.py)."""
 
     def __post_init__(self) -> None:

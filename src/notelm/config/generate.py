@@ -15,7 +15,9 @@ class GenerateParams:
     section: ClassVar[str] = "generate"
 
     max_new_tokens: int | Literal["auto"] = "auto"
-    """auto: as many tokens as the longest test target takes in the model's own tokenizer; or a number."""
+    """auto: data.max_target_words × the most tokens one test-target word takes in the model's tokenizer × budget_margin; or a number."""
+    budget_margin: float = 1.5
+    """The auto budget's margin: decoding stops at the word cap, so a larger one costs time only for models that write longer words."""
     batch_size: int = 64
     """Large batches amortise reading the weights at every decoding step."""
     max_prompt_tokens: int = 384
@@ -38,4 +40,4 @@ class GenerateParams:
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, str):
             at_least(self, "generate", 1, "max_new_tokens")
-        at_least(self, "generate", 1, "batch_size", "max_prompt_tokens", "limit")
+        at_least(self, "generate", 1, "batch_size", "max_prompt_tokens", "limit", "budget_margin")

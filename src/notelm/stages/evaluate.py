@@ -5,23 +5,29 @@ baselines built from the same test prompts (src/notelm/baselines.py, its registr
 src/notelm/retrieval.py), all scored the same way on the same examples:
 
     chance         the target of a random train note (seeded): what any note of this ward shares
-    copy_forward   the same patient's most recent earlier note of the test split (scored or context), cut where this note is cut
-                   (prepare cuts every note at data.prompt_fraction, so it is that note's target): what a
-                   nurse who has the chart copies forward. A patient's first note falls back to `chance`
-                   (counted as copy_forward_fallbacks)
+    copy_forward   the target of the same patient's most recent earlier note of the test split (scored or
+                   context): that note's words after *its own* cut, which need not be where this prompt ends
+    aligned_copy   the words that follow, in that same earlier note, the place where this prompt's end falls
+                   (baselines.align): the chart, copied as well as a model-free rule can. Both chart
+                   baselines fall back to `chance` for a patient's first note (counted as chart_fallbacks)
     prompt_tail    the prompt's last words, as many as the reference has
     retrieval      the target of the train note whose prompt is nearest by TF-IDF cosine
     copy_last_sentence   the prompt's last sentence (kept for comparison with earlier runs; not a default)
 
 Every continuation, model or baseline, is cut at data.max_target_words words (the cap of the references);
 src/notelm/examples.py reads the generations and the test split, cross-checks them and makes that cut.
+Fact fidelity (src/notelm/facts.py): the clinical facts each continuation states — vital signs, oxygen,
+drips and medications, lines, findings — sorted against the note's whole rest and the chart (the prompt and
+the patient's earlier notes of the split): matched, contradicted, carried (only the chart states it) or
+invented (stated nowhere), as rates over facts written. Templating (src/notelm/templating.py): the mean
+ROUGE-L between continuations of different patients, beside the references' own.
 Scores: ROUGE-1/2/L/Lsum and BERTScore P/R/F1 (src/notelm/rouge.py, src/notelm/bertscore.py); for models also the likelihood of
 the reference, as bits per byte and per-word perplexity (comparable across tokenizers) and per-token
 perplexity (tokenizer-specific). Every interval resamples test patients (clustered bootstrap, paired
 across systems); differences — fine-tuned − pre-trained, − each baseline, − the best baseline per metric —
 carry a verdict read from their interval (src/notelm/intervals.py, src/notelm/bootstrap.py). The note-level interval (notes as independent) is kept,
-labelled, for comparison. The study's way of scoring (prompt + continuation against the whole note) is a
-labelled diagnostic in `study_way`.
+labelled, for comparison. The study's way of scoring (prompt + continuation against the whole cleaned note,
+uncapped) is a labelled diagnostic in `study_way`.
 
 Outputs: metrics/detail/eval.json (everything), metrics/eval.json (the headline `dvc exp show` lists:
 names.headline), eval/per_example.csv (note ids and scores only, no note text).
@@ -41,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from notelm import bertscore, bootstrap, rouge, runner
+from notelm import bertscore, bootstrap, facts, rouge, runner, templating
 from notelm.config.data import DataParams
 from notelm.config.evaluate import EvaluateParams
 from notelm.config.loader import load_section
@@ -49,7 +55,7 @@ from notelm.errors import NoteLMError
 from notelm.examples import Examples, read_examples
 from notelm.files import atomic_open, write_json
 from notelm.intervals import Intervals, differences, likelihood
-from notelm.names import BERTSCORE_KEYS, VARIANTS, headline
+from notelm.names import BERTSCORE_KEYS, FACT_CLASSES, FACTS, VARIANTS, headline
 from notelm.paths import EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
 
 DECIMALS = 6  # metrics are rounded so tiny float noise never changes eval.json
@@ -68,16 +74,39 @@ def score_continuations(ex: Examples, cfg: EvaluateParams) -> tuple[dict[str, di
     bert, info = _bertscore(ex.systems, ex.refs, [r["subject_id"] for r in ex.rows], cfg)
     for name in ex.systems:
         scores[name].update(bert[name])
+    for name, counts in fact_counts(ex).items():
+        scores[name].update(counts)
     return scores, info
 
 
+def fact_counts(ex: Examples) -> dict[str, dict[str, np.ndarray]]:
+    """{system: {facts, facts_<class>: per-example count}}: each continuation's facts (facts.extract) sorted
+    against its note's whole rest and its chart (facts.classify)."""
+    rests = [facts.extract(t) for t in ex.rests]
+    charts = [facts.extract(t) for t in ex.charts]
+    out = {}
+    for name, texts in ex.systems.items():
+        sorted_ = [facts.classify(facts.extract(t), r, c) for t, r, c in zip(texts, rests, charts)]
+        out[name] = {FACTS: np.array([f.written for f in sorted_], float),
+                     **{f"facts_{k}": np.array([getattr(f, k) for f in sorted_], float) for k in FACT_CLASSES}}
+    return out
+
+
+def templating_metrics(ex: Examples, seed: int) -> dict[str, Any]:
+    """{pairs, reference, <system>: mean ROUGE-L between texts of different patients} (templating.py)."""
+    pairs = templating.patient_pairs([r["subject_id"] for r in ex.rows], seed)
+    out: dict[str, Any] = {"pairs": len(pairs), "reference": templating.cross_patient_similarity(ex.refs, pairs)}
+    out.update({name: templating.cross_patient_similarity(texts, pairs) for name, texts in ex.systems.items()})
+    return out
+
+
 def score_study_way(ex: Examples, cfg: EvaluateParams) -> dict[str, dict[str, np.ndarray]]:
-    """The study's scoring, as a diagnostic: prompt + continuation against prompt + reference (the whole note),
-    for every system and for an empty continuation."""
+    """The study's scoring, as a diagnostic: prompt + continuation against prompt + the note's whole rest (the
+    whole cleaned note, uncapped), for every system and for an empty continuation."""
     prompts = [r["prompt"] for r in ex.rows]
     hyps = {name: [f"{p} {c}".strip() for p, c in zip(prompts, conts)]
             for name, conts in {**ex.systems, "empty": [""] * len(prompts)}.items()}
-    notes = [f"{p} {t}" for p, t in zip(prompts, ex.refs)]
+    notes = [f"{p} {t}" for p, t in zip(prompts, ex.rests)]
     scores = {name: rouge.rouge_scores(h, notes) for name, h in hyps.items()}
     bert, _ = _bertscore(hyps, notes, [r["subject_id"] for r in ex.rows], cfg)
     for name in hyps:
@@ -129,14 +158,8 @@ def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: Evaluate
     clusters = iv.resampling.n_clusters
     warning = (f"only {clusters} test patients: intervals resample patients, and so few say little about new "
                f"patients (at least {bootstrap.MIN_CLUSTERS} wanted)") if clusters < bootstrap.MIN_CLUSTERS else None
-    lengths: dict[str, Any] = {"cap_words": cap, "reference_mean_words": float(np.mean([len(t.split()) for t in ex.refs]))}
-    for name, words in ex.raw_words.items():
-        lengths[name] = {"mean_words": float(np.mean(words)),
-                         "mean_words_scored": float(np.mean([len(t.split()) for t in ex.systems[name]]))}
-    for v, rows in ex.generations.items():
-        lengths[v]["stopped_at_budget_share"] = float(np.mean([bool(r.get("stopped_at_budget")) for r in rows]))
     return _round({
-        "n_examples": len(ex.rows), "copy_forward_fallbacks": ex.fallbacks,
+        "n_examples": len(ex.rows), "chart_fallbacks": ex.fallbacks,
         "bootstrap": {"unit": iv.resampling.unit, "clusters": clusters, "samples": cfg.bootstrap_samples,
                       "seed": cfg.seed, "confidence": bootstrap.CONFIDENCE, "warning": warning},
         "bertscore": info,
@@ -146,8 +169,27 @@ def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: Evaluate
         "note_level": {name: iv.note_level(name) for name in ex.systems},
         "study_way": {"why": STUDY_WAY_WHY, "systems": {name: {k: float(v.mean()) for k, v in s.items()}
                                                         for name, s in study.items()}},
-        "lengths": lengths,
+        "lengths": lengths_of(ex, cap),
+        "templating": templating_metrics(ex, cfg.seed),
+        "facts": {"reference_per_note": float(np.mean([len(facts.extract(t)) for t in ex.rests])),
+                  "chart_per_note": float(np.mean([len(facts.extract(t)) for t in ex.charts]))},
     })
+
+
+def lengths_of(ex: Examples, cap: int | None) -> dict[str, Any]:
+    """Words written and scored per system, and the continuations that stopped short of the cap: for a model,
+    by why it stopped (decoding.STOPS, from the generations' `stop`); for a baseline, its source ran out."""
+    refs = [len(t.split()) for t in ex.refs]
+    out: dict[str, Any] = {"cap_words": cap, "reference_mean_words": float(np.mean(refs))}
+    wanted = [min(r, cap) if cap is not None else r for r in refs]
+    for name, words in ex.raw_words.items():
+        short = [w < r for w, r in zip(words, wanted)]  # fewer words than its reference has, up to the cap
+        out[name] = {"mean_words": float(np.mean(words)), "short": int(sum(short)),
+                     "mean_words_scored": float(np.mean([len(t.split()) for t in ex.systems[name]]))}
+        if name in ex.generations:
+            stops = [g.get("stop", "unknown") for g in ex.generations[name]]
+            out[name]["short_by"] = {s: sum(1 for k, st in zip(short, stops) if k and st == s) for s in sorted(set(stops))}
+    return out
 
 
 def _round(obj: Any) -> Any:

@@ -3,12 +3,16 @@
 Decoding is batched (src/notelm/decoding.py). Each output line holds the continuation only — the tokens
 after the prompt — never the prompt itself:
 
-    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "stopped_at_budget",
+    {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "stop",
      "target_nll", "target_tokens"}
 
-The budget `generate.max_new_tokens: auto` is the length of the longest test target in the model's own
-tokens, so no continuation is cut short before it could cover its reference (`stopped_at_budget` says
-which ran out); evaluate then cuts every system, models and baselines alike, at data.max_target_words.
+A continuation ends at the model's EOS, or once it has written data.max_target_words words (the references'
+cap: evaluate cuts every system, models and baselines alike, there), or when the token budget runs out;
+`stop` says which (decoding.STOPS). The budget `generate.max_new_tokens: auto` is the word cap times the most
+tokens the model's own tokenizer spends on one word of a test reference, times `generate.budget_margin`: a
+model that writes words like the references' reaches the word cap first, whatever its tokenizer does to digit
+runs. Decoding goes in rounds as long as the longest reference in tokens, the rows still writing going on in a
+batch of their own, so the margin costs time only for the continuations that need it.
 
 `target_nll` is the summed negative log-likelihood (nats) of the reference given the prompt under the
 same model, over `target_tokens` tokens: evaluate turns it into the model's perplexity on the test
@@ -26,6 +30,7 @@ models/base/<model>/notelm_source.json), never with a checkpoint's own say.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,7 +40,8 @@ from notelm import runner
 from notelm.config.generate import GenerateParams
 from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
-from notelm.decoding import complete, target_nll
+from notelm.config.data import DataParams
+from notelm.decoding import STOPS, complete, target_nll
 from notelm.errors import NoteLMError
 from notelm.files import read_jsonl, write_jsonl, write_timing
 from notelm.names import scored
@@ -59,9 +65,10 @@ class Paths:
     """Base model whose recorded row gives consent to run repository code (default: models/base/<model>)."""
 
 
-def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams,
+def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GenerateParams, word_cap: int | None = None,
              trust_remote_code: bool = False) -> dict[str, Any]:
-    """Complete every example of `test_path` with the checkpoint in `model_dir`; write `out_path` atomically.
+    """Complete every example of `test_path` with the checkpoint in `model_dir`, each up to `word_cap` words;
+    write `out_path` atomically.
 
     Under `accelerate launch --num_processes N` each process completes every N-th prompt on its own device
     (a GPU each, or CPU processes over gloo) and the main process writes the one file, in test order — for
@@ -80,11 +87,12 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
     rows = scored(read_jsonl(test_path))[: cfg.limit]
     model, tokenizer = load_checkpoint(model_dir, cfg.dtype, trust_remote_code)
     model.to(state.device)
-    cfg = replace(cfg, max_new_tokens=token_budget(tokenizer, [r["target"] for r in rows], cfg.max_new_tokens))
+    budget, round_tokens = token_budget(tokenizer, [r["target"] for r in rows], cfg, word_cap)
+    cfg = replace(cfg, max_new_tokens=budget)
     mine = list(range(state.process_index, len(rows), state.num_processes))  # every N-th: lengths stay mixed
     prompts = [rows[i]["prompt"] for i in mine]
     tick = time.perf_counter()
-    outputs = complete(model, tokenizer, prompts, cfg, desc=f"generate {model_dir.name}")
+    outputs = complete(model, tokenizer, prompts, cfg, f"generate {model_dir.name}", word_cap, round_tokens)
     seconds = time.perf_counter() - tick
     nll = target_nll(model, tokenizer, prompts, [rows[i]["target"] for i in mine], cfg,
                      desc=f"likelihood {model_dir.name}")
@@ -96,29 +104,40 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
               "target_nll": round(n, 4), "target_tokens": t} for i, o, (n, t) in done]
     tokens = sum(line["completion_tokens"] for line in lines)
     result = {"examples": len(lines), "completion_tokens": tokens, "max_new_tokens": cfg.max_new_tokens,
+              "round_tokens": round_tokens,
               "seconds": round(seconds, 1), "processes": state.num_processes, "main_process": state.is_main_process}
     if not state.is_main_process:
         return result
     write_jsonl(out_path, lines)
-    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s, %d process(es), budget %d, %d ran out) -> %s",
+    log.info("generate: %d completions, %d tokens in %.1fs (%.1f tokens/s, %d process(es), budget %d; ended by %s) -> %s",
              len(lines), tokens, seconds, tokens / max(seconds, 1e-9), state.num_processes, cfg.max_new_tokens,
-             sum(line["stopped_at_budget"] for line in lines), out_path)
+             ", ".join(f"{s} {sum(line['stop'] == s for line in lines)}" for s in STOPS), out_path)
     return result
 
 
-def token_budget(tokenizer, targets: list[str], max_new_tokens: int | str) -> int:
-    """`max_new_tokens` as given, or for `auto` the tokens the longest target takes (after its space)."""
-    if max_new_tokens != "auto":
-        return int(max_new_tokens)
-    return max((len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets), default=1)
+def token_budget(tokenizer, targets: list[str], cfg: GenerateParams, word_cap: int | None) -> tuple[int, int]:
+    """(the budget, the tokens of one decoding round). The budget is `generate.max_new_tokens` as given, or for
+    `auto` the word cap (without one, the longest target's words) × the most tokens one target word takes
+    (after its space) × `generate.budget_margin`, rounded up. A round is the tokens the longest target takes
+    (after its space), at most the budget: most continuations end within it."""
+    lengths = [len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets]
+    if cfg.max_new_tokens != "auto":
+        budget = int(cfg.max_new_tokens)
+    else:
+        words = {w for t in targets for w in t.split()}
+        per_word = max((len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) for w in words), default=1)
+        cap = word_cap if word_cap is not None else max((len(t.split()) for t in targets), default=1)
+        budget = max(1, math.ceil(cap * per_word * cfg.budget_margin))
+    return budget, min(budget, max(lengths, default=budget))
 
 
 def run(params: dict[str, Any], paths: Paths) -> dict[str, Any]:
-    """The generate stage: the `generate:` params, the checkpoint in `paths.model_dir` (following the
+    """The generate stage: the `generate:` params and data.max_target_words, the checkpoint in `paths.model_dir` (following the
     trust_remote_code of the row recorded in `paths.base`), test prompts from `paths.test` → `paths.out`."""
     cfg = load_section(GenerateParams, params)
+    word_cap = load_section(DataParams, params).max_target_words
     trust = recorded_row(paths.base or base_model_dir(params["model"])).trust_remote_code
-    result = generate(Path(paths.model_dir), Path(paths.test), Path(paths.out), cfg, trust)
+    result = generate(Path(paths.model_dir), Path(paths.test), Path(paths.out), cfg, word_cap, trust)
     if result.pop("main_process"):
         write_timing(f"generate_{variant_of(paths.out)}", result)
     return result

@@ -183,14 +183,15 @@ class _Spool:
 def split_examples(spool: _Spool, indices: np.ndarray, cfg: DataParams, test: bool = False) -> Iterator[dict[str, Any]]:
     """The examples of one split, in its order (patient, time, file order), each prompt led by the patient's
     `data.history` most recent earlier notes of this same split. In the test split with `data.test_scored:
-    alternate`, every second note of a patient (its 2nd, 4th, ...) is `scored`; the others are its context."""
+    alternate`, every second note of a patient (its 2nd, 4th, ...) is `scored`; the others are its context.
+    Test rows also hold `rest`, the whole note after the prompt."""
     recent = Recent(cfg.history)
     current, position = None, 0
     for i in indices.tolist():
         note = spool.note(i)
         position = position + 1 if note.subject_id == current else 0
         current = note.subject_id
-        example = make_example(note, cfg, recent.before(note.subject_id))
+        example = make_example(note, cfg, recent.before(note.subject_id), rest=test)
         if test:
             example["scored"] = cfg.test_scored == "all" or position % 2 == 1
         yield example
@@ -211,7 +212,7 @@ def _write_splits(tmp: Path, spool: _Spool, kept: _Kept, members: dict[str, np.n
                 if name == "test" and example["scored"]:
                     counts["test_scored_notes"] += 1
                 elif name == "test" and example["subject_id"] in leak:
-                    leaked.append((json.dumps({k: v for k, v in example.items() if k != "scored"},
+                    leaked.append((json.dumps({k: v for k, v in example.items() if k not in ("scored", "rest")},
                                               ensure_ascii=False) + "\n").encode("utf-8"))
             if name == "train":
                 out.writelines(leaked)

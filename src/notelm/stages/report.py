@@ -12,7 +12,7 @@ Reads what the earlier stages wrote and renders one Markdown report with PNG cha
 
 Only the eval metrics are required; a missing optional input leaves its section saying so. The tables
 have the original study's shape: one row per metric, the pre-trained and fine-tuned model side by side,
-and a one-line meaning of each metric. Every verdict ("beats", "not distinguishable", "worse") is read
+and a one-line meaning of each metric. Every verdict ("better", "not distinguishable", "worse") is read
 from a paired, patient-clustered interval, never from overlapping marginal ones. The report quotes a few
 test notes, so `reports/` is a DVC output and git-ignored.
 
@@ -198,6 +198,7 @@ def run_info(params: dict[str, Any], base: str | Path | None = None) -> dict[str
         "synthetic": data.raw_path == SYNTHETIC_NOTES,
         "split_by": data.split_by,
         "fraction": data.fraction,
+        "history": data.history,
     }
 
 
@@ -213,7 +214,7 @@ def write_report(cfg: ReportParams, paths: Paths = Paths(), info: dict[str, Any]
     verdicts = {k: claim[f"{k}_verdict"] for k in SUMMARY_METRICS if f"{k}_verdict" in claim}
     log.info("report: wrote %s with %d charts", out / "report.md", len(charts))
     for key, verdict in verdicts.items():
-        if verdict != "beats":
+        if verdict != "better":
             log.warning("report: on %s the fine-tuned model is %s the best baseline (%s)", key,
                         "worse than" if verdict == "worse" else "not distinguishable from", claim[f"{key}_baseline"])
     return {"report": str(out / "report.md"), "charts": sorted(charts.values()), "claim": verdicts}
