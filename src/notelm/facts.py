@@ -29,6 +29,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from notelm.names import FACT_CLASSES
+
 Fact = tuple[str, str]
 MISSES = ("vital signs written without their abbreviation or with words between it and the value (`afebrile`, "
           "`sats in the 90s`, `BP improved to 100/60`), drugs outside MEDICATIONS given without `gtt`/`drip`, doses "
@@ -133,12 +135,9 @@ def _subject(fact: Fact) -> str:
     return kind
 
 
-CLASSES = ("matched", "contradicted", "carried", "invented")  # the order classify tries them in
-
-
 @dataclass(frozen=True)
 class Fidelity:
-    """How many facts a completion wrote, and how many of them fell in each of CLASSES."""
+    """How many facts a completion wrote, and how many of them fell in each of names.FACT_CLASSES."""
 
     written: int
     matched: int
@@ -151,7 +150,7 @@ def classify(written: set[Fact], reference: set[Fact], chart: set[Fact]) -> Fide
     """Sort the `written` facts: matched (the reference states it), contradicted (the reference states the same
     subject with another value), carried (not in the reference, but the chart states it) or invented (neither)."""
     subjects = {_subject(f) for f in reference}
-    counts = dict.fromkeys(CLASSES, 0)
+    counts = dict.fromkeys(FACT_CLASSES, 0)
     for fact in written:
         kind = ("matched" if fact in reference else "contradicted" if _subject(fact) in subjects
                 else "carried" if fact in chart else "invented")

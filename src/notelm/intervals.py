@@ -17,8 +17,17 @@ import numpy as np
 from notelm import bootstrap
 from notelm.config.evaluate import EvaluateParams
 from notelm.examples import Examples
-from notelm.names import (BEST_BASELINE, FACT_METRICS, FACT_RATES, FACTS, HEADLINE, LIKELIHOOD, VARIANTS,
-                          difference_key, direction)
+from notelm.names import (
+    BEST_BASELINE,
+    FACT_METRICS,
+    FACT_RATES,
+    FACTS,
+    HEADLINE,
+    LIKELIHOOD,
+    VARIANTS,
+    difference_key,
+    direction,
+)
 
 
 def likelihood(rows: list[dict], refs: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:

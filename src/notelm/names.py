@@ -73,8 +73,11 @@ BASELINE_READS: dict[str, tuple[str, ...]] = {
 #                  {metric, metric_ci_low, metric_ci_high, metric_verdict[, metric_baseline]}},   paired
 #  "note_level": {<system>: {metric_ci_low, metric_ci_high}},  intervals with notes as independent (comparison)
 #  "study_way": {"why": ..., "systems": {<system> | "empty": {metric}}},   the study's scoring, a diagnostic
-#  "lengths": {...}, "bootstrap": {unit, clusters, samples, seed, confidence, warning}, "bertscore": {...},
-#  "n_examples": int, "copy_forward_fallbacks": int}
+#  "lengths": {cap_words, reference_mean_words, <system>: {mean_words, mean_words_scored, short[, short_by]}},
+#  "templating": {pairs, reference, <system>: cross-patient ROUGE-L}, "facts": {reference_per_note, chart_per_note},
+#  "bootstrap": {unit, clusters, samples, seed, confidence, warning}, "bertscore": {...},
+#  "n_examples": int, "chart_fallbacks": int}
+# Fact counts and rates (FACT_METRICS) sit in each system's block like the other metrics.
 # metrics/eval.json (the headline): `headline(detail)`.
 MODELS, BASELINES, DIFFERENCES = "models", "baselines", "differences"
 BEST_BASELINE = "best_baseline"

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from notelm.config.loader import load_params
 from notelm.files import read_json
-from notelm.labels import NAMES
+from notelm.labels import NAMES, system_name
 from notelm.markdown import MISSING, fmt, fmt_ci, table
 from notelm.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
 from notelm.paths import DATA_METRICS, EVAL_DETAIL, PARAMS_FILE
 from notelm.plan_tables import card_summary
-from notelm.labels import system_name
 
 README = "README.md"
 

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from notelm.config.report import ReportParams
 from notelm.labels import BASELINE_DOC, LABELS, MEANINGS, NAMES, VARIANT_NAMES, VERDICT_DOC, system_name
 from notelm.markdown import fmt, fmt_ci, md_text, table, tail, truncate
-from notelm.report_facts import reads_table, section_facts, section_templating
 from notelm.names import (
     BERTSCORE_KEYS,
     CLAIM,
@@ -29,6 +28,7 @@ from notelm.names import (
     eval_difference,
     eval_systems,
 )
+from notelm.report_facts import reads_table, section_facts, section_templating
 
 LEAKAGE_DOC = {
     "subject_overlap": "patients with notes in both splits",
