@@ -25,6 +25,7 @@ carried (only the chart states it: carried forward, maybe stale) or invented (st
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -104,7 +105,8 @@ def _negated(text: str, start: int, end: int) -> bool:
     return bool(NEGATE_AFTER.search(text, clause_start, start) or NEGATE_BEFORE.search(text, end, clause_end))
 
 
-def extract(text: str) -> set[Fact]:
+@functools.lru_cache(maxsize=4096)  # evaluate extracts each reference and chart once per system, then again for the totals
+def extract(text: str) -> frozenset[Fact]:
     """The facts `text` states (see the module's docstring for what is found and what is missed)."""
     facts: set[Fact] = set()
     for kind, pattern in VITALS.items():
@@ -121,7 +123,7 @@ def extract(text: str) -> set[Fact]:
         for m in pattern.finditer(text):
             name = names[m.group(1).lower()] if names else m.group(1).lower()
             facts.add((kind, f"no {name}" if _negated(text, m.start(), m.end()) else name))
-    return facts
+    return frozenset(facts)
 
 
 def _subject(fact: Fact) -> str:
@@ -146,7 +148,7 @@ class Fidelity:
     invented: int
 
 
-def classify(written: set[Fact], reference: set[Fact], chart: set[Fact]) -> Fidelity:
+def classify(written: frozenset[Fact], reference: frozenset[Fact], chart: frozenset[Fact]) -> Fidelity:
     """Sort the `written` facts: matched (the reference states it), contradicted (the reference states the same
     subject with another value), carried (not in the reference, but the chart states it) or invented (neither)."""
     subjects = {_subject(f) for f in reference}
