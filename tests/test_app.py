@@ -396,3 +396,25 @@ def test_signed_in_raters_get_in_and_are_recorded_others_are_refused(tiny_model_
         assert arena.read_ratings(ratings)[-1]["rater"] == "nurse"
     finally:
         demo.close()
+
+
+def test_weights_whose_memorization_gate_failed_are_refused_unless_allowed(tiny_model_factory, tmp_path):
+    from notelm.memorization import checkpoint_id
+
+    models = {"finetuned": tiny_model_factory("llama"), "base/tiny": tiny_model_factory("gpt2")}
+    gate = tmp_path / "memorization.json"
+    gate.write_text(json.dumps({"gate": "fail", "problems": {"finetuned": ["finetuned.exact_gap = 0.4 > 0.1 allowed"]},
+                                "checkpoints": {"finetuned": checkpoint_id(models["finetuned"]),
+                                                "pretrained": checkpoint_id(models["base/tiny"])}}))
+    for allowed in (False, True):
+        with launched(models, tmp_path / f"ratings-{allowed}" / "arena.jsonl", memorization_path=gate,
+                      allow_memorizing=allowed) as url:
+            page = urllib.request.urlopen(url + "config").read().decode()
+            text, status = client(url).predict(PROMPT, "finetuned", *GREEDY, api_name="/complete")
+            base_text, _ = client(url).predict(PROMPT, "base/tiny", *GREEDY, api_name="/complete")
+        assert "finetuned.exact_gap = 0.4" in page and base_text  # the page names it; the base still serves
+        if allowed:
+            assert text and "Serving weights that failed the memorization gate" in page and "allow-memorizing" in page
+        else:
+            assert text == "" and "finetuned is not served" in status and "--allow-memorizing" in status
+            assert "Not served" in page

@@ -34,7 +34,7 @@ def test_fingerprint_changes_with_base_weights_and_training_code(prepared, tiny_
     code = tmp_path / "code"
     code.mkdir()
     copies = tuple(Path(shutil.copy(path, code / path.name)) for path in checkpoints_module.TRAINING_CODE)
-    assert {p.name for p in copies} == {"train.py", "blocks.py", "trainer.py", "loss.py", "weights.py"}
+    assert {p.name for p in copies} == {"train.py", "blocks.py", "canaries.py", "trainer.py", "loss.py", "weights.py"}
     monkeypatch.setattr(checkpoints_module, "TRAINING_CODE", copies)
 
     a = fingerprint(TrainParams(), row, data, base)

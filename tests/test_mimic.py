@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,75 @@ def test_check_malformed_refuses_only_above_the_share():
 def test_a_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(NoteLMError, match=r"raw notes file not found; run `dvc repro synthesize`"):
         next(read_notes(tmp_path / "nope.csv"))
+
+
+# --- repeated ids, NUL bytes, other delimiters ------------------------------------------------------------
+
+
+def test_a_repeated_row_id_is_counted_from_its_first_repeat_and_the_first_row_kept(tmp_path):
+    rows = corpus(2, 2)  # ROW_ID 1-4
+    later = [row3("2.0", 9, 9000, "a later row under note 2's id"), *rows[2:]]  # '2.0' is the id 2
+    raw = write_csv(tmp_path / "n.csv.gz", rows + later, gz=True)
+    stats = ReadStats()
+    notes = list(read_notes(raw, stats))
+    assert [(n.note_id, n.text) for n in notes] == [(r[0], r[10]) for r in rows]
+    assert stats.rows_read == 7 and stats.dropped == {"duplicate_row_id": 3}
+    line, detail, row = stats.first["duplicate_row_id"]
+    assert detail == "ROW_ID='2.0' repeats the id of an earlier row, which is kept" and row[0] == "2.0"
+    assert gzip.decompress(raw.read_bytes()).split(b"\n")[line - 1].startswith(b"2.0,")
+
+
+def test_a_repeated_mimic4_note_id_is_counted(tmp_path):
+    rows = [["1-DS-1", "1", "", "DS", "1", "2180-05-07 15:26:00", "", "first"],
+            ["1-DS-1", "1", "", "DS", "2", "2180-05-08 10:00:00", "", "second"]]
+    stats = ReadStats()
+    notes = list(read_notes(write_csv(tmp_path / "discharge.csv", rows, header=HEADER4), stats))
+    assert [n.text for n in notes] == ["first"] and stats.dropped == {"duplicate_row_id": 1}
+    line, detail, _ = stats.first["duplicate_row_id"]
+    assert (line, detail) == (3, "note_id='1-DS-1' repeats the id of an earlier row, which is kept")
+
+
+@pytest.mark.parametrize("csv_reads_nul", [
+    pytest.param(True, marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="csv reads NUL from Python 3.11")),
+    False,  # Python 3.10's csv module raises 'line contains NUL': each NUL is read as SUB there
+])
+def test_a_nul_byte_is_read_as_text_not_a_parser_error(tmp_path, monkeypatch, csv_reads_nul):
+    monkeypatch.setattr(mimic, "_CSV_READS_NUL", csv_reads_nul)
+    raw = write_csv(tmp_path / "n.csv", [row3(1, 7, 700, "before\x00after\nline two"), row3(2, 7, 700, "next\x00")])
+    stats = ReadStats()
+    notes = list(read_notes(raw, stats))
+    nul = "\x00" if csv_reads_nul else "\x1a"
+    assert [n.text for n in notes] == [f"before{nul}after\nline two", f"next{nul}"]
+    assert stats.rows_read == 2 and not stats.dropped
+
+
+def _export(path: Path, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, delimiter=delimiter, quoting=quoting)
+        writer.writerow(HEADER3)
+        writer.writerows(corpus(2, 2))
+    return path
+
+
+@pytest.mark.parametrize("delimiter, quoting, shown", [
+    (";", csv.QUOTE_MINIMAL, "';' (semicolons)"), (";", csv.QUOTE_ALL, "';' (semicolons)"),
+    ("\t", csv.QUOTE_MINIMAL, "'\\t' (tabs)"), ("|", csv.QUOTE_MINIMAL, "'|' (pipes)"),
+])
+def test_another_delimiter_is_named_with_a_command_that_fixes_it(tmp_path, delimiter, quoting, shown):
+    raw = _export(tmp_path / "NOTEEVENTS.csv.gz", delimiter, quoting)
+    with pytest.raises(NoteLMError) as info:
+        list(read_notes(raw))
+    message = str(info.value)
+    assert message.startswith(f"{raw}: the header is separated by {shown}, not commas")
+    fixed = tmp_path / "comma-NOTEEVENTS.csv.gz"
+    command = message.split('python -c "', 1)[1].split('"\n', 1)[0]
+    assert f"sep={delimiter!r}" in command and f"and set data.raw_path to {fixed}" in message
+    exec(command)  # the suggested re-export gives the same notes as a comma-separated export
+    assert list(read_notes(fixed)) == list(read_notes(write_csv(tmp_path / "n.csv", corpus(2, 2))))
+
+
+def test_a_header_that_no_delimiter_splits_into_columns_gets_the_missing_columns_error(tmp_path):
+    raw = tmp_path / "n.csv"
+    raw.write_text("ROW_ID;SUBJECT_ID;TEXT\n1;2;a note\n")
+    with pytest.raises(NoteLMError, match=r"missing required column\(s\) .* \(found: ROW_ID;SUBJECT_ID;TEXT\)"):
+        list(read_notes(raw))

@@ -49,6 +49,7 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
     params["train"].update(max_steps=4, batch_size=4, max_length=64, logging_steps=1)
     params["generate"].update(max_new_tokens=8, batch_size=8)
     params["evaluate"].update(bootstrap_samples=200)
+    params["memorize"].update(sample=8, canary_candidates=63, bootstrap_samples=200)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=root)
     sh("git", "config", "user.email", "ci@example.org", cwd=root)
@@ -84,7 +85,16 @@ def test_repro_writes_sane_metrics(repo):
     assert [g["note_id"] for g in generations] == [t["note_id"] for t in test if t["scored"]]
     assert (repo / "models/finetuned/model.safetensors").is_file()
     assert (repo / "models/base/tiny/model.safetensors").is_file()
-    assert json.loads((repo / "models/finetuned/notelm_train.json").read_text())["model"] == "tiny-llama"
+    record = json.loads((repo / "models/finetuned/notelm_train.json").read_text())
+    assert record["model"] == "tiny-llama"
+    memorization = json.loads((repo / "metrics/memorization.json").read_text())
+    assert memorization["gate"] == "pass" and set(memorization) == {"pretrained", "finetuned", "references", "gate"}
+    assert 0 <= memorization["finetuned"]["exact_train"] <= 1 and "canary_exposure_max" in memorization["finetuned"]
+    secrets = record["canaries"]["planted"] + record["canaries"]["controls"]  # the default pipeline plants some
+    assert len(record["canaries"]["planted"]) == yaml.safe_load((repo / "params.yaml").read_text())["train"]["canaries"]
+    for path in ("data/prepared/train.jsonl", "data/prepared/val.jsonl", "data/prepared/test.jsonl",
+                 "generations/pretrained.jsonl", "generations/finetuned.jsonl", "generations/extraction.jsonl"):
+        assert not any(s in (repo / path).read_text() for s in secrets), path
 
 
 def test_second_repro_is_a_no_op_and_evaluate_params_rerun_only_evaluate(repo):

@@ -22,9 +22,9 @@ from notelm.config.audit import AuditParams
 from notelm.config.data import DataParams
 from notelm.config.loader import load_section
 from notelm.errors import NoteLMError, ParamsError
-from notelm.mimic import REASONS
+from notelm.mimic import FIXES, REASONS
 from notelm.names import HISTORY_MARK, NOTE_MARK
-from notelm.notes import clean_text
+from notelm.notes import clean_text, strip_controls
 from notelm.stages import prepare as data
 
 
@@ -556,3 +556,56 @@ def test_over_the_share_for_another_reason_names_it(tmp_path):
 def test_an_unknown_encoding_is_refused():
     with pytest.raises(ParamsError, match="data.encoding: 'utf-9' is not a text encoding"):
         DataParams(encoding="utf-9")
+
+
+# --- repeated ids and control characters -----------------------------------------------------------------
+
+
+def test_two_concatenated_exports_fail_naming_the_repeated_id(tmp_path):
+    rows = corpus(10, 3)
+    raw = write_csv(tmp_path / "n.csv.gz", rows + rows, gz=True)
+    first_repeat = 2 + sum(r[10].count("\n") + 1 for r in rows)  # the header, then the first export's lines
+    with pytest.raises(NoteLMError) as info:
+        prepare(config(tmp_path, raw))
+    message = str(info.value)
+    assert message.startswith(f"{raw}: 30 of 60 rows (50.0%) were rejected as duplicate_row_id, more than "
+                              f"data.max_malformed_share (1.0%); the first is at line {first_repeat} (ROW_ID='1' "
+                              "repeats the id of an earlier row, which is kept)")
+    assert FIXES["duplicate_row_id"] in message
+
+
+def test_a_repeated_row_id_below_the_share_is_counted_and_the_first_row_kept(tmp_path):
+    rows = corpus(40, 3)  # 120 rows
+    again = row3(1, 40, 40000, note_text(500))  # ROW_ID 1 again, another patient and text
+    cfg = config(tmp_path, write_csv(tmp_path / "n.csv", rows + [again]))
+    metrics = prepare(cfg)  # 1 of 121 rows <= 1 %
+    assert metrics["dropped"]["duplicate_row_id"] == 1 and metrics["dropped"]["duplicate"] == 0
+    kept = {ex["note_id"]: ex for n in ("train", "val", "test") for ex in read_split(cfg, n)}
+    assert len(kept) == metrics["notes_kept"] == 120 and kept["1"]["subject_id"] == 1
+    (reject,) = [json.loads(line) for line in (Path(cfg.out_dir) / "rejects.jsonl").read_text().splitlines()]
+    assert reject["reason"] == "duplicate_row_id" and reject["fields"][1] == "40"
+
+
+def test_control_characters_are_stripped_and_counted(tmp_path):
+    rows = corpus(10, 2)
+    rows[0][10] = "Neuro:\x00 alert\x07 and oriented,\x1b[0m follows\x7f commands\x85today\x0cplan\tmonitor\nclosely."
+    rows[1][10] = rows[1][10].replace("Note", "\x00\x00Note")
+    rows[2][6] = "Radiology"  # filtered before cleaning: its NUL is not counted
+    rows[2][10] = "\x00" + rows[2][10]
+    raw = write_csv(tmp_path / "n.csv.gz", rows, gz=True)
+    cfg = config(tmp_path, raw, min_words=2)
+    metrics = prepare(cfg)
+    assert metrics["control_char_notes"] == 2 and metrics["control_chars_removed"] == 8
+    assert json.loads(Path(cfg.metrics_path).read_text())["control_chars_removed"] == 8
+    examples = {ex["note_id"]: ex for n in ("train", "val", "test") for ex in read_split(cfg, n)}
+    assert " ".join((examples["1"]["prompt"], examples["1"]["target"])) == \
+        "Neuro: alert and oriented,[0m follows commands today plan monitor closely."
+    assert examples["2"]["prompt"].startswith("Note 2:")
+
+    raw_ws = config(tmp_path, raw, min_words=2, normalize_whitespace=False, out_dir=str(tmp_path / "ws"))
+    assert prepare(raw_ws)["control_chars_removed"] == 8
+    texts = [v for n in ("train", "val", "test") for ex in read_split(raw_ws, n) for v in ex.values()
+             if isinstance(v, str)]
+    assert not any(strip_controls(t)[1] for t in texts)
+    assert "commands today plan\tmonitor\nclosely." in "".join(texts)  # tab and newline kept as they are
+    assert strip_controls("a\x00b\x0bc\x9fd\r\n") == ("ab cd\r\n", 3)

@@ -21,7 +21,7 @@ from notelm.report_sections import (
 )
 
 PATHS = SimpleNamespace(data_metrics="d.json", leakage="l.json", per_example="p.csv", generations=("g.jsonl",),
-                        live="dvclive")
+                        live="dvclive", memorization="m.json")
 
 
 def scores(base: float) -> dict[str, float]:
@@ -85,6 +85,24 @@ def test_a_report_from_the_eval_metrics_alone_says_what_is_missing():
     assert md.startswith("# NoteLM report\n") and md.endswith("\n") and not md.endswith("\n\n")
     assert "| rouge1 | 0.2000 [0.1800, 0.2200] | 0.5000 [0.4800, 0.5200] |" in md
     assert "Not available: `l.json` not found" in md and "Not available: `d.json` not found" in md
+    assert "Not available: `m.json` not found (run `dvc repro memorize`)" in md
     assert "no dvclive output in `dvclive/`" in md and "no generations in `g.jsonl`" in md
     assert "Score distributions not available: `p.csv` not found." in md and "![" not in md
     assert render_markdown(Inputs(eval=ev), ReportParams(), PATHS, {}) == md
+
+
+def test_the_memorization_section_is_made_from_its_numbers():
+    block = {"pairs": 4, "exact_train": 0.5, "exact_test": 0.0, "exact_gap": 0.5, "exact_gap_ci_low": 0.25,
+             "exact_gap_ci_high": 0.75, "exact_gap_verdict": "higher", "canary_exposure_max": 9.5,
+             "canary_exposure_mean": 7.0, "control_exposure_mean": 1.0, "canary_exposure_limit": 10.0,
+             "identifiers": {"date": 2, "name": 0, "total": 2}}
+    detail = {"finetuned": block, "pretrained": {}, "references": {"identifiers": {"total": 0}, "notes": 8},
+              "gate": "fail", "problems": {"finetuned": ["finetuned.exact_gap = 0.5 > 0.1 allowed"]},
+              "settings": {"prefix_tokens": 32, "suffix_tokens": 32, "canary_candidates": 1023, "sample": 4}}
+    ev = {"models": {"pretrained": scores(0.2), "finetuned": scores(0.5)}, **claim(0.1, 0.3)}
+    md = render_markdown(Inputs(eval=ev, memorization=detail), ReportParams(), PATHS, {})
+    assert "| exact reproduction (share of notes), train − test [95 % CI] | – | +0.500 [+0.250, +0.750] higher |" in md
+    assert "| canary exposure, planted: max / mean (bits) | – | 9.50 / 7.00 |" in md
+    assert "| identifier-like strings in its continuations | 0 | 2 (date 2) |" in md
+    assert "higher on its train notes than on unseen test notes" in md
+    assert "Gate (`memorize.fail_on`): **fail**: finetuned.exact_gap = 0.5 > 0.1 allowed." in md

@@ -83,3 +83,27 @@ def test_rerunning_a_finished_run_resumes_at_its_end_and_writes_the_same_outputs
     assert outputs() == first
     assert again["train_loss"] == first_record["train_loss"] > 0
 
+
+
+def test_canaries_are_planted_in_train_blocks_only_and_recorded(prepared, tiny_model_factory, monkeypatch):
+    from notelm.blocks import build_dataset
+    from notelm.stages.train import planted
+    from notelm.weights import load_checkpoint
+
+    monkeypatch.chdir(prepared)
+    cfg = TrainParams(max_steps=2, batch_size=4, max_length=32, precision="fp32", canaries=2, canary_repeats=3)
+    where, record = planted(cfg, prepared / "data/prepared/train.jsonl")
+    assert len(record["planted"]) == 2 and len(record["controls"]) == 2 and sum(map(len, where.values())) == 6
+    _, tokenizer = load_checkpoint(tiny_model_factory("llama"))
+    text = {split: tokenizer.decode(sum(build_dataset(prepared / f"data/prepared/{split}.jsonl", tokenizer, 32, True,
+                                                     cache_dir=prepared / "cache", canaries=plan)["input_ids"], []))
+            for split, plan in (("train", where), ("val", None))}
+    assert text["train"].count(record["planted"][0]) == 3 and record["planted"][1] in text["train"]
+    assert not any(s in text["val"] for s in record["planted"] + record["controls"])
+    assert not any(s in text["train"] for s in record["controls"])  # controls are never planted
+    for split in ("train", "val", "test"):  # the prepared splits stay as prepare wrote them
+        assert not any(s in (prepared / f"data/prepared/{split}.jsonl").read_text() for s in record["planted"])
+    summary = train(cfg, ModelRow(name="tiny", source="unused"), tiny_model_factory("llama"))
+    assert summary["canaries"] == record
+    assert json.loads((prepared / "models/finetuned/notelm_train.json").read_text())["canaries"] == record
+    assert planted(TrainParams(), prepared / "data/prepared/train.jsonl") == ({}, None)

@@ -12,7 +12,9 @@ Four tabs:
                 human ratings per model.
 * **Report**    reports/report.md as written by the report stage.
 
-Models load on first use, once, and stay cached. The app binds to 127.0.0.1 and makes no public
+Models load on first use, once, and stay cached. Weights whose memorization gate failed (the memorize stage's
+metrics/detail/memorization.json measured these very weights) are refused unless the app is started with
+`--allow-memorizing`, which the page then states at its top. The app binds to 127.0.0.1 and makes no public
 share link unless asked. Generation is bounded by the Gradio queue: at most `concurrency` model
 calls run at a time, the rest wait in line.
 """
@@ -44,8 +46,9 @@ from notelm.config.generate import GenerateParams
 from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
 from notelm.files import read_json, read_jsonl
+from notelm.memorization import refusal
 from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, VARIANTS, direction, eval_difference, eval_systems, scored
-from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, RATINGS, REPORTS, split_path
+from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, MEMORIZATION_DETAIL, RATINGS, REPORTS, split_path
 from notelm.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,8 @@ log = logging.getLogger(__name__)
 METRIC_KEYS = HEADLINE
 RATINGS_PATH = Path(RATINGS)
 METRICS_PATH = Path(EVAL_DETAIL)
+MEMORIZATION_PATH = Path(MEMORIZATION_DETAIL)
+ALLOW_FLAG = "--allow-memorizing"
 REPORT_PATH = Path(REPORTS) / "report.md"
 
 
@@ -82,14 +87,18 @@ class ModelCache:
     cached, so fixing the directory and retrying works without a restart.
     """
 
-    def __init__(self, model_dirs: dict[str, Path]):
+    def __init__(self, model_dirs: dict[str, Path], refused: dict[str, str] | None = None):
         self.model_dirs = dict(model_dirs)
+        self.refused = dict(refused or {})  # name -> why it is not served (gate_refusals)
         self._loaded: dict[str, tuple[Any, Any]] = {}
 
     def get(self, name: str) -> tuple[Any, Any]:
-        """(model, tokenizer) of `name`, loading it if needed; NoteLMError when unknown or unloadable."""
+        """(model, tokenizer) of `name`, loading it if needed; NoteLMError when unknown, refused or unloadable."""
         if name not in self.model_dirs:
             raise Refused(f"unknown model {name!r}; choose one of: {', '.join(self.model_dirs) or '(none found)'}")
+        if name in self.refused:
+            raise Refused(f"{name} is not served: {self.refused[name]}. Start `notelm app {ALLOW_FLAG}` to serve "
+                          "it anyway (the page then says so)")
         loaded = self._loaded.get(name)
         if loaded is not None:
             return loaded
@@ -107,6 +116,21 @@ class ModelCache:
                     raise NoteLMError(f"model {name} ({self.model_dirs[name]}) failed to load: {exc}") from exc
                 log.info("app: loaded %s from %s in %.1fs", name, self.model_dirs[name], time.perf_counter() - tick)
             return self._loaded[name]
+
+
+def gate_refusals(model_dirs: dict[str, Path], detail_path: Path) -> dict[str, str]:
+    """{name: why} for every checkpoint whose memorization gate failed (memorization.refusal)."""
+    return {name: why for name, d in model_dirs.items() if (why := refusal(d, detail_path))}
+
+
+def gate_banner(refused: dict[str, str], allowed: bool) -> str:
+    """The page's notice of refused checkpoints (or, when allowed, of served ones that failed the gate)."""
+    if not refused:
+        return ""
+    listing = "\n".join(f"- **{name}**: {why}" for name, why in refused.items())
+    if allowed:
+        return f"**Serving weights that failed the memorization gate** (started with `{ALLOW_FLAG}`):\n{listing}"
+    return f"**Not served** (start with `{ALLOW_FLAG}` to serve them anyway):\n{listing}"
 
 
 def decoding(max_new_tokens: float, mode: str, temperature: float, top_p: float) -> GenerateParams:
@@ -451,22 +475,29 @@ def build_app(
     concurrency: int = 2,
     arena_seed: int | None = None,
     notes_path: Path = split_path("test"),
+    memorization_path: Path = MEMORIZATION_PATH,
+    allow_memorizing: bool = False,
 ):
     """The four-tab Gradio Blocks app (not launched), its queue bounding model calls to `concurrency` at a time.
 
     `model_dirs` maps a display name to a checkpoint directory (default: discover_models()).
     `metric_rows` returns the Benchmark tab's automatic-metric rows (default: experiment_metric_rows(metrics_path)).
     `arena_seed` seeds the blind arena's draws (default: unseeded); `notes_path` is where "a note to start from"
-    comes from (default: the prepared test split).
+    comes from (default: the prepared test split). A checkpoint whose memorization gate in `memorization_path`
+    failed is refused unless `allow_memorizing`; the page says which either way.
     API names: /complete, /arena, /rate, /benchmark, /report.
     """
     import gradio as gr
 
-    cache = ModelCache(discover_models() if model_dirs is None else model_dirs)
+    model_dirs = discover_models() if model_dirs is None else model_dirs
+    failed = gate_refusals(model_dirs, Path(memorization_path))
+    cache = ModelCache(model_dirs, {} if allow_memorizing else failed)
     names = list(cache.model_dirs)
     no_models = "No checkpoints found under models/base/* or models/finetuned: run `dvc repro` first."
     with gr.Blocks(title="NoteLM", analytics_enabled=False) as demo:
         gr.Markdown("# NoteLM: nursing-note completion" + ("" if names else f"\n\n**{no_models}**"))
+        if failed:
+            gr.Markdown(gate_banner(failed, allow_memorizing), elem_id="memorization-gate")
         with gr.Tab("Complete"):
             _complete_tab(gr, cache, names, Path(notes_path))
         with gr.Tab("Arena"):

@@ -21,9 +21,10 @@ from notelm.errors import NoteLMError
 from notelm.paths import BLOCKS_CACHE
 
 
-def training_text(row: dict[str, Any], eos: str) -> str:
-    """The training text of an example: the note (`prompt + " " + target`) followed by EOS."""
-    return f"{row['prompt']} {row['target']}".strip() + eos
+def training_text(row: dict[str, Any], eos: str, canaries: list[str] = ()) -> str:
+    """The training text of an example: the note (`prompt + " " + target`), any canary sentences planted in it
+    (notelm.canaries), then EOS."""
+    return " ".join([f"{row['prompt']} {row['target']}".strip(), *canaries]) + eos
 
 
 def blocks(texts: Iterable[str], tokenizer, max_length: int, packing: bool,
@@ -70,19 +71,28 @@ def end_marker(tokenizer) -> str:
     return "" if ids and ids[-1] == tokenizer.eos_token_id else tokenizer.eos_token or ""
 
 
-def _split_blocks(path: str, tokenizer, max_length: int, packing: bool):
+def _split_blocks(path: str, tokenizer, max_length: int, packing: bool, canaries: dict[int, list[str]]):
     """The generator `build_dataset` hands to `datasets`."""
     eos = end_marker(tokenizer)
     with open(path, encoding="utf-8") as fh:
-        yield from blocks((training_text(json.loads(line), eos) for line in fh if line.strip()), tokenizer,
-                          max_length, packing)
+        rows = (json.loads(line) for line in fh if line.strip())
+        texts = (training_text(row, eos, canaries.get(i, [])) for i, row in enumerate(rows))
+        yield from blocks(texts, tokenizer, max_length, packing)
 
 
-def build_dataset(path: Path, tokenizer, max_length: int, packing: bool, cache_dir: str | Path = BLOCKS_CACHE):
+def count_examples(path: Path) -> int:
+    """Examples (non-blank lines) in a prepared JSONL split."""
+    with path.open(encoding="utf-8") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def build_dataset(path: Path, tokenizer, max_length: int, packing: bool, cache_dir: str | Path = BLOCKS_CACHE,
+                  canaries: dict[int, list[str]] | None = None):
     """A memory-mapped `datasets.Dataset` of token blocks from a prepared JSONL split, written as a stream (peak
     memory does not grow with the split) into `cache_dir` and reused while the split's bytes, the tokenizer, the
-    block settings and the training code are all unchanged (an explicit fingerprint: `datasets` would otherwise
-    hash the generator by name only when this module is imported)."""
+    block settings, the planted `canaries` ({example index: sentences}, notelm.canaries.placements) and the
+    training code are all unchanged (an explicit fingerprint: `datasets` would otherwise hash the generator by
+    name only when this module is imported)."""
     from datasets import Dataset, Features, List, Value
     from datasets.fingerprint import Hasher
 
@@ -93,11 +103,11 @@ def build_dataset(path: Path, tokenizer, max_length: int, packing: bool, cache_d
         if not any(line.strip() for line in fh):
             raise empty
     key = [checkpoints.hash_files([path]), checkpoints.hash_files(list(checkpoints.TRAINING_CODE)),
-           Hasher.hash(tokenizer), max_length, packing]
+           Hasher.hash(tokenizer), max_length, packing, sorted((canaries or {}).items())]
     features = Features({"input_ids": List(Value("int32")), "attention_mask": List(Value("int8"))})
     dataset = Dataset.from_generator(_split_blocks, features=features, cache_dir=str(cache_dir),
                                      fingerprint=Hasher.hash(key),
                                      gen_kwargs={"path": str(path), "tokenizer": tokenizer, "max_length": max_length,
-                                                 "packing": packing})
+                                                 "packing": packing, "canaries": canaries or {}})
     return dataset
 

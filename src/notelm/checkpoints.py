@@ -25,7 +25,8 @@ from notelm.paths import split_path
 FINGERPRINT = "notelm_run.json"
 # the modules whose code shapes the trained weights: a change to any of it must not resume an older run's
 # checkpoint (found by name, not imported: a library module never imports a stage)
-TRAINING_MODULES = ("notelm.stages.train", "notelm.blocks", "notelm.trainer", "notelm.loss", "notelm.weights")
+TRAINING_MODULES = ("notelm.stages.train", "notelm.blocks", "notelm.canaries", "notelm.trainer", "notelm.loss",
+                    "notelm.weights")
 TRAINING_CODE = tuple(Path(importlib.util.find_spec(name).origin) for name in TRAINING_MODULES)
 TRAINING_LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
 NOT_SHAPING = ("resume", "check_memory")  # train params that do not change the weights

@@ -64,6 +64,9 @@ def _add_app(sub) -> None:
     app.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                      help="serve this checkpoint (repeatable); default: every checkpoint under models/")
     app.add_argument("--concurrency", type=int, default=2, help="model calls served at once; the rest queue")
+    app.add_argument("--allow-memorizing", action="store_true",
+                     help="also serve weights whose memorization gate failed (metrics/detail/memorization.json); "
+                          "the page says so")
     app.add_argument("--auth-file", help="users allowed in: lines user:hash from `notelm passwd USER`")
     app.add_argument("--auth-env", metavar="VAR", help="... or an environment variable holding user:hash,user:hash")
     app.add_argument("--insecure-no-auth", action="store_true",
@@ -140,7 +143,8 @@ def _serve_app(args: argparse.Namespace) -> None:
     elif args.auth_env:
         users = app.read_users(os.environ.get(args.auth_env, ""), f"${args.auth_env}")
     app.launch(args.host, args.port, args.share, users=users, insecure_no_auth=args.insecure_no_auth,
-               model_dirs=models, ratings_path=Path(args.ratings_path), concurrency=args.concurrency)
+               model_dirs=models, ratings_path=Path(args.ratings_path), concurrency=args.concurrency,
+               allow_memorizing=args.allow_memorizing)
 
 
 def _passwd(args: argparse.Namespace) -> None:

@@ -2,9 +2,9 @@
 
 `read_notes` streams a MIMIC-III `NOTEEVENTS.csv(.gz)` or a MIMIC-IV-Note CSV (`discharge.csv`,
 `radiology.csv`) row by row, picking the schema from the header; a malformed row (wrong field count,
-undecodable bytes, non-numeric id, unparsable time) is not yielded but counted and sampled in a
-`ReadStats`. `check_malformed` refuses a file when too many rows are malformed for one reason, naming
-the likely fix (for undecodable bytes: the encoding that reads it, `decodes_as`).
+undecodable bytes, non-numeric id, unparsable time, an id an earlier row already has) is not yielded but
+counted and sampled in a `ReadStats`. `check_malformed` refuses a file when too many rows are malformed for
+one reason, naming the likely fix (for undecodable bytes: the encoding that reads it, `decodes_as`).
 
 Why the `csv` module and not pandas' `read_csv(chunksize=...)`: on a 177 MB
 multi-line sample both parse at ~200-300 MB/s (pandas C engine 0.54 s, csv
@@ -23,6 +23,7 @@ import csv
 import datetime as dt
 import gzip
 import re
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +37,7 @@ from notelm.errors import NoteLMError
 # Every reason a raw row can be dropped, in the order rows are checked; each
 # dropped row is counted once, under the first reason that applies. All keys
 # are always present in metrics/detail/data.json so `dvc metrics diff` stays stable.
-MALFORMED = ("broken_quoting", "undecodable_bytes", "non_numeric_id", "unparsable_time")
+MALFORMED = ("broken_quoting", "undecodable_bytes", "non_numeric_id", "unparsable_time", "duplicate_row_id")
 FILTERED = (
     "category",
     "iserror",
@@ -80,6 +81,14 @@ _EMBEDDED_RECORD = {
 
 _FIELD_LIMIT = 1 << 26  # 64 MiB: far above any real note, low enough to bound a runaway quoted field
 
+# Python < 3.11's csv module stops at a NUL ("line contains NUL") and loses the record it was in; there each NUL
+# is read as SUB (U+001A, the control that stands for an invalid character), which cleaning strips and counts
+# like the NUL it replaces.
+_CSV_READS_NUL = sys.version_info >= (3, 11)
+
+# A header that is one field holding one of these splits into columns: an export with another delimiter.
+_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
 
 @dataclass(slots=True)
 class Note:
@@ -97,11 +106,13 @@ class Note:
 
 @dataclass
 class ReadStats:
-    """Counts of rows read and dropped per reason, plus the first `rejects_sample` malformed rows per reason."""
+    """Counts of rows read and dropped per reason, plus the first `rejects_sample` malformed rows per reason, and
+    what cleaning changed in the notes it cleaned (`cleaned`, keys: notelm.notes.CLEANING)."""
 
     rejects_sample: int = 100
     rows_read: int = 0
     dropped: Counter = field(default_factory=Counter)
+    cleaned: Counter = field(default_factory=Counter)
     rejects: list[dict[str, Any]] = field(default_factory=list)
     first: dict[str, tuple[int | None, str, list[str]]] = field(default_factory=dict)  # reason: (line, detail, row)
 
@@ -134,11 +145,37 @@ def _shown(schema: str, columns: list[str]) -> str:
     return ", ".join(c.upper() if schema.startswith("MIMIC-III") else c for c in columns)
 
 
+def _foreign_delimiter(header: list[str]) -> str | None:
+    """The delimiter of _DELIMITERS that splits a one-field header into a schema's required columns, else None."""
+    if len(header) != 1:
+        return None
+    for delimiter in _DELIMITERS:
+        names = {part.strip().strip('"').lower() for part in header[0].split(delimiter)}
+        if any(set(columns.values()) <= names for columns in SCHEMAS.values()):
+            return delimiter
+    return None
+
+
+def _delimiter_error(path: Path, delimiter: str) -> NoteLMError:
+    """The error for an export separated by `delimiter`: what the header shows and a command that re-exports it."""
+    out = path.with_name(f"comma-{path.name}")  # same suffixes: pandas gzips it again if the input was .gz
+    return NoteLMError(
+        f"{path}: the header is separated by {delimiter!r} ({_DELIMITERS[delimiter]}), not commas; the notes "
+        f"are read as comma-separated CSV, as MIMIC exports them. Re-export the file as comma-separated CSV, e.g.\n"
+        f"  python -c \"import pandas as pd; pd.read_csv('{path}', sep={delimiter!r}, dtype=str, "
+        f"keep_default_na=False).to_csv('{out}', index=False)\"\n"
+        f"and set data.raw_path to {out} (or use the original comma-separated MIMIC export)"
+    )
+
+
 def _detect_schema(header: list[str], path: Path) -> tuple[str, dict[str, int]]:
-    """Pick the schema whose columns the header holds; map each internal field to its column index (case-insensitive)."""
+    """Pick the schema whose columns the header holds; map each internal field to its column index (case-insensitive).
+    Raises NoteLMError naming the missing columns, or the delimiter when the header is not comma-separated."""
     position = {h.strip().lower(): i for i, h in enumerate(header)}
     best = max(SCHEMAS, key=lambda s: len(set(SCHEMAS[s].values()) & set(position)))
     missing = [c for c in SCHEMAS[best].values() if c not in position]
+    if missing and (delimiter := _foreign_delimiter(header)):
+        raise _delimiter_error(path, delimiter)
     if missing:
         other = next(s for s in SCHEMAS if s != best)
         raise NoteLMError(
@@ -213,13 +250,46 @@ def _parse_row(row: list[str], cols: dict[str, int], names: dict[str, str], sche
     return Note(note_id, subject_id, hadm_id, values["category"].strip(), chartdate, charttime, text, iserror)
 
 
+def _records(reader: Any, ncols: int, stats: ReadStats) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, fields) of each record with the header's `ncols` fields. Every record is counted in
+    `stats.rows_read`; a parser error or a wrong field count is dropped as broken_quoting. Blank lines are skipped."""
+    line = reader.line_num + 1  # first physical line of the next record
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            stats.rows_read += 1
+            stats.drop("broken_quoting", line, str(exc), [])
+            line = reader.line_num + 1
+            continue
+        start, line = line, reader.line_num + 1
+        if not row:  # a blank physical line holds no record
+            continue
+        stats.rows_read += 1
+        if len(row) != ncols:
+            stats.drop("broken_quoting", start, f"expected {ncols} fields, got {len(row)}", row)
+            continue
+        yield start, row
+
+
+def _id_key(note: Note, schema: str) -> int | str:
+    """What makes two notes' ids the same: the number for MIMIC-III's ROW_ID ('7' and '7.0' are one id; an int
+    also takes less memory than its string over 2 M rows), the string for MIMIC-IV's note_id."""
+    return _to_int(note.note_id) if schema.startswith("MIMIC-III") else note.note_id
+
+
 def read_notes(path: str | Path, stats: ReadStats | None = None, encoding: str = "utf-8") -> Iterator[Note]:
     """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain or gzip) in `encoding`, one record at a time.
 
     Every data record is counted in `stats.rows_read`; a malformed one (wrong field count,
     undecodable bytes, non-numeric id, unparsable time) is not yielded but counted under its
-    reason in `stats.dropped` and sampled in `stats.rejects`. Raises NoteLMError for a missing,
-    empty, header-only or unreadable file, or a header lacking required columns.
+    reason in `stats.dropped` and sampled in `stats.rejects`. So is a row whose id (ROW_ID, note_id)
+    an earlier valid row already has (duplicate_row_id): the first is kept, since generations and scores
+    are keyed by the id. NUL bytes are read as text (see _CSV_READS_NUL). Raises NoteLMError for a
+    missing, empty, header-only or unreadable file, or a header lacking required columns (naming its
+    delimiter when it is not a comma).
     """
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
@@ -231,38 +301,25 @@ def read_notes(path: str | Path, stats: ReadStats | None = None, encoding: str =
     if path.stat().st_size == 0:
         raise NoteLMError(f"{path}: the file is empty; expected a CSV header and note rows")
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
+    seen: set[int | str] = set()
     try:
         with _open_text(path, encoding) as fh:
-            reader = csv.reader(fh)
+            reader = csv.reader(fh if _CSV_READS_NUL else (line.replace("\0", "\x1a") for line in fh))
             header = next(reader, None)
             if not header or not any(h.strip() for h in header):
                 raise NoteLMError(f"{path}: the file is empty (no header row); expected a CSV header and note rows")
             schema, cols = _detect_schema(header, path)
             names = {key: header[i].strip() for key, i in cols.items()}
-            ncols = len(header)
-            line = reader.line_num + 1  # first physical line of the next record
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    break
-                except csv.Error as exc:
-                    stats.rows_read += 1
-                    stats.drop("broken_quoting", line, str(exc), [])
-                    line = reader.line_num + 1
-                    continue
-                start, line = line, reader.line_num + 1
-                if not row:  # a blank physical line holds no record
-                    continue
-                stats.rows_read += 1
-                if len(row) != ncols:
-                    stats.drop("broken_quoting", start, f"expected {ncols} fields, got {len(row)}", row)
-                    continue
+            for start, row in _records(reader, len(header), stats):
                 parsed = _parse_row(row, cols, names, schema)
-                if isinstance(parsed, Note):
-                    yield parsed
-                else:
+                if not isinstance(parsed, Note):
                     stats.drop(parsed[0], start, parsed[1], row)
+                elif (key := _id_key(parsed, schema)) in seen:
+                    stats.drop("duplicate_row_id", start, f"{names['note_id']}={parsed.note_id!r} repeats the id of "
+                               "an earlier row, which is kept", row)
+                else:
+                    seen.add(key)
+                    yield parsed
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise NoteLMError(
             f"{path}: could not read past data row {stats.rows_read} ({exc}); the file looks truncated or corrupt"
@@ -298,6 +355,8 @@ FIXES = {
                       "columns are not shifted",
     "unparsable_time": "the dates are not ISO (YYYY-MM-DD[ HH:MM:SS]); a spreadsheet may have reformatted them: use "
                        "the original export",
+    "duplicate_row_id": "rows share an id (ROW_ID; MIMIC-IV: note_id), as when two exports are concatenated: use one "
+                        "export, or keep each id's first row (pandas: df.drop_duplicates('ROW_ID'))",
 }
 
 

@@ -141,3 +141,23 @@ def leakage_metric_names(ngram: int = 13) -> list[str]:
     """The leakage metrics `audit.fail_on` may name: every key of leakage.json but the `n_*` counts."""
     test = [k for c in LEAKAGE_COUNTS for k in (c, f"{c}_rate")] + [f"ngram{ngram}_containment"]
     return test + [f"{VAL_BLOCK}.{k.replace('test', 'val')}" for k in test]
+
+
+# ------------------------------------------------------------------------------------------ memorization.json
+# Per model variant (VARIANTS): each extraction measure for train notes, test notes, and train − test with its
+# patient-clustered interval and verdict (`higher`: the model gives train notes back more than it writes unseen
+# ones); canary exposure (bits) of the planted canaries and the never-planted controls; identifier-like strings in
+# every continuation the model wrote (notelm.identifiers). `references.identifiers` counts them in the test
+# references (what the de-identified input itself holds); `gate` says whether memorize.fail_on passed.
+EXTRACTION = ("exact", "lcs", "rougeL")  # all m tokens reproduced; longest common token run; ROUGE-L of the text
+EXTRACTION_SIDES = ("train", "test", "gap")
+CANARY_KEYS = ("canary_exposure_max", "canary_exposure_mean", "control_exposure_mean")
+IDENTIFIERS = "identifiers"
+REFERENCES = "references"
+GATE = "gate"
+
+
+def memorization_metric_names() -> list[str]:
+    """The keys `memorize.fail_on` may name: `<variant>.<metric>` for every number of a variant's block."""
+    per_variant = [f"{m}_{side}" for m in EXTRACTION for side in EXTRACTION_SIDES] + [*CANARY_KEYS, IDENTIFIERS]
+    return [f"{v}.{k}" for v in VARIANTS for k in per_variant]

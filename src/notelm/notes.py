@@ -1,7 +1,8 @@
 """Cleaning a note and cutting it into prompt and target.
 
-`clean_text` applies `data.deid` (MIMIC's `[**...**]` placeholders kept, typed by `deid_token`, or removed)
-and whitespace normalisation; `filter_reason` names the length filter a cleaned note fails; `make_example`
+`strip_controls` removes control characters (NUL and the like) that are never note text; `clean_text`
+applies `data.deid` (MIMIC's `[**...**]` placeholders kept, typed by `deid_token`, or removed) and whitespace
+normalisation; `filter_reason` names the length filter a cleaned note fails; `make_example`
 cuts a cleaned note at `data.prompt_fraction` of its words into prompt and target (at most
 `data.max_target_words`), led by the patient's earlier notes (`history_prefix`).
 """
@@ -29,6 +30,11 @@ _DEID_TYPES = [(kind, re.compile(pattern)) for kind, pattern in (
     ("LOCATION", r"location|address|street|state|country|city|university|college|company"),
 )]
 _WORD = re.compile(r"\S+")
+# C0 controls but tab, newline and carriage return (whitespace cleaning handles those), DEL and the C1 controls:
+# a NUL or stray escape from an export is no note text, and would pass into prompts, targets and the JSON lines.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# What strip_controls changes, counted per cleaned note in metrics/detail/data.json (always present).
+CLEANING = ("control_char_notes", "control_chars_removed")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -43,6 +49,17 @@ def deid_token(content: str) -> str:
     c = content.lower()
     kind = next((kind for kind, pattern in _DEID_TYPES if pattern.search(c)), "DEID")
     return f"[**{kind}**]"
+
+
+def strip_controls(text: str) -> tuple[str, int]:
+    """(`text` without control characters, how many there were). A control that Python counts as whitespace
+    (vertical tab, form feed, \\x1c-\\x1f, NEL) becomes a space, so the words it separated stay apart; any other
+    (NUL, escape, DEL, ...) is deleted. Tabs, newlines and carriage returns are kept for `clean_text`."""
+    return _CONTROL.subn(_control_gap, text)
+
+
+def _control_gap(match: re.Match) -> str:
+    return " " if match.group().isspace() else ""
 
 
 def clean_text(text: str, cfg: DataParams) -> str:

@@ -18,8 +18,9 @@ from notelm.files import read_json
 from notelm.labels import NAMES, system_name
 from notelm.markdown import MISSING, fmt, fmt_ci, table
 from notelm.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
-from notelm.paths import DATA_METRICS, EVAL_DETAIL, PARAMS_FILE
+from notelm.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE
 from notelm.plan_tables import card_summary
+from notelm.report_memorization import memorization_lines
 
 README = "README.md"
 
@@ -102,8 +103,10 @@ def _against_searle(value: float) -> str:
     return "inside" if 0.43 <= value <= 0.65 else "below" if value < 0.43 else "above"
 
 
-BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {"results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data),
-                                                        "gpus": (PARAMS_FILE, card_summary)}
+BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {
+    "results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data), "gpus": (PARAMS_FILE, card_summary),
+    "memorization": (MEMORIZATION_DETAIL, lambda detail: "\n".join(memorization_lines(detail))),
+}
 
 
 def render(name: str, root: Path = Path(".")) -> str:

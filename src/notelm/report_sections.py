@@ -29,6 +29,7 @@ from notelm.names import (
     eval_systems,
 )
 from notelm.report_facts import reads_table, section_facts, section_templating
+from notelm.report_memorization import memorization_lines
 
 LEAKAGE_DOC = {
     "subject_overlap": "patients with notes in both splits",
@@ -46,6 +47,7 @@ class Inputs:
     eval: dict[str, Any]
     data: dict[str, Any] | None = None
     leakage: dict[str, Any] | None = None
+    memorization: dict[str, Any] | None = None
     per_example: list[dict[str, Any]] | None = None
     generations: dict[str, list[dict[str, Any]]] | None = None
     loss: dict[str, list[tuple[float, float]]] | None = None  # {"train": [(step, loss)], "val": [...]}
@@ -60,6 +62,8 @@ class SourcePaths(Protocol):
     def data_metrics(self) -> str: ...
     @property
     def leakage(self) -> str: ...
+    @property
+    def memorization(self) -> str: ...
     @property
     def per_example(self) -> str: ...
     @property
@@ -272,6 +276,13 @@ def section_intervals(inp: Inputs) -> list[str]:
     return lines + table(["System", *(f"{LABELS[k]}: patients vs notes" for k in keys)], rows) + [""]
 
 
+def section_memorization(inp: Inputs, paths: SourcePaths) -> list[str]:
+    lines = ["## Does the model give its training notes back?", ""]
+    if not inp.memorization:
+        return lines + [f"Not available: `{paths.memorization}` not found (run `dvc repro memorize`).", ""]
+    return lines + memorization_lines(inp.memorization) + [""]
+
+
 def section_leakage(inp: Inputs, paths: SourcePaths) -> list[str]:
     lines = ["## Leakage", ""]
     leak = inp.leakage
@@ -417,7 +428,8 @@ def render_markdown(inp: Inputs, cfg: ReportParams, paths: SourcePaths, charts: 
     lines += section_summary(inp) + section_rouge(inp) + section_bertscore(inp) + section_likelihood(inp)
     lines += section_diff(inp) + section_baselines(inp) + section_facts(inp) + section_templating(inp)
     lines += section_study_way(inp) + section_lengths(inp)
-    lines += section_intervals(inp) + section_leakage(inp, paths) + section_data(inp, paths)
+    lines += section_intervals(inp) + section_leakage(inp, paths) + section_memorization(inp, paths)
+    lines += section_data(inp, paths)
     lines += section_training(inp, paths, charts) + section_completions(inp, cfg, paths)
     lines += section_charts(inp, paths, charts)
     return "\n".join(lines).rstrip() + "\n"

@@ -7,10 +7,12 @@ from notelm.config.audit import AuditParams
 from notelm.config.data import DataParams
 from notelm.config.evaluate import EvaluateParams
 from notelm.config.generate import GenerateParams
+from notelm.config.memorize import MemorizeParams
 from notelm.config.report import ReportParams
 from notelm.config.synthetic import SyntheticParams
 from notelm.config.train import TrainParams
 
 SECTIONS: dict[str, type] = {cls.section: cls for cls in (SyntheticParams, DataParams, AuditParams, TrainParams,
-                                                          GenerateParams, EvaluateParams, ReportParams)}
+                                                          GenerateParams, MemorizeParams, EvaluateParams,
+                                                          ReportParams)}
 TOP_LEVEL = ("model", "model_overrides")  # the params that are no section: the row's name, one experiment's changes

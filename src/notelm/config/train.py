@@ -67,12 +67,18 @@ class TrainParams:
     """Refuse to start when the memory plan (`notelm plan`) says the run will not fit."""
     resume: Literal["auto", "never"] = "auto"
     """auto: continue this very run's last checkpoint (models/checkpoints/) if any; never: start afresh."""
+    canaries: int = 0
+    """Seeded random secrets (src/notelm/canaries.py) added to train notes, for the memorize stage's exposure test;
+    as many never-inserted controls are drawn beside them. Train only: val, test and outputs never hold them."""
+    canary_repeats: int = 1
+    """Train notes each canary is added to (more repeats: more exposure, as in "The Secret Sharer")."""
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 and self.max_steps <= 0:
             raise bad("train", "epochs", "must be > 0 (or set train.max_steps)")
         at_least(self, "train", 1, "batch_size", "grad_accum", "max_length", "logging_steps", "lora_r",
-                  "loss_chunk_tokens", "save_steps")
+                  "loss_chunk_tokens", "save_steps", "canary_repeats")
+        at_least(self, "train", 0, "canaries")
         if not 0 < self.learning_rate < 1:
             raise bad("train", "learning_rate", f"must be in (0, 1), got {self.learning_rate}")
 

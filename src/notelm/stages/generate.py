@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from notelm import runner
+from notelm.config.data import DataParams
 from notelm.config.generate import GenerateParams
 from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
-from notelm.config.data import DataParams
 from notelm.decoding import STOPS, complete, target_nll
 from notelm.errors import NoteLMError
 from notelm.files import read_jsonl, write_jsonl, write_timing

@@ -43,7 +43,7 @@ from notelm.errors import NoteLMError
 from notelm.files import atomic_dir, write_json
 from notelm.history import Recent
 from notelm.mimic import REASONS, Note, ReadStats, check_malformed, read_notes
-from notelm.notes import clean_text, count_words, cut, filter_reason, make_example
+from notelm.notes import CLEANING, clean_text, count_words, cut, filter_reason, make_example, strip_controls
 from notelm.paths import DATA_METRICS, PREPARED_DIR, REJECTS_FILE, SPLITS, split_path
 from notelm.rouge import rouge_scores
 from notelm.splits import group_keys, leaked_patients, split_groups, subsample_train
@@ -88,13 +88,18 @@ class _Kept:
         return np.frombuffer(getattr(self, name), np.int64)
 
 
-def _keep_reason(note: Note, cfg: DataParams, keep: set[str], seen: set[bytes]) -> tuple[str | None, int]:
-    """Clean `note.text` in place; return (why it is dropped — category, error, blank, length, duplicate — or
-    None, its word count)."""
+def _keep_reason(note: Note, cfg: DataParams, keep: set[str], seen: set[bytes],
+                 cleaned: Counter) -> tuple[str | None, int]:
+    """Clean `note.text` in place, counting the control characters removed in `cleaned`; return (why it is
+    dropped — category, error, blank, length, duplicate — or None, its word count)."""
     if keep and note.category not in keep:
         return "category", 0
     if note.iserror:
         return "iserror", 0
+    note.text, controls = strip_controls(note.text)
+    if controls:
+        cleaned["control_char_notes"] += 1
+        cleaned["control_chars_removed"] += controls
     note.text = clean_text(note.text, cfg)
     if not note.text:
         return "blank_text", 0
@@ -125,7 +130,7 @@ def _spool(cfg: DataParams, raw_path: str | Path, spool_path: Path, stats: ReadS
                 next_log += 250_000
             if len(categories) < 1000 or note.category in categories:
                 categories[note.category] += 1
-            reason, n_words = _keep_reason(note, cfg, keep, seen)
+            reason, n_words = _keep_reason(note, cfg, keep, seen, stats.cleaned)
             if reason:
                 stats.drop(reason)
                 continue
@@ -272,6 +277,7 @@ def prepare(cfg: DataParams, raw_path: str | Path, out_dir: str | Path) -> dict[
         "notes_kept": len(kept.offset),
         "train_pool_notes": pool,
         "dropped": {reason: stats.dropped.get(reason, 0) for reason in REASONS},
+        **{key: stats.cleaned.get(key, 0) for key in CLEANING},
         "redundancy": repeats,
         **counts,
     }
@@ -294,7 +300,7 @@ class Paths:
     out: str = PREPARED_DIR
     """Split directory: train, val and test JSON Lines, and the sampled rejects."""
     metrics: str = DATA_METRICS
-    """Data metrics: counts, lengths, reasons for dropped rows, redundancy."""
+    """Data metrics: counts, lengths, reasons for dropped rows, control characters removed, redundancy."""
 
 
 def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:

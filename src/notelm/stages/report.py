@@ -52,6 +52,7 @@ from notelm.paths import (
     EVAL_DETAIL,
     LEAKAGE_DETAIL,
     LIVE_DIR,
+    MEMORIZATION_DETAIL,
     METRIC_BARS,
     PER_EXAMPLE,
     REPORTS,
@@ -83,6 +84,8 @@ class Paths:
     """The data summary from prepare (optional inputs, this and below: a missing one leaves its section saying so)."""
     leakage: str = LEAKAGE_DETAIL
     """Every leakage metric from audit."""
+    memorization: str = MEMORIZATION_DETAIL
+    """The memorization audit from memorize."""
     per_example: str = PER_EXAMPLE
     """Per-example scores from evaluate."""
     generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)
@@ -149,6 +152,7 @@ def load_inputs(paths: Paths, run_info: dict[str, Any] | None = None) -> Inputs:
         eval=read_json(paths.metrics, hint="run the evaluate stage first (`dvc repro evaluate`)"),
         data=read_json(paths.data_metrics),
         leakage=read_json(paths.leakage),
+        memorization=read_json(paths.memorization),
         per_example=read_per_example(Path(paths.per_example)),
         generations=gens or None,
         loss=read_loss_curves(live),

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm import plan, runner
-from notelm.blocks import build_dataset
+from notelm import canaries, plan, runner
+from notelm.blocks import build_dataset, count_examples
 from notelm.checkpoints import FINGERPRINT, fingerprint, resume_point
 from notelm.config.loader import load_section
 from notelm.config.models import ModelRow, recorded_row
@@ -68,9 +68,21 @@ from notelm.trainer import (
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 
+def planted(cfg: TrainParams, train_path: Path) -> tuple[dict[int, list[str]], dict[str, Any] | None]:
+    """The canaries of this run: ({train example index: sentences}, the record the memorize stage reads:
+    template, planted and control secrets, repeats), or ({}, None) with train.canaries: 0."""
+    if not cfg.canaries:
+        return {}, None
+    secrets, controls = canaries.draw(cfg.canaries, cfg.seed)
+    where = canaries.placements(count_examples(train_path), secrets, cfg.canary_repeats, cfg.seed)
+    return where, {"template": canaries.TEMPLATE, "planted": secrets, "controls": controls,
+                   "repeats": cfg.canary_repeats, "notes": len(where)}
+
+
 def _setup(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path):
-    """Everything before the Trainer runs: the memory check, the model, the token blocks. Returns
-    (method, precision, block length, model, tokenizer, train dataset, val dataset)."""
+    """Everything before the Trainer runs: the memory check, the model, the token blocks (canaries planted in
+    train only). Returns (method, precision, block length, model, tokenizer, train dataset, val dataset,
+    canary record)."""
     import torch
 
     method, precision, length = cfg.method_for(row), plan.resolve_precision(cfg.precision), cfg.block_length(row)
@@ -79,9 +91,10 @@ def _setup(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path):
     if cfg.check_memory and (need := plan.check(row, model_dir, cfg, precision == "bf16")):
         log.info("train: memory plan ~%.1f GB of %.1f GB %s", need["estimate_gb"], need["available_gb"], need["where"])
     model, tokenizer = load_for_training(row, method, model_dir, cfg, precision)
-    train_ds = build_dataset(split_path("train", data_dir), tokenizer, length, cfg.packing)
+    where, canary_record = planted(cfg, split_path("train", data_dir))
+    train_ds = build_dataset(split_path("train", data_dir), tokenizer, length, cfg.packing, canaries=where)
     val_ds = build_dataset(split_path("val", data_dir), tokenizer, length, cfg.packing)
-    return method, precision, length, model, tokenizer, train_ds, val_ds
+    return method, precision, length, model, tokenizer, train_ds, val_ds, canary_record
 
 
 def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Path(PREPARED_DIR),
@@ -96,7 +109,7 @@ def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Pat
 
     start = time.perf_counter()
     set_seed(cfg.seed)
-    method, precision, length, model, tokenizer, train_ds, val_ds = _setup(cfg, row, model_dir, data_dir)
+    method, precision, length, model, tokenizer, train_ds, val_ds, canary_record = _setup(cfg, row, model_dir, data_dir)
     args = training_args(cfg, checkpoint_dir, precision)
     main = args.should_save  # the one process (of an `accelerate launch`) that writes files
     with args.main_process_first(desc="checkpoint lookup"):
@@ -126,7 +139,7 @@ def train(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path = Pat
         "steps": trainer.state.global_step, "epochs": trainer.state.epoch, "train_blocks": len(train_ds),
         "train_loss": train_loss, "best_val_loss": best,
         "best_val_perplexity": math.exp(best) if best is not None and best < 50 else None,
-        "processes": args.world_size,
+        "processes": args.world_size, "canaries": canary_record,
     }
     state = gathered_state(trainer)
     if not main:
