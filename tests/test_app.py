@@ -418,3 +418,25 @@ def test_weights_whose_memorization_gate_failed_are_refused_unless_allowed(tiny_
         else:
             assert text == "" and "finetuned is not served" in status and "--allow-memorizing" in status
             assert "Not served" in page
+
+
+def test_the_page_suggests_the_next_words_of_the_typed_text_and_accepts_them(tiny_model_factory, tmp_path):
+    from notelm.suggesting import Suggester, suggestion_text
+
+    models = {"base/tiny": tiny_model_factory("gpt2"), "finetuned": tiny_model_factory("llama")}
+    assert app.default_model(list(models)) == "finetuned" and app.default_model(["base/x"]) == "base/x"
+    typist = Suggester(*load_checkpoint(models["finetuned"]), app.SUGGEST_WORDS, app.SUGGEST_TOKENS)
+
+    def expected(text: str) -> str:
+        generated, ended = typist.propose_text(text)
+        return suggestion_text(generated, app.SUGGEST_WORDS, ended)
+
+    with launched(models, tmp_path / "ratings" / "arena.jsonl") as url:
+        words, latency = client(url).predict(PROMPT, "finetuned", "", api_name="/suggest")
+        assert words == expected(PROMPT) and words.strip() and "ms" in latency
+        chart = "Pt alert and oriented x3, follows commands."
+        with_chart, _ = client(url).predict(PROMPT, "finetuned", chart, api_name="/suggest")
+        assert with_chart == expected(app.with_chart(PROMPT, chart))
+        text, cleared = client(url).predict(PROMPT, words, api_name="/accept_suggestion")
+        assert text == PROMPT + words and cleared == ""
+        assert client(url).predict("", "finetuned", "", api_name="/suggest") == ("", "")

@@ -164,3 +164,28 @@ def test_a_blind_round_in_the_browser_names_the_models_only_after_the_rating(bro
     ratings = arena.read_ratings(tmp_path / "ratings.jsonl")
     assert len(ratings) == 3 and all(r["blind"] for r in ratings)
     assert "gpt2" in board and (shots / "blind-arena.png").stat().st_size > 10_000
+
+
+def test_suggestions_appear_while_typing_and_tab_accepts_them(browser, tiny_model_factory, tmp_path):
+    """Type the beginning of a note, wait for the suggestion of the whole typed text, press Tab: the suggested
+    words are in the box."""
+    from selenium.webdriver.common.keys import Keys
+
+    from notelm.app import SUGGEST_TOKENS, SUGGEST_WORDS
+    from notelm.suggesting import Suggester, suggestion_text
+    from notelm.weights import load_checkpoint
+
+    models = {"base/tiny": tiny_model_factory("gpt2"), "finetuned": tiny_model_factory("llama")}
+    generated, ended = Suggester(*load_checkpoint(models["finetuned"]), SUGGEST_WORDS,
+                                 SUGGEST_TOKENS).propose_text(PROMPT)
+    expected = suggestion_text(generated, SUGGEST_WORDS, ended)
+    assert expected.strip()  # the tiny model proposes words after this prompt
+    with launched(models, tmp_path / "ratings.jsonl", report_path=tmp_path / "report.md") as url:
+        browser.get(url)
+        wait = _tab(browser, "Complete")
+        wait.until(lambda d: textarea(d, "complete-prompt").is_displayed())
+        textarea(browser, "complete-prompt").send_keys(PROMPT)  # the fine-tuned model is the default choice
+        wait.until(lambda d: textarea(d, "complete-suggestion").get_property("value") == expected)
+        assert " ms" in browser.find_element(By.ID, "complete-latency").text
+        textarea(browser, "complete-prompt").send_keys(Keys.TAB)
+        wait.until(lambda d: textarea(d, "complete-prompt").get_property("value") == PROMPT + expected)

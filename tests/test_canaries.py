@@ -33,3 +33,14 @@ def test_candidates_exclude_the_ranked_secrets_and_the_template_splits_at_the_se
     pool = canaries.candidates(200, seed=0, exclude={"000000"})
     assert len(set(pool)) == 200 and "000000" not in pool and pool == canaries.candidates(200, 0, {"000000"})
     assert canaries.text("123456") == f"{canaries.prefix()} 123456."
+
+
+def test_the_draw_is_the_same_in_every_process():
+    """Python salts str hashes per process: nothing drawn may depend on a set's order."""
+    import subprocess
+    import sys
+
+    code = "from notelm import canaries; print(canaries.draw(4, 42))"
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": str(salt), "PATH": ""}).stdout for salt in (1, 2, 3)}
+    assert len(runs) == 1 and str(canaries.draw(4, 42)) in runs.pop()

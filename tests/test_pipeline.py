@@ -50,6 +50,7 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
     params["generate"].update(max_new_tokens=8, batch_size=8)
     params["evaluate"].update(bootstrap_samples=200)
     params["memorize"].update(sample=8, canary_candidates=63, bootstrap_samples=200)
+    params["suggest"].update(budget=6, limit=4, bootstrap_samples=200)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=root)
     sh("git", "config", "user.email", "ci@example.org", cwd=root)
@@ -90,10 +91,14 @@ def test_repro_writes_sane_metrics(repo):
     memorization = json.loads((repo / "metrics/memorization.json").read_text())
     assert memorization["gate"] == "pass" and set(memorization) == {"pretrained", "finetuned", "references", "gate"}
     assert 0 <= memorization["finetuned"]["exact_train"] <= 1 and "canary_exposure_max" in memorization["finetuned"]
+    typed = json.loads((repo / "metrics/suggest.json").read_text())
+    assert {"pretrained", "finetuned", "chart_copy", "ngram"} <= set(typed)
+    assert typed["finetuned_vs_best_proposer"]["keystroke_savings_verdict"] in ("better", "worse", "not distinguishable")
     secrets = record["canaries"]["planted"] + record["canaries"]["controls"]  # the default pipeline plants some
     assert len(record["canaries"]["planted"]) == yaml.safe_load((repo / "params.yaml").read_text())["train"]["canaries"]
     for path in ("data/prepared/train.jsonl", "data/prepared/val.jsonl", "data/prepared/test.jsonl",
-                 "generations/pretrained.jsonl", "generations/finetuned.jsonl", "generations/extraction.jsonl"):
+                 "generations/pretrained.jsonl", "generations/finetuned.jsonl", "generations/extraction.jsonl",
+                 "generations/suggestions.jsonl"):
         assert not any(s in (repo / path).read_text() for s in secrets), path
 
 

@@ -21,7 +21,7 @@ from notelm.report_sections import (
 )
 
 PATHS = SimpleNamespace(data_metrics="d.json", leakage="l.json", per_example="p.csv", generations=("g.jsonl",),
-                        live="dvclive", memorization="m.json")
+                        live="dvclive", memorization="m.json", suggest="s.json")
 
 
 def scores(base: float) -> dict[str, float]:
@@ -106,3 +106,21 @@ def test_the_memorization_section_is_made_from_its_numbers():
     assert "| identifier-like strings in its continuations | 0 | 2 (date 2) |" in md
     assert "higher on its train notes than on unseen test notes" in md
     assert "Gate (`memorize.fail_on`): **fail**: finetuned.exact_gap = 0.5 > 0.1 allowed." in md
+
+
+def test_the_suggest_section_states_each_models_verdict_against_the_best_proposer():
+    def block(ks):
+        return {"keystroke_savings": ks, "keystroke_savings_ci_low": ks - 0.05, "keystroke_savings_ci_high": ks + 0.05,
+                "ceiling": 0.9, "ceiling_ci_low": 0.88, "ceiling_ci_high": 0.92, "accept_rate": None}
+    metrics = {"pretrained": block(0.0), "finetuned": block(0.5), "chart_copy": block(0.3), "ngram": block(0.55),
+               "finetuned_vs_best_proposer": {"keystroke_savings": -0.05, "keystroke_savings_ci_low": -0.1,
+                                              "keystroke_savings_ci_high": 0.01, "keystroke_savings_baseline": "ngram",
+                                              "keystroke_savings_verdict": "not distinguishable"},
+               "n_examples": 46, "clusters": 22, "max_words": 5}
+    ev = {"models": {"pretrained": scores(0.2), "finetuned": scores(0.5)}, **claim(0.1, 0.3)}
+    md = render_markdown(Inputs(eval=ev, suggest=metrics), ReportParams(), PATHS, {})
+    assert "| keystroke savings | 0.000 [-0.050, 0.050] | 0.500 [0.450, 0.550] | 0.300 [0.250, 0.350] |" in md
+    assert "| accept rate | – | – | – | – |" in md
+    assert "- Fine-tuned is **not distinguishable** in keystrokes saved from `ngram`, the best model-free proposer: " \
+           "-0.050 [-0.100, +0.010] of the characters typed." in md
+    assert "Not available: `s.json` not found" in render_markdown(Inputs(eval=ev), ReportParams(), PATHS, {})

@@ -47,8 +47,20 @@ from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
 from notelm.files import read_json, read_jsonl
 from notelm.memorization import refusal
-from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, VARIANTS, direction, eval_difference, eval_systems, scored
+from notelm.names import (
+    CLAIM,
+    HEADLINE,
+    HISTORY_MARK,
+    NOTE_MARK,
+    SUMMARY_METRICS,
+    VARIANTS,
+    direction,
+    eval_difference,
+    eval_systems,
+    scored,
+)
 from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, MEMORIZATION_DETAIL, RATINGS, REPORTS, split_path
+from notelm.suggesting import Suggester, suggestion_text
 from notelm.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -314,14 +326,43 @@ def _decoding_controls(gr) -> list:
                     gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="top p (sampling)")]
 
 
-def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> None:
-    """The Complete tab: one prompt, one model, the continuation streamed in."""
+SUGGEST_WORDS, SUGGEST_TOKENS = 5, 16  # a suggestion's most words and decoded tokens (suggest.max_words, .budget)
 
-    def on_complete(prompt, name, max_new, mode, temperature, top_p):
+
+def with_chart(text: str, chart: str) -> str:
+    """The text a model continues: the typed text, led by the patient's earlier note when one is given, in the
+    prompt format data.history trains on."""
+    return f"{HISTORY_MARK} {chart.strip()} {NOTE_MARK} {text}" if chart and chart.strip() else text
+
+
+def default_model(names: list[str]) -> str | None:
+    """The model the page starts with: the fine-tuned one when there is one."""
+    return VARIANTS[1] if VARIANTS[1] in names else (names[0] if names else None)
+
+
+def suggest_next(cache: ModelCache, typists: dict, name: str, text: str, chart: str) -> tuple[str, str, dict]:
+    """(the next words to suggest after `text`, a status line with the latency, the session's typists): each model
+    keeps one Suggester per session, so the KV cache of what was typed is reused from one keystroke to the next."""
+    if not text.strip():
+        return "", "", typists
+    model, tokenizer = cache.get(name)
+    typist = typists.get(name) or Suggester(model, tokenizer, SUGGEST_WORDS, SUGGEST_TOKENS)
+    tick = time.perf_counter()
+    generated, ended = typist.propose_text(with_chart(text, chart))
+    ms = 1000 * (time.perf_counter() - tick)
+    return suggestion_text(generated, SUGGEST_WORDS, ended), f"{name}: suggestion in {ms:.0f} ms", {**typists, name: typist}
+
+
+def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> None:
+    """The Complete tab: the next words suggested while typing (Tab or the button accepts them), and a whole
+    continuation streamed in on demand."""
+
+    def on_complete(prompt, name, max_new, mode, temperature, top_p, chart):
         text = ""
         try:
             cfg = decoding(max_new, mode, temperature, top_p)
             model, tokenizer = cache.get(name)
+            prompt = with_chart(prompt, chart)
             n = check_prompt(prompt, model, tokenizer, cfg, name)
             yield "", f"generating with {name} ({n} prompt tokens)…"
             tick, tokens = time.perf_counter(), 0
@@ -332,16 +373,48 @@ def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> 
         except Exception as exc:  # noqa: BLE001 - shown in the panel; the app keeps serving
             yield text, f"**Error:** {error_text(exc)}"
 
-    prompt = gr.Textbox(label="Beginning of a note", lines=6, elem_id="complete-prompt")
-    starter = gr.Button("A note to start from", elem_id="complete-starter")
+    def on_type(text, name, chart, typists):
+        try:
+            return suggest_next(cache, typists or {}, name, text, chart)
+        except Exception as exc:  # noqa: BLE001 - shown under the box; typing goes on
+            return "", f"**Error:** {error_text(exc)}", typists
+
+    prompt = gr.Textbox(label="Beginning of a note (suggestions appear below as you type; Tab accepts them)", lines=6,
+                        elem_id="complete-prompt")
+    suggestion = gr.Textbox(label="Suggested next words", interactive=False, elem_id="complete-suggestion")
+    with gr.Row():
+        accept = gr.Button("Accept suggestion (Tab)", elem_id="complete-accept")
+        starter = gr.Button("A note to start from", elem_id="complete-starter")
+    latency = gr.Markdown(elem_id="complete-latency")
+    chart = gr.Textbox("", label="The patient's earlier note (for a model trained with data.history)", lines=3,
+                       elem_id="complete-chart")
+    typists = gr.State({})
     starter.click(lambda: starting_note(random.Random(), notes_path), None, prompt, api_name="complete_starter")
-    model = gr.Dropdown(names, value=names[0] if names else None, label="model")
+    model = gr.Dropdown(names, value=default_model([n for n in names if n not in cache.refused] or names), label="model")
+    # always_last: a suggestion still being made when more is typed is followed only by the latest keystroke's
+    prompt.input(on_type, [prompt, model, chart, typists], [suggestion, latency, typists], api_name="suggest",
+                 trigger_mode="always_last", concurrency_id="model", show_progress="hidden")
+    accept.click(lambda text, words: (text + words, ""), [prompt, suggestion], [prompt, suggestion],
+                 api_name="accept_suggestion")
     controls = _decoding_controls(gr)
     button = gr.Button("Complete", variant="primary", elem_id="complete-button")
     output = gr.Textbox(label="Continuation", lines=8, interactive=False, elem_id="complete-output")
     status = gr.Markdown()
-    button.click(on_complete, [prompt, model, *controls], [output, status], api_name="complete",
+    button.click(on_complete, [prompt, model, *controls, chart], [output, status], api_name="complete",
                  concurrency_id="model")
+
+
+# Tab in the note box accepts the shown suggestion (the button's click), instead of leaving the box.
+TAB_ACCEPTS = """<script>
+document.addEventListener("keydown", (e) => {
+  const box = document.querySelector("#complete-prompt textarea");
+  const shown = document.querySelector("#complete-suggestion textarea");
+  if (e.key === "Tab" && e.target === box && shown && shown.value) {
+    e.preventDefault();
+    document.querySelector("#complete-accept").click();
+  }
+}, true);
+</script>"""
 
 
 RANDOM = "(random)"  # an arena side's model left to chance
@@ -494,7 +567,7 @@ def build_app(
     cache = ModelCache(model_dirs, {} if allow_memorizing else failed)
     names = list(cache.model_dirs)
     no_models = "No checkpoints found under models/base/* or models/finetuned: run `dvc repro` first."
-    with gr.Blocks(title="NoteLM", analytics_enabled=False) as demo:
+    with gr.Blocks(title="NoteLM", analytics_enabled=False, head=TAB_ACCEPTS) as demo:
         gr.Markdown("# NoteLM: nursing-note completion" + ("" if names else f"\n\n**{no_models}**"))
         if failed:
             gr.Markdown(gate_banner(failed, allow_memorizing), elem_id="memorization-gate")

@@ -41,11 +41,11 @@ def prefix() -> str:
 
 def draw(n: int, seed: int) -> tuple[list[str], list[str]]:
     """(n secrets to plant, n distinct controls never planted), seeded."""
-    rng, seen = random.Random(f"notelm-canaries-{seed}"), set()
-    while len(seen) < 2 * n:
-        seen.add(secret(rng))
-    drawn = sorted(seen, key=lambda s: rng.random())  # the set's order is not seeded; this is
-    return drawn[:n], drawn[n:]
+    rng, drawn = random.Random(f"notelm-canaries-{seed}"), {}
+    while len(drawn) < 2 * n:
+        drawn[secret(rng)] = None  # a dict keeps the draw order (a set's order changes with PYTHONHASHSEED)
+    secrets = list(drawn)
+    return secrets[:n], secrets[n:]
 
 
 def placements(n_notes: int, planted: list[str], repeats: int, seed: int) -> dict[int, list[str]]:

@@ -161,3 +161,11 @@ def memorization_metric_names() -> list[str]:
     """The keys `memorize.fail_on` may name: `<variant>.<metric>` for every number of a variant's block."""
     per_variant = [f"{m}_{side}" for m in EXTRACTION for side in EXTRACTION_SIDES] + [*CANARY_KEYS, IDENTIFIERS]
     return [f"{v}.{k}" for v in VARIANTS for k in per_variant]
+
+
+# ------------------------------------------------------------------------------------------ suggest.json
+# Per system (the model VARIANTS and the model-free PROPOSERS) the metrics of notelm.keystrokes.RATIOS with
+# patient-clustered intervals; per model `<variant>_vs_best_proposer`: its keystroke savings − the best
+# proposer's, paired, with the proposer's name and a verdict.
+PROPOSERS = ("chart_copy", "ngram")
+BEST_PROPOSER = "best_proposer"

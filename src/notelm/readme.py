@@ -18,9 +18,10 @@ from notelm.files import read_json
 from notelm.labels import NAMES, system_name
 from notelm.markdown import MISSING, fmt, fmt_ci, table
 from notelm.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
-from notelm.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE
+from notelm.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE, SUGGEST_METRICS
 from notelm.plan_tables import card_summary
 from notelm.report_memorization import memorization_lines
+from notelm.report_suggest import suggest_lines
 
 README = "README.md"
 
@@ -106,6 +107,7 @@ def _against_searle(value: float) -> str:
 BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {
     "results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data), "gpus": (PARAMS_FILE, card_summary),
     "memorization": (MEMORIZATION_DETAIL, lambda detail: "\n".join(memorization_lines(detail))),
+    "suggest": (SUGGEST_METRICS, lambda metrics: "\n".join(suggest_lines(metrics))),
 }
 
 

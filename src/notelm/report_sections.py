@@ -30,6 +30,7 @@ from notelm.names import (
 )
 from notelm.report_facts import reads_table, section_facts, section_templating
 from notelm.report_memorization import memorization_lines
+from notelm.report_suggest import suggest_lines
 
 LEAKAGE_DOC = {
     "subject_overlap": "patients with notes in both splits",
@@ -48,6 +49,7 @@ class Inputs:
     data: dict[str, Any] | None = None
     leakage: dict[str, Any] | None = None
     memorization: dict[str, Any] | None = None
+    suggest: dict[str, Any] | None = None
     per_example: list[dict[str, Any]] | None = None
     generations: dict[str, list[dict[str, Any]]] | None = None
     loss: dict[str, list[tuple[float, float]]] | None = None  # {"train": [(step, loss)], "val": [...]}
@@ -64,6 +66,8 @@ class SourcePaths(Protocol):
     def leakage(self) -> str: ...
     @property
     def memorization(self) -> str: ...
+    @property
+    def suggest(self) -> str: ...
     @property
     def per_example(self) -> str: ...
     @property
@@ -276,6 +280,13 @@ def section_intervals(inp: Inputs) -> list[str]:
     return lines + table(["System", *(f"{LABELS[k]}: patients vs notes" for k in keys)], rows) + [""]
 
 
+def section_suggest(inp: Inputs, paths: SourcePaths) -> list[str]:
+    lines = ["## Completion as a nurse uses it: keystrokes saved while typing", ""]
+    if not inp.suggest:
+        return lines + [f"Not available: `{paths.suggest}` not found (run `dvc repro suggest`).", ""]
+    return lines + suggest_lines(inp.suggest) + [""]
+
+
 def section_memorization(inp: Inputs, paths: SourcePaths) -> list[str]:
     lines = ["## Does the model give its training notes back?", ""]
     if not inp.memorization:
@@ -427,6 +438,7 @@ def render_markdown(inp: Inputs, cfg: ReportParams, paths: SourcePaths, charts: 
     lines = ["# NoteLM report", ""]
     lines += section_summary(inp) + section_rouge(inp) + section_bertscore(inp) + section_likelihood(inp)
     lines += section_diff(inp) + section_baselines(inp) + section_facts(inp) + section_templating(inp)
+    lines += section_suggest(inp, paths)
     lines += section_study_way(inp) + section_lengths(inp)
     lines += section_intervals(inp) + section_leakage(inp, paths) + section_memorization(inp, paths)
     lines += section_data(inp, paths)

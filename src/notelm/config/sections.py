@@ -9,10 +9,12 @@ from notelm.config.evaluate import EvaluateParams
 from notelm.config.generate import GenerateParams
 from notelm.config.memorize import MemorizeParams
 from notelm.config.report import ReportParams
+from notelm.config.suggest import SuggestParams
 from notelm.config.synthetic import SyntheticParams
 from notelm.config.train import TrainParams
 
 SECTIONS: dict[str, type] = {cls.section: cls for cls in (SyntheticParams, DataParams, AuditParams, TrainParams,
-                                                          GenerateParams, MemorizeParams, EvaluateParams,
+                                                          GenerateParams, MemorizeParams, SuggestParams,
+                                                          EvaluateParams,
                                                           ReportParams)}
 TOP_LEVEL = ("model", "model_overrides")  # the params that are no section: the row's name, one experiment's changes

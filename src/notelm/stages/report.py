@@ -56,6 +56,7 @@ from notelm.paths import (
     METRIC_BARS,
     PER_EXAMPLE,
     REPORTS,
+    SUGGEST_METRICS,
     SYNTHETIC_NOTES,
     base_model_dir,
     generations_path,
@@ -86,6 +87,8 @@ class Paths:
     """Every leakage metric from audit."""
     memorization: str = MEMORIZATION_DETAIL
     """The memorization audit from memorize."""
+    suggest: str = SUGGEST_METRICS
+    """Keystroke savings from suggest."""
     per_example: str = PER_EXAMPLE
     """Per-example scores from evaluate."""
     generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)
@@ -153,6 +156,7 @@ def load_inputs(paths: Paths, run_info: dict[str, Any] | None = None) -> Inputs:
         data=read_json(paths.data_metrics),
         leakage=read_json(paths.leakage),
         memorization=read_json(paths.memorization),
+        suggest=read_json(paths.suggest),
         per_example=read_per_example(Path(paths.per_example)),
         generations=gens or None,
         loss=read_loss_curves(live),

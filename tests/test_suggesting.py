@@ -1,0 +1,40 @@
+"""notelm.suggesting on tiny models: every boundary at once, and one typist's cache reused, give the suggestions
+decoding from scratch gives; proposals are read as words the way the simulated nurse matches them."""
+
+from __future__ import annotations
+
+import pytest
+
+from notelm.suggesting import Suggester, boundaries, proposal_words, propose_all, recompute
+from notelm.weights import load_checkpoint
+
+PROMPT = "Pt alert and oriented x3, follows commands."
+WORDS = "HR 80s NSR, BP stable. LS clear bilaterally, RA sats 97%.".split()
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_all_boundaries_at_once_and_the_reused_cache_equal_decoding_from_scratch(tiny_model_factory, family):
+    model, tokenizer = load_checkpoint(tiny_model_factory(family))
+    batched = propose_all(model, tokenizer, PROMPT, WORDS, max_words=3, budget=12)
+    typist = Suggester(model, tokenizer, max_words=3, budget=12)
+    texts = [PROMPT + "".join(" " + w for w in WORDS[:i]) for i in range(len(WORDS))]
+    incremental = [typist.propose(t) for t in texts]
+    scratch = [recompute(model, tokenizer, t, 3, 12) for t in texts]
+    assert batched == incremental == scratch and len(batched) == len(WORDS)
+    assert any(batched)  # a random tiny model still proposes words
+    assert typist.propose(texts[3]) == scratch[3] and typist.propose(texts[5]) == scratch[5]  # back and forth
+
+
+def test_boundaries_cut_the_tokens_at_each_typed_word(tiny_model_factory):
+    _, tokenizer = load_checkpoint(tiny_model_factory("llama"))
+    ids, cuts, gaps = boundaries(tokenizer, PROMPT, WORDS)
+    assert cuts == sorted(cuts) and gaps == [""] * len(WORDS)
+    for i, cut in enumerate(cuts):
+        assert tokenizer.decode(ids[:cut], skip_special_tokens=True) == PROMPT + "".join(" " + w for w in WORDS[:i])
+
+
+def test_proposal_words():
+    assert proposal_words("x3,", " follows commands. HR", 2, ended=False) == ["follows", "commands."]
+    assert proposal_words("x3,", " follows comm", 5, ended=False) == ["follows"]  # the last word was cut short
+    assert proposal_words("x3,", " follows comm", 5, ended=True) == ["follows", "comm"]  # EOS ended it
+    assert proposal_words("80s", ", NSR ", 5, ended=False) == ["80s,", "NSR"]  # a changed word is never the next one
