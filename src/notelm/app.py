@@ -567,7 +567,7 @@ def build_app(
     cache = ModelCache(model_dirs, {} if allow_memorizing else failed)
     names = list(cache.model_dirs)
     no_models = "No checkpoints found under models/base/* or models/finetuned: run `dvc repro` first."
-    with gr.Blocks(title="NoteLM", analytics_enabled=False, head=TAB_ACCEPTS) as demo:
+    with gr.Blocks(title="NoteLM", analytics_enabled=False) as demo:
         gr.Markdown("# NoteLM: nursing-note completion" + ("" if names else f"\n\n**{no_models}**"))
         if failed:
             gr.Markdown(gate_banner(failed, allow_memorizing), elem_id="memorization-gate")
@@ -650,5 +650,5 @@ def launch(host: str = "127.0.0.1", port: int = 7860, share: bool = False, block
     report_dir = Path(options.get("report_path", REPORT_PATH)).resolve().parent
     auth = (lambda user, password: user in users and check_password(password, users[user])) if users else None
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, auth=auth,
-                allowed_paths=[str(report_dir)], run_history=False, quiet=not block)
+                allowed_paths=[str(report_dir)], run_history=False, quiet=not block, head=TAB_ACCEPTS)
     return demo
