@@ -43,6 +43,7 @@ from notelm.arena import (
     read_ratings,
 )
 from notelm.config.generate import GenerateParams
+from notelm.config.suggest import SuggestParams
 from notelm.decoding import context_length, stream_completion
 from notelm.errors import NoteLMError
 from notelm.files import read_json, read_jsonl
@@ -326,7 +327,8 @@ def _decoding_controls(gr) -> list:
                     gr.Slider(0.05, 1.0, value=0.95, step=0.05, label="top p (sampling)")]
 
 
-SUGGEST_WORDS, SUGGEST_TOKENS = 5, 16  # a suggestion's most words and decoded tokens (suggest.max_words, .budget)
+# a suggestion's most words and decoded tokens: the suggest stage's defaults (suggest.max_words, suggest.budget)
+SUGGEST_WORDS, SUGGEST_TOKENS = SuggestParams().max_words, SuggestParams().budget
 
 
 def with_chart(text: str, chart: str) -> str:
