@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import pytest
 
-from notelm.suggesting import Suggester, boundaries, proposal_words, propose_all, recompute
+from notelm.decoding import prompt_ids
+from notelm.suggesting import Suggester, _finished, boundaries, decode_raw, proposal_words, propose_all
 from notelm.weights import load_checkpoint
 
 PROMPT = "Pt alert and oriented x3, follows commands."
+
+
+def recompute(model, tokenizer, text: str, max_words: int, budget: int) -> list[str]:
+    """The proposal after `text` decoded from scratch, every step a full forward without a cache (the reference
+    that both ways must give)."""
+    import torch
+
+    ids, written = prompt_ids(tokenizer, text), []
+    with torch.inference_mode():
+        while len(written) < budget:
+            logits = model(input_ids=torch.tensor([ids + written])).logits  # 1 × T × V
+            written.append(int(logits[0, -1].argmax()))
+            if _finished(tokenizer, written, "", max_words):
+                break
+    return proposal_words((text.split() or [""])[-1], decode_raw(tokenizer, written), max_words,
+                          tokenizer.eos_token_id in written)
 WORDS = "HR 80s NSR, BP stable. LS clear bilaterally, RA sats 97%.".split()
 
 

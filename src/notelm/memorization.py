@@ -12,7 +12,6 @@ train − test is what it has memorized.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import random
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 from notelm import canaries
 from notelm.blocks import training_text
 from notelm.bootstrap import Resampling, interval, replicates, verdict
+from notelm.checkpoints import hash_files
 from notelm.config.generate import GenerateParams
 from notelm.decoding import cache_kwargs, decode, decoding_kwargs, target_nll
 from notelm.files import read_json
@@ -111,13 +111,7 @@ def canary_exposures(model, tokenizer, record: dict[str, Any], n_candidates: int
 
 def checkpoint_id(model_dir: str | Path) -> str:
     """A short hash of a checkpoint's weights (its *.safetensors files): which checkpoint a gate was measured on."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(model_dir).glob("*.safetensors")):
-        digest.update(path.name.encode())
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 24):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    return hash_files(sorted(Path(model_dir).glob("*.safetensors")))
 
 
 def refusal(model_dir: str | Path, detail_path: str | Path) -> str | None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from notelm.labels import system_name
 from notelm.markdown import MISSING, fmt_ci, table
 from notelm.names import BEST_PROPOSER, PROPOSERS, VARIANTS
 
-SYSTEM_NAMES = {"pretrained": "Pre-trained", "finetuned": "Fine-tuned", "chart_copy": "`chart_copy`", "ngram": "`ngram`"}
 METRICS = (("keystroke_savings", "keystroke savings"), ("ceiling", "ceiling (every suggestion accepted whole)"),
            ("accept_rate", "accept rate"), ("next_word_accuracy", "next-word accuracy"),
            ("mean_accepted_words", "words per accepted suggestion"))
@@ -22,14 +22,14 @@ def suggest_lines(metrics: dict[str, Any]) -> list[str]:
     systems = [s for s in (*VARIANTS, *PROPOSERS) if s in metrics]
     rows = [[label, *(fmt_ci(metrics[s], key, digits=3) if metrics[s].get(key) is not None else MISSING
                       for s in systems)] for key, label in METRICS]
-    lines = [*table(["measure", *(SYSTEM_NAMES.get(s, s) for s in systems)], rows), "",
+    lines = [*table(["measure", *(system_name(s) for s in systems)], rows), "",
              f"{metrics['n_examples']} scored test notes of {metrics['clusters']} patients typed word by word; "
              f"suggestions of at most {metrics['max_words']} words; ratios of sums over notes with intervals that "
              "resample patients.", ""]
     for variant in VARIANTS:
         claim = metrics.get(f"{variant}_vs_{BEST_PROPOSER}")
         if claim:
-            lines.append(f"- {SYSTEM_NAMES[variant]} {SAYS[claim['keystroke_savings_verdict']]} "
+            lines.append(f"- {system_name(variant)} {SAYS[claim['keystroke_savings_verdict']]} "
                          f"`{claim['keystroke_savings_baseline']}`, the best model-free proposer: "
                          f"{fmt_ci(claim, 'keystroke_savings', signed=True, digits=3)} of the characters typed.")
     return lines

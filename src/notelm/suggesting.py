@@ -1,6 +1,7 @@
 """Word suggestions from a causal language model: its next words after the typed text, greedily. Used by the
 suggest stage (`propose_all`: every word boundary of a note at once), the app and benchmarks/suggest.py
-(`Suggester`: one typist, the KV cache of what was typed kept from one suggestion to the next).
+(`Suggester`: one typist, the KV cache of what was typed kept from one suggestion to the next). The typed text is
+tokenised as a prompt is (decoding.prompt_ids).
 
 A proposal is read as words the way keystrokes.simulate matches them (`proposal_words`): decoding stops once the
 text holds more than `max_words` words (the last of them then complete), at EOS, or after `budget` tokens. Both
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
+
+from notelm.decoding import prompt_ids
 
 
 def proposal_words(last_typed: str, generated: str, max_words: int, ended: bool) -> list[str]:
@@ -47,15 +50,6 @@ def _finished(tokenizer, ids: list[int], gap: str, max_words: int) -> bool:
 def decode_raw(tokenizer, ids: list[int]) -> str:
     """Token ids as text, special tokens dropped, whitespace kept (it separates words)."""
     return tokenizer.decode([i for i in ids if i != tokenizer.eos_token_id], skip_special_tokens=True)
-
-
-def _typed_ids(tokenizer, text: str) -> list[int]:
-    """The typed text's token ids (leading special tokens kept, a trailing end marker dropped)."""
-    ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-    ends = {tokenizer.eos_token_id, getattr(tokenizer, "sep_token_id", None)} - {None}
-    while len(ids) > 1 and ids[-1] in ends:
-        ids = ids[:-1]
-    return ids
 
 
 def _words(tokenizer, last_typed: str, gap: str, ids: list[int], max_words: int) -> list[str]:
@@ -167,7 +161,7 @@ class Suggester:
         import torch
 
         with torch.inference_mode():
-            self._read(_typed_ids(self.tokenizer, text))
+            self._read(prompt_ids(self.tokenizer, text))
             written, token = [], int(self.logits.argmax())
             while True:
                 written.append(token)
@@ -185,20 +179,3 @@ class Suggester:
         """The proposal after `text` as words (proposal_words)."""
         generated, ended = self.propose_text(text)
         return proposal_words((text.split() or [""])[-1], generated, self.max_words, ended)
-
-
-def recompute(model, tokenizer, text: str, max_words: int, budget: int) -> list[str]:
-    """The proposal after `text` decoded from scratch, every step a full forward without a cache (the reference
-    that both ways must give)."""
-    import torch
-
-    ids = _typed_ids(tokenizer, text)
-    written: list[int] = []
-    with torch.inference_mode():
-        while len(written) < budget:
-            logits = model(input_ids=torch.tensor([ids + written], device=model.device)).logits  # 1 × T × V
-            written.append(int(logits[0, -1].argmax()))
-            if _finished(tokenizer, written, "", max_words):
-                break
-    return proposal_words((text.split() or [""])[-1], decode_raw(tokenizer, written), max_words,
-                          tokenizer.eos_token_id in written)

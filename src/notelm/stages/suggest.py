@@ -35,7 +35,7 @@ from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
 from notelm.config.suggest import SuggestParams
 from notelm.files import read_jsonl, write_json, write_jsonl
-from notelm.keystrokes import ONE_MINUS, RATIOS, Typing, simulate, summary
+from notelm.keystrokes import COUNTS, ONE_MINUS, RATIOS, Typing, simulate, summary
 from notelm.names import BEST_PROPOSER, PROPOSERS, VARIANTS, scored
 from notelm.paths import FINETUNED, PREPARED_DIR, SUGGEST_METRICS, SUGGESTIONS, base_model_dir, split_path
 from notelm.proposers import NGram, chart_copies
@@ -93,7 +93,7 @@ def ratio(num: np.ndarray, den: np.ndarray, resampling: Resampling, cfg: Suggest
 def scores(typings: dict[str, list[Typing]], subjects: list, cfg: SuggestParams) -> dict[str, Any]:
     """Every system's metrics with intervals, and each model's keystroke savings − the best proposer's."""
     resampling = Resampling.by(subjects)
-    counts = {s: {k: np.array([getattr(t, k) for t in ts], dtype=float) for k in asdict(ts[0])}
+    counts = {s: {k: np.array([getattr(t, k) for t in ts], dtype=float) for k in COUNTS}
               for s, ts in typings.items()}
     out: dict[str, Any] = {}
     for system, c in counts.items():
