@@ -72,17 +72,27 @@ def context_length(model, tokenizer) -> int | None:
     return limit if isinstance(limit, int) and 0 < limit < 10**7 else None
 
 
-def cache_kwargs(model) -> dict[str, Any]:
-    """generate() arguments for the KV cache: a static (preallocated) cache where the architecture has one.
+def cache_kwargs(model, compile: bool = False) -> dict[str, Any]:
+    """generate() arguments for the KV cache: a static (preallocated) cache where the architecture has one,
+    its decoding step compiled with `compile` (generate.compile).
 
     The default dynamic cache concatenates every layer's keys and values at every new token: at batch 16
     that copying was 28 % of a decoding run's CPU time here (torch profiler); the static cache writes in
-    place, the same greedy tokens (benchmarks/generate.py). On CUDA, transformers would also torch.compile
-    the decoding step for a static cache, recompiling for every new prompt width of the length-sorted
-    batches: compilation stays off (measured on the CPU only; the GPU path has not run here)."""
+    place, the same greedy tokens (benchmarks/generate.py). Compiled, on the CPU: one dynamic-shape inductor
+    graph for every batch size and prompt width (a static one recompiles for each); measured slower than eager
+    on this project's 2-core CPU, hence off by default. On CUDA, `compile` leaves transformers' own setting
+    (CUDA graphs over the static cache) as it is: not measured here."""
     if not getattr(model, "_can_compile_fullgraph", False):
         return {}
-    return {"cache_implementation": "static", "disable_compile": True}
+    if not compile:
+        return {"cache_implementation": "static", "disable_compile": True}
+    if model.device.type == "cuda":
+        return {"cache_implementation": "static"}
+    from transformers import CompileConfig
+
+    config = CompileConfig(dynamic=True, mode="default")  # "reduce-overhead" means CUDA graphs
+    config._compile_all_devices = True  # transformers compiles on CUDA only, unless told (no public switch)
+    return {"cache_implementation": "static", "compile_config": config}
 
 
 STOPS = ("eos", "word_cap", "budget")  # why a continuation ended: the model's end token, the word cap, the token budget
@@ -170,7 +180,7 @@ def _round(model, tokenizer, cfg: GenerateParams, batch: list[int], encoded: lis
             input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
             max_new_tokens=step, pad_token_id=pad, eos_token_id=eos, use_cache=True,
             stopping_criteria=word_cap_criteria(tokenizer, width, word_cap, [written[i] for i in batch], ends),
-            **cache_kwargs(model), **decoding_kwargs(cfg),
+            **cache_kwargs(model, cfg.compile), **decoding_kwargs(cfg),
         )  # B × (width + new)
     for row, i in enumerate(batch):
         new = out[row, width:].tolist()

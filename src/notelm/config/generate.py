@@ -36,6 +36,9 @@ class GenerateParams:
     """First N test examples only."""
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     """Weights' dtype while decoding (float32: deterministic, the default)."""
+    compile: bool = False
+    """torch.compile the decoding step over the static KV cache (one dynamic-shape graph for every batch and prompt
+    width). Off by default: on this project's 2-core CPU it was slower than eager (benchmarks/generate.py)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, str):
