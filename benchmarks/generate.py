@@ -42,7 +42,7 @@ from transformers import pipeline
 from notelm import decoding
 from notelm.config.generate import GenerateParams
 from notelm.config.loader import load_params
-from notelm.decoding import complete, decode, prompt_ids
+from notelm.decoding import cache_kwargs, complete, decode, prompt_ids
 from notelm.files import read_jsonl
 from notelm.paths import base_model_dir
 from notelm.weights import load_checkpoint
@@ -51,8 +51,6 @@ from notelm.weights import load_checkpoint
 def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams, gemm: float) -> None:
     """Print how one batch of the generate stage splits: the prefill (one forward over the prompts, last
     logits only) and the decoding steps after it, each with its share of the fp32 compute limit."""
-    from notelm.decoding import cache_kwargs, prompt_ids
-
     encoded = sorted((prompt_ids(tokenizer, p, cfg.max_prompt_tokens) for p in prompts[: cfg.batch_size]), key=len)
     width, pad = len(encoded[-1]), tokenizer.pad_token_id or 0
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # B × width, left-padded
@@ -154,7 +152,8 @@ def main() -> None:
 
     fp32 = torch.float32
     rows = []  # (name, batch, continuations, seconds, dtype of the limit)
-    batched, batched_s = timed(lambda: notelm(cfg))
+    results, batched_s = timed(lambda: complete(model, tokenizer, prompts, cfg))
+    batched = [r["completion"] for r in results]
     static, decoding.cache_kwargs = decoding.cache_kwargs, lambda model, compile=False: {}  # dynamic, as before
     rows.append(("notelm batched as before (fp32, dynamic cache)", 16,
                  *timed(lambda: notelm(GenerateParams(max_new_tokens=args.max_new_tokens, batch_size=16))), fp32))
@@ -185,7 +184,7 @@ def main() -> None:
     gemm = {fp32: gemm_flops(fp32), **({} if skip else {torch.bfloat16: gemm_flops(torch.bfloat16)})}
     params = parameter_count(model)
     body = params - model.get_input_embeddings().weight.numel()
-    prompt_tokens = sum(len(prompt_ids(tokenizer, p, cfg.max_prompt_tokens)) for p in prompts)
+    prompt_tokens = sum(r["prompt_tokens"] for r in results)
     print(f"model: {model_dir}  prompts: {len(prompts)} ({prompt_tokens} prompt tokens)  max_new_tokens: "
           f"{args.max_new_tokens}  threads: {torch.get_num_threads()}  GEMM: fp32 {gemm[fp32] / 1e9:.0f} GFLOP/s, "
           + (f"bf16 not run: {skip}" if skip else f"bf16 {gemm[torch.bfloat16] / 1e9:.0f} GFLOP/s"))

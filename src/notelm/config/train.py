@@ -63,7 +63,7 @@ class TrainParams:
     """Output layer + loss this many tokens at a time, never the full B×T×V logits (null: the model's own loss)."""
     compile: bool = False
     """torch.compile (inductor) each decoder layer in place before training; the loss and optimizer stay eager.
-    Off by default: on this project's 2-core CPU in fp32 it did not make a step faster (benchmarks/train.py)."""
+    Off by default: on this project's 2-core CPU the default train stage took longer compiled (README)."""
     gradient_checkpointing: bool | None = None
     """Recompute activations in backward: less memory, ~1/3 more compute (null: qlora only)."""
     check_memory: bool = True
