@@ -188,7 +188,8 @@ def main() -> None:
     print(f"model: {model_dir}  prompts: {len(prompts)} ({prompt_tokens} prompt tokens)  max_new_tokens: "
           f"{args.max_new_tokens}  threads: {torch.get_num_threads()}  GEMM: fp32 {gemm[fp32] / 1e9:.0f} GFLOP/s, "
           + (f"bf16 not run: {skip}" if skip else f"bf16 {gemm[torch.bfloat16] / 1e9:.0f} GFLOP/s"))
-    print("| generator | batch | tokens | seconds | tokens/s | × pipeline | identical to fp32 batched | share of limit |")
+    print("| generator | batch | tokens | seconds | tokens/s | × pipeline | identical to fp32 batched | "
+          "share of limit |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     base_rate = tokens(rows[0][2]) / rows[0][3]
     for name, batch, texts, seconds, dtype in rows:

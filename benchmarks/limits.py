@@ -29,7 +29,9 @@ def emulated(dtype) -> str | None:
     """Why `dtype` is not worth measuring on this machine (its GEMM emulated), or None."""
     rate = gemm_flops(dtype, 256, 2)
     name = str(dtype).removeprefix("torch.")
-    return f"{name} GEMM runs at {rate / 1e9:.2f} GFLOP/s here (emulated: no AVX-512 BF16 or AMX)" if rate < SLOW else None
+    if rate >= SLOW:
+        return None
+    return f"{name} GEMM runs at {rate / 1e9:.2f} GFLOP/s here (emulated: no AVX-512 BF16 or AMX)"
 
 
 def parameter_count(model) -> int:
