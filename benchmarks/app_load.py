@@ -5,9 +5,11 @@ through three actions, as people at a ward's demo would: a streamed completion; 
 (the first and last model, sides shuffled and hidden) then its rating; a named arena round then its rating. After the run the ratings file is
 read back: every rating the app said it saved must be there exactly once (none lost, none duplicated).
 The test is bounded: at most 100 users, and a wall-clock limit after which the rest count as lost.
-It prints
+It writes
 
     action  users  ok  failed  lost  p50 s  p95 s  max s        (and: ratings saved / in the file / duplicated)
+
+to benchmarks/results/app_load.json.
 
     python benchmarks/app_load.py --tiny                        # in-process app on two tiny random models
     python benchmarks/app_load.py --tiny --users 50 --mix       # 50 users: completions, arena rounds, ratings
@@ -121,18 +123,6 @@ def load_test(url: str, models: list[str] | str, n: int = 20, max_new_tokens: in
     return result
 
 
-def table(result: dict) -> str:
-    """The result as a text table: one line per action, then the ratings check."""
-    lines = [f"{'action':<22} {'users':>5} {'ok':>4} {'failed':>6} {'lost':>4} {'p50 s':>6} {'p95 s':>6} {'max s':>6}"]
-    for action, r in result["actions"].items():
-        lines.append(f"{action:<22} {r['users']:>5} {r['ok']:>4} {r['failed']:>6} {r['lost']:>4} "
-                     f"{r['p50_s']:>6.2f} {r['p95_s']:>6.2f} {r['max_s']:>6.2f}")
-    lines.append(f"{result['users']} users in {result['wall_s']:.1f} s wall; ratings saved {result['saved']}"
-                 + (f", in the file {result['in_file']}, duplicated lines {result['duplicated']}"
-                    if "in_file" in result else ""))
-    return "\n".join(lines)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a running app (default: launch one in this process)")
@@ -145,14 +135,16 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="queue concurrency of the in-process app")
     parser.add_argument("--time-limit", type=float, default=300.0)
     args = parser.parse_args()
+    # imported here, not at the top: tests/test_app.py loads this file without benchmarks/ on the path
+    from results import save
 
     url, models, demo, ratings = args.url, args.model, None, args.ratings_path
     if url is None:
         from notelm.app import build_app, discover_models
 
         if args.tiny:
-            sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-            from tiny import make_tiny_model
+            sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: tests.tiny
+            from tests.tiny import make_tiny_model
 
             tmp = Path(tempfile.mkdtemp(prefix="notelm-app-load-"))
             found = {f: make_tiny_model(tmp / f, f) for f in ("llama", "gpt2")}
@@ -172,14 +164,22 @@ def main() -> int:
     finally:
         if demo is not None:
             demo.close()
-    print(f"models {', '.join(models)} at {url}, {args.max_new_tokens} new tokens each, "
-          f"app concurrency {args.concurrency}")
-    print(table(result))
-    for action, r in result["actions"].items():
-        for failure in r["failures"]:
-            print(f"failure ({action}):", failure)
+    rows = [[action, r["users"], r["ok"], r["failed"], r["lost"], f"{r['p50_s']:.2f}", f"{r['p95_s']:.2f}",
+             f"{r['max_s']:.2f}"] for action, r in result["actions"].items()]
     clean = result["ok"] == result["users"] and result.get("in_file", result["saved"]) == result["saved"]
-    return 0 if clean and not result.get("duplicated") else 1
+    clean = clean and not result.get("duplicated")
+    where = f"at {url}" if args.url else "in an app launched in this process" + (" (tiny random)" if args.tiny else "")
+    notes = [(f"Models {', '.join(models)} {where}, {args.max_new_tokens} new tokens each, app concurrency "
+              f"{args.concurrency}."),
+             f"{result['users']} users in {result['wall_s']:.1f} s wall; ratings saved {result['saved']}"
+             + (f", in the file {result['in_file']}, duplicated lines {result['duplicated']}" if "in_file" in result
+                else "") + ".",
+             f"All succeed, every rating once: {'met' if clean else 'not met'}.",
+             *(f"failure ({action}): {failure}" for action, r in result["actions"].items()
+               for failure in r["failures"])]
+    save("app_load", ["action", "users", "ok", "failed", "lost", "p50 s", "p95 s", "max s"], rows, notes,
+         title="The app under concurrent users")
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
     PYTHONPATH=src python benchmarks/audit.py --split note          # the leaky note-level split
     PYTHONPATH=src python benchmarks/audit.py --test 100000 --val 100000 --train 20000   # MIMIC-sized index
 
-Builds prepared-style examples from `notelm.synthetic` nursing notes in memory (prompt = first half
-of the words), splits them by subject (clean) or by note (leaky), and times `notelm.leakage.audit`: indexing
-test and val, then scanning train. Scan time grows linearly with train notes, so it prints the
+Builds prepared-style examples from `notelm.data.synthetic` nursing notes in memory (prompt = first half
+of the words), splits them by subject (clean) or by note (leaky), and times `notelm.privacy.audit.audit`: indexing
+test and val, then scanning train. Scan time grows linearly with train notes, so it writes the
 estimate for 800k train notes against the held-out splits actually indexed, with notes/s and peak RSS
-(which includes the in-memory corpus; `notelm audit` streams train from disk instead).
+(which includes the in-memory corpus; `notelm audit` streams train from disk instead), to
+benchmarks/results/audit.json.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ import random
 import resource
 import time
 
-from notelm import leakage, synthetic
+from results import save  # benchmarks/, on the path when run as a script
+
 from notelm.config.audit import AuditParams
 from notelm.config.synthetic import SyntheticParams
+from notelm.data import synthetic
+from notelm.privacy import audit
 
 MIMIC_TRAIN = 800_000
 
@@ -69,8 +73,9 @@ def main() -> None:
             cut[i] += 1  # keep each patient in one split
     a, b = cut
     test, val, train = rows[:a], rows[a:b], rows[b:]
-    print(f"corpus: {len(train)} train / {len(val)} val / {len(test)} test notes ({args.split} split), "
-          f"built in {time.perf_counter() - t0:.1f}s, RSS {rss_mb():,.0f} MB")
+    corpus = (f"corpus: {len(train)} train / {len(val)} val / {len(test)} test notes ({args.split} split), "
+              f"built in {time.perf_counter() - t0:.1f}s, RSS {rss_mb():,.0f} MB")
+    print(corpus)
 
     started: list[float] = []
 
@@ -79,15 +84,18 @@ def main() -> None:
         yield from rows
 
     t0 = time.perf_counter()
-    metrics = leakage.audit(stamped(train), iter(test), AuditParams(), val_rows=iter(val) if val else None)
+    metrics = audit.audit(stamped(train), iter(test), AuditParams(), val_rows=iter(val) if val else None)
     end = time.perf_counter()
     index, scan = started[0] - t0, end - started[0]
-    print({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-    print(f"audit: {end - t0:.1f}s wall = {index:.1f}s indexing {len(test) + len(val)} held-out notes "
-          f"+ {scan:.1f}s scanning {len(train)} train notes ({len(train) / scan:,.0f} train notes/s); "
-          f"peak RSS {rss_mb():,.0f} MB")
-    print(f"estimate for {MIMIC_TRAIN:,} train notes against this index: "
-          f"{(index + scan * MIMIC_TRAIN / max(len(train), 1)) / 60:.1f} min")
+    estimate = (index + scan * MIMIC_TRAIN / max(len(train), 1)) / 60
+    save("audit", ["split", "train notes", "val notes", "test notes", "wall s", "indexing s", "scanning s",
+                   "train notes/s", "peak RSS MB", f"estimate for {MIMIC_TRAIN:,} train notes, min"],
+         [[args.split, len(train), len(val), len(test), f"{end - t0:.1f}", f"{index:.1f}", f"{scan:.1f}",
+           f"{len(train) / scan:,.0f}", f"{rss_mb():,.0f}", f"{estimate:.1f}"]],
+         [(f"C{corpus[1:]}; the estimate scales the scan linearly against the {len(test) + len(val)} held-out "
+           "notes indexed."),
+          "Audit metrics: " + ", ".join(f"{k} {v}" for k, v in metrics.items() if not isinstance(v, dict)) + "."],
+         title="Leakage audit at scale")
 
 
 if __name__ == "__main__":

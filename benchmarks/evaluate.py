@@ -4,9 +4,9 @@
 
 Builds `--pairs` seeded synthetic nursing-note pairs of about `--words` words each
 (prediction and reference share some sentences, as real continuations do), scores
-them with `notelm.rouge.rouge_scores` and `notelm.bertscore.bertscore_scores` using the default
+them with `notelm.evaluation.rouge.rouge_scores` and `notelm.evaluation.bertscore.bertscore_scores` using the default
 `evaluate` params (bundled all-MiniLM-L6-v2, layer 6), once per `evaluate.bertscore_dtype`
-(float32, the default, and bfloat16), and prints pairs/s, wall time and how far bf16 moves F1.
+(float32, the default, and bfloat16), and writes pairs/s, wall time and how far bf16 moves F1 to benchmarks/results/evaluate.json.
 The machine is shared: run it when it is otherwise idle. Target (issue 5): ROUGE + BERTScore on 1,000 pairs in <= 60 s on a 2-core machine.
 """
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import time
 
 import numpy as np
+from results import save  # benchmarks/, on the path when run as a script
 
-from notelm.bertscore import bertscore_scores, load_encoder
 from notelm.config.evaluate import EvaluateParams
-from notelm.rouge import rouge_scores
+from notelm.evaluation.bertscore import bertscore_scores, load_encoder
+from notelm.evaluation.rouge import rouge_scores
 
 SENTENCES = [
     "Pt alert and oriented x3, follows commands, MAE.",
@@ -95,14 +95,10 @@ def main() -> None:
         f1[dtype] = timed(dtype, lambda: bertscore_scores(preds, refs, run_cfg))["bertscore_f1"]
     wall = time.perf_counter() - wall0
 
-    print(f"{args.pairs} pairs, {mean_words:.1f} words/text on average; encoder {cfg.bertscore_model} "
-          f"layer {cfg.bertscore_layer}; {os.cpu_count()} CPUs ({platform.machine()}), torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; load average before/after: {load0} / {os.getloadavg()[0]:.2f}")
-    print(f"{'step':<36}{'wall s':>8}{'cpu s':>8}{'pairs/s':>9}")
+    rows = []
 
-    def line(name, wall_s, cpu_s, per_pair=True, note=""):
-        rate = f"{args.pairs / wall_s:9.1f}" if per_pair else " " * 9
-        print(f"{name:<36}{wall_s:8.2f}{cpu_s:8.2f}{rate}{note}")
+    def line(name, wall_s, cpu_s, per_pair=True, note="–"):
+        rows.append([name, f"{wall_s:.2f}", f"{cpu_s:.2f}", f"{args.pairs / wall_s:.1f}" if per_pair else "–", note])
 
     line("ROUGE-1/2/L/Lsum", *steps["rouge"])
     line("BERTScore encoder load (once)", *steps["load"], per_pair=False)
@@ -110,13 +106,14 @@ def main() -> None:
         line(f"BERTScore {dtype}", *steps[dtype])
     for dtype in args.dtypes:
         both = [sum(steps[k][j] for k in ("rouge", "load", dtype)) for j in (0, 1)]
-        verdict = "meets" if both[0] <= 60 else "misses"
-        line(f"ROUGE + load + BERTScore {dtype}", *both, note=f"   {verdict} the 60 s target")
+        line(f"ROUGE + load + BERTScore {dtype}", *both, note=f"≤ 60 s: {'met' if both[0] <= 60 else 'not met'}")
+    notes = [f"{args.pairs} pairs, {mean_words:.1f} words a text on average; encoder {cfg.bertscore_model} layer "
+             f"{cfg.bertscore_layer}; {torch.get_num_threads()} threads; load average before/after {load0} / "
+             f"{os.getloadavg()[0]:.2f}; total wall {wall:.2f} s."]
     if "float32" in f1 and "bfloat16" in f1:
         d = f1["bfloat16"] - f1["float32"]
-        print(f"bfloat16 vs float32 F1: mean shift {d.mean():+.1e}, max |diff| {np.abs(d).max():.1e}")
-    print(f"total wall {wall:.2f} s. The 2 cores may be shared: cpu s / threads is the wall time on an idle machine.")
-
+        notes.append(f"bfloat16 against float32 F1: mean shift {d.mean():+.1e}, largest |difference| {np.abs(d).max():.1e}.")
+    save("evaluate", ["step", "wall s", "CPU s", "pairs/s", "target"], rows, notes, title="Scoring continuations")
 
 if __name__ == "__main__":
     main()

@@ -8,15 +8,16 @@ compiled (`generate.compile`; its compilation timed apart, on a first pass), the
 bfloat16`; only where bf16 GEMM is done in hardware), and ONNX Runtime GenAI, what a user would pick instead:
 the checkpoint converted offline by its model builder to fp32 and int4 (conversion timed apart), decoding the
 same prompt ids batched and one at a time (`pip install onnxruntime-genai onnx onnx_ir onnxscript`; the rows
-are left out without it). The table reports tokens/s, the ratio to the pipeline, whether each
-continuation is identical to the fp32 batched one, and the share of the compute limit: the work done,
-2·N_body FLOPs per prompt token (the prefill; N_body = parameters without the embedding matrix, only the
-last position's logits being computed) plus 2·N FLOPs per generated token, over the seconds taken, against
-a square GEMM's FLOP/s in the same dtype measured in the same run.
+are left out without it). The table, written to benchmarks/results/generate.json, reports tokens/s, the ratio
+to the pipeline, whether each continuation is identical to the fp32 batched one, and the share of the
+compute limit: the work done, 2·N_body FLOPs per prompt token (the prefill; N_body = parameters without the
+embedding matrix, only the last position's logits being computed) plus 2·N FLOPs per generated token, over the
+seconds taken, against a square GEMM's FLOP/s in the same dtype measured in the same run.
 
     python benchmarks/generate.py                      # 64 prompts, models/base/<params model>
     python benchmarks/generate.py --prompts 16 --model-dir models/finetuned
     python benchmarks/generate.py --profile            # only: one batch's prefill vs decoding, each against the limit
+                                                       # (benchmarks/results/generate.profile.json)
     python benchmarks/generate.py --prompts 32 --max-new-tokens 48 --batch-size 32 --model-dir models/finetuned
 
 Needs the outputs of `dvc repro base_model prepare` (or of `make repro`).
@@ -37,20 +38,22 @@ from limits import (  # benchmarks/, on the path when run as a script
     gemm_flops,
     parameter_count,
 )
+from results import save
 from transformers import pipeline
 
-from notelm import decoding
 from notelm.config.generate import GenerateParams
-from notelm.config.loader import load_params
-from notelm.decoding import cache_kwargs, complete, decode, prompt_ids
-from notelm.files import read_jsonl
-from notelm.paths import base_model_dir
-from notelm.weights import load_checkpoint
+from notelm.core.files import read_jsonl
+from notelm.core.loader import load_params
+from notelm.core.paths import base_model_dir
+from notelm.generation import decoding
+from notelm.generation.decoding import cache_kwargs, complete, decode, prompt_ids
+from notelm.training.weights import load_checkpoint
 
 
 def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams, gemm: float) -> None:
-    """Print how one batch of the generate stage splits: the prefill (one forward over the prompts, last
-    logits only) and the decoding steps after it, each with its share of the fp32 compute limit."""
+    """Write how one batch of the generate stage splits (benchmarks/results/generate.profile.json): the prefill
+    (one forward over the prompts, last logits only) and the decoding steps after it, each with its share of the
+    fp32 compute limit."""
     encoded = sorted((prompt_ids(tokenizer, p, cfg.max_prompt_tokens) for p in prompts[: cfg.batch_size]), key=len)
     width, pad = len(encoded[-1]), tokenizer.pad_token_id or 0
     ids = torch.tensor([[pad] * (width - len(e)) + e for e in encoded])  # B × width, left-padded
@@ -66,11 +69,12 @@ def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams
         model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=cfg.max_new_tokens,
                        min_new_tokens=cfg.max_new_tokens, do_sample=False, pad_token_id=pad, **cache_kwargs(model))
         decode = time.perf_counter() - tick - prefill  # generate's own prefill costs what the forward did
-    new = len(encoded) * cfg.max_new_tokens
-    print(f"one batch of {len(encoded)} prompts × {width} tokens (fp32 GEMM {gemm / 1e9:.0f} GFLOP/s):")
-    print(f"  prefill {prefill:.1f} s: {2 * body * mask.sum().item() / prefill / gemm:.0%} of the limit")
-    print(f"  decode  {decode:.1f} s for {new} tokens ({cfg.max_new_tokens} steps): "
-          f"{2 * params * new / decode / gemm:.0%} of the limit")
+    new, read = len(encoded) * cfg.max_new_tokens, mask.sum().item()
+    save("generate.profile", ["phase", "seconds", "tokens", "share of the fp32 limit"], [
+        ["prefill (one forward, last logits only)", f"{prefill:.1f}", read, f"{2 * body * read / prefill / gemm:.0%}"],
+        [f"decode ({cfg.max_new_tokens} steps)", f"{decode:.1f}", new, f"{2 * params * new / decode / gemm:.0%}"]],
+        [f"One batch of {len(encoded)} prompts × {width} tokens (fp32 GEMM {gemm / 1e9:.0f} GFLOP/s)."],
+        {"fp32": gemm}, "Generation: prefill vs decoding")
 
 
 def ort_generate(onnx_dir: Path, tokenizer, prompts: list[str], cfg: GenerateParams, batch_size: int) -> list[str]:
@@ -99,9 +103,10 @@ def ort_generate(onnx_dir: Path, tokenizer, prompts: list[str], cfg: GeneratePar
     return texts
 
 
-def ort_rows(model_dir: Path, tokenizer, prompts: list[str], cfg: GenerateParams, out: Path) -> list[tuple]:
+def ort_rows(model_dir: Path, tokenizer, prompts: list[str], cfg: GenerateParams, out: Path,
+             notes: list[str]) -> list[tuple]:
     """(name, batch, continuations, seconds) of ONNX Runtime GenAI in fp32 and int4, the model converted under
-    `out` by its builder first (offline; each conversion's seconds printed)."""
+    `out` by its builder first (offline; each conversion's seconds printed and added to `notes`)."""
     rows = []
     for precision, batches in (("fp32", (cfg.batch_size, 1)), ("int4", (cfg.batch_size,))):
         target = out / precision
@@ -109,7 +114,9 @@ def ort_rows(model_dir: Path, tokenizer, prompts: list[str], cfg: GenerateParams
         subprocess.run([sys.executable, "-m", "onnxruntime_genai.models.builder", "-i", str(model_dir), "-o",
                         str(target), "-p", precision, "-e", "cpu", "-c", str(out / "cache")],
                        check=True, capture_output=True)
-        print(f"onnxruntime-genai builder, {precision}: {time.perf_counter() - tick:.1f} s to convert {model_dir}")
+        notes.append(f"onnxruntime-genai builder, {precision}: {time.perf_counter() - tick:.1f} s to convert "
+                     f"{model_dir}.")
+        print(notes[-1])
         for batch in batches:
             tick = time.perf_counter()
             texts = ort_generate(target, tokenizer, prompts, cfg, batch)
@@ -152,6 +159,7 @@ def main() -> None:
 
     fp32 = torch.float32
     rows = []  # (name, batch, continuations, seconds, dtype of the limit)
+    notes = []  # sentences for the result file, in the order the run learns them
     results, batched_s = timed(lambda: complete(model, tokenizer, prompts, cfg))
     batched = [r["completion"] for r in results]
     static, decoding.cache_kwargs = decoding.cache_kwargs, lambda model, compile=False: {}  # dynamic, as before
@@ -163,8 +171,9 @@ def main() -> None:
     _, first_s = timed(lambda: notelm(compiled))  # compiles the decoding step (one dynamic-shape graph)
     rows.append(("notelm batched, compiled (fp32, static cache)", args.batch_size, *timed(lambda: notelm(compiled)),
                  fp32))
-    print(f"generate.compile: the first pass took {first_s:.1f} s, {first_s - rows[-1][3]:.1f} s more than the "
-          f"second (compilation)")
+    notes.append(f"generate.compile: the first pass took {first_s:.1f} s, {first_s - rows[-1][3]:.1f} s more than "
+                 "the second (compilation).")
+    print(notes[-1])
 
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)
 
@@ -179,30 +188,36 @@ def main() -> None:
                      torch.bfloat16))
         model.to(fp32)
     if importlib.util.find_spec("onnxruntime_genai"):
-        rows += [(*row, fp32) for row in ort_rows(model_dir, tokenizer, prompts, cfg, args.ort_dir)]
+        rows += [(*row, fp32) for row in ort_rows(model_dir, tokenizer, prompts, cfg, args.ort_dir, notes)]
 
     gemm = {fp32: gemm_flops(fp32), **({} if skip else {torch.bfloat16: gemm_flops(torch.bfloat16)})}
     params = parameter_count(model)
     body = params - model.get_input_embeddings().weight.numel()
     prompt_tokens = sum(r["prompt_tokens"] for r in results)
-    print(f"model: {model_dir}  prompts: {len(prompts)} ({prompt_tokens} prompt tokens)  max_new_tokens: "
-          f"{args.max_new_tokens}  threads: {torch.get_num_threads()}  GEMM: fp32 {gemm[fp32] / 1e9:.0f} GFLOP/s, "
-          + (f"bf16 not run: {skip}" if skip else f"bf16 {gemm[torch.bfloat16] / 1e9:.0f} GFLOP/s"))
-    print("| generator | batch | tokens | seconds | tokens/s | × pipeline | identical to fp32 batched | "
-          "share of limit |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    notes.insert(0, f"Model {model_dir}, {len(prompts)} prompts ({prompt_tokens} prompt tokens), max_new_tokens "
+                    f"{args.max_new_tokens}, threads {torch.get_num_threads()}; GEMM fp32 {gemm[fp32] / 1e9:.0f} "
+                    "GFLOP/s, " + (f"bf16 not run: {skip}." if skip else
+                                   f"bf16 {gemm[torch.bfloat16] / 1e9:.0f} GFLOP/s."))
     base_rate = tokens(rows[0][2]) / rows[0][3]
+    table = []
     for name, batch, texts, seconds, dtype in rows:
         n = tokens(texts)
         work = 2 * body * prompt_tokens + 2 * params * n  # the prefill's last-position logits only, then 2·N a token
         same = sum(a == b for a, b in zip(texts, batched))
-        print(f"| {name} | {batch} | {n} | {seconds:.1f} | {n / seconds:.1f} | {n / seconds / base_rate:.2f} | "
-              f"{same}/{len(prompts)} | {work / seconds / gemm[dtype]:.0%} |")
+        table.append([name, batch, n, f"{seconds:.1f}", f"{n / seconds:.1f}", f"{n / seconds / base_rate:.2f}",
+                      f"{same}/{len(prompts)}", f"{work / seconds / gemm[dtype]:.0%}"])
     rate = tokens(batched) / batched_s
-    print(f"speed-up: {rate / base_rate:.2f}x the pipeline; target: the generate stage >= 70 % of the fp32 limit")
-    for i, (b, s) in enumerate(zip(batched, rows[0][2])):
-        if b != s:
-            print(f"  differs at prompt {i}:\n    batched : {b[:120]!r}\n    pipeline: {s[:120]!r}")
+    share = (2 * body * prompt_tokens + 2 * params * tokens(batched)) / batched_s / gemm[fp32]  # the stage's row
+    notes.append(f"Speed-up: {rate / base_rate:.2f}x the pipeline; target: the generate stage >= 70 % of the fp32 "
+                 f"limit: {'met' if share >= 0.70 else 'not met'} ({share:.0%}).")
+    differ = [i for i, (b, s) in enumerate(zip(batched, rows[0][2])) if b != s]
+    notes.append(f"The batched continuations differ from the pipeline's at {len(differ)} of {len(prompts)} prompts"
+                 + (f" ({', '.join(map(str, differ))}; printed, not saved: they quote the notes)." if differ else "."))
+    for i in differ:
+        print(f"  differs at prompt {i}:\n    batched : {batched[i][:120]!r}\n    pipeline: {rows[0][2][i][:120]!r}")
+    save("generate", ["generator", "batch", "tokens", "seconds", "tokens/s", "× pipeline", "identical to fp32 batched",
+                      "share of limit"], table, notes,
+         {"fp32": gemm[fp32], **({} if skip else {"bf16": gemm[torch.bfloat16]})}, "Generation throughput")
 
 
 if __name__ == "__main__":

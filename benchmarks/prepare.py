@@ -4,7 +4,7 @@ Synthesises a NOTEEVENTS.csv.gz in a temporary directory (by default 2,100,000 r
 about 3.6 GB of CSV, like the real 2.08 M rows / ~4 GB; never committed, deleted
 afterwards unless --keep), then runs each stage in its own Python process with the
 temporary directory as working directory and the repository's params.yaml, and
-prints wall time, rows/s and peak RSS per stage.
+writes wall time, rows/s and peak RSS per stage to benchmarks/results/prepare.json.
 
     python benchmarks/prepare.py                 # full scale (target: ≤ 15 min, ≤ 3 GB RSS on 2 cores)
     python benchmarks/prepare.py --rows 100000   # quick look; the table extrapolates to 2.08 M rows
@@ -162,6 +162,8 @@ def main() -> None:
     if args._stage:
         _stage(args._stage)
         return
+    # benchmarks/results.py, imported here, not at the top: each stage's process runs this file, its RSS measured
+    from results import save
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="notelm-bench-"))
     raw = workdir / "data" / "raw" / "NOTEEVENTS.csv.gz"  # prepare sniffs gzip from the bytes, not the name
@@ -170,32 +172,38 @@ def main() -> None:
         t0 = time.perf_counter()
         size = synthesize(raw, args.rows, args.seed, compress=not args.plain)
         gen_s = time.perf_counter() - t0
-        print(f"synthesised {args.rows:,} rows: {size / 1e9:.3f} GB CSV ({size / args.rows:,.0f} B/row), {raw.stat().st_size / 1e9:.3f} GB on disk, in {gen_s:.0f} s ({workdir})")
+        synthesised = (f"synthesised {args.rows:,} rows: {size / 1e9:.3f} GB CSV ({size / args.rows:,.0f} B/row), "
+                       f"{raw.stat().st_size / 1e9:.3f} GB on disk, in {gen_s:.0f} s")
+        print(f"{synthesised} ({workdir})")
 
         results = {"prepare": _run_stage("prepare", workdir)}
         if not args.no_audit:
             results["audit"] = _run_stage("audit", workdir)
 
         scale = MIMIC_ROWS / args.rows
-        print("\n| stage   | rows      | wall s | rows/s  | peak RSS MiB | wall at 2.08 M rows (linear) |")
-        print("|---------|-----------|--------|---------|--------------|------------------------------|")
-        total = 0.0
+        rows, notes, total = [], [f"S{synthesised[1:]}."], 0.0
         for name, r in results.items():
             if "skipped" in r:
-                print(f"| {name:<7} | skipped: {r['skipped']}")
+                rows.append([name, f"skipped: {r['skipped']}", "–", "–", "–", "–"])
                 continue
             if "wall_s" not in r:
-                print(f"| {name:<7} | failed: {r['error']}")
+                rows.append([name, f"failed: {r['error']}", "–", "–", "–", "–"])
                 continue
             total += r["wall_s"]
-            print(f"| {name:<7} | {args.rows:>9,} | {r['wall_s']:>6.1f} | {args.rows / r['wall_s']:>7,.0f} | {r['peak_rss_mib']:>12,.0f} | {r['wall_s'] * scale / 60:>26.1f} min |")
+            rows.append([name, f"{args.rows:,}", f"{r['wall_s']:.1f}", f"{args.rows / r['wall_s']:,.0f}",
+                         f"{r['peak_rss_mib']:,.0f}", f"{r['wall_s'] * scale / 60:.1f}"])
             if r.get("error"):
-                print(f"|         | error: {r['error'][:300]}")
-        print(f"\ntotal {total:.1f} s for {args.rows:,} rows; linear extrapolation to {MIMIC_ROWS:,} rows: {total * scale / 60:.1f} min (target ≤ 15 min, ≤ 3 GB peak RSS)")
+                notes.append(f"{name} error: {r['error'][:300]}")
+        notes.append(f"Total {total:.1f} s for {args.rows:,} rows; linear extrapolation to {MIMIC_ROWS:,} rows: "
+                     f"{total * scale / 60:.1f} min (target ≤ 15 min, ≤ 3 GB peak RSS).")
         summary = results["prepare"].get("summary")
         if summary:
-            print("prepare:", json.dumps({k: summary[k] for k in ("rows_read", "notes_kept")} | {s: summary[s]["notes"] for s in ("train", "val", "test")}))
-            print("dropped:", json.dumps({k: v for k, v in summary["dropped"].items() if v}))
+            notes.append("prepare: " + json.dumps({k: summary[k] for k in ("rows_read", "notes_kept")}
+                                                  | {s: summary[s]["notes"] for s in ("train", "val", "test")}))
+            notes.append("dropped: " + json.dumps({k: v for k, v in summary["dropped"].items() if v}))
+        save("prepare", ["stage", "rows", "wall s", "rows/s", "peak RSS MiB",
+                         f"wall at {MIMIC_ROWS / 1e6:.2f} M rows (linear), min"], rows, notes,
+             title="prepare and the audit at MIMIC-III scale")
     finally:
         if args.keep:
             print(f"kept {workdir}")

@@ -2,9 +2,11 @@
 
 Both compute the same thing — for each test prompt, the train prompt nearest by TF-IDF cosine (first index on
 ties) — on the same synthetic nursing-note prompts (benchmarks/prepare.py's generator, first half of each note).
-Each runs in its own process so its peak RSS is its own; the run checks they agree and prints
+Each runs in its own process so its peak RSS is its own; the run checks they agree and writes
 
     method  train  test  seconds  test prompts/s  peak RSS MB      (and the speed-up)
+
+to benchmarks/results/retrieval.json.
 
     python benchmarks/retrieval.py                           # 100,000 train × 5,000 test prompts
     python benchmarks/retrieval.py --train 800000 --test 100000 --methods "gemm + sparse"   # MIMIC-III's size
@@ -52,7 +54,7 @@ def _run(method: str, n_train: int, n_test: int, queue) -> None:
     train, test = prompts(n_train, 0), prompts(n_test, 10**8)
     tick = time.perf_counter()
     if method == NEW:
-        from notelm.retrieval import retrieve_nearest
+        from notelm.evaluation.retrieval import retrieve_nearest
 
         best = retrieve_nearest(train, test)
     else:
@@ -71,6 +73,9 @@ def main() -> int:
     parser.add_argument("--methods", nargs="+", choices=[OLD, NEW], default=[OLD, NEW],
                         help="the dense blocks take hours at MIMIC's size: leave them out there")
     args = parser.parse_args()
+    # benchmarks/results.py, imported here, not at the top: each method's process imports this file, its RSS measured
+    from results import save
+
     ctx = mp.get_context("spawn")
     results = {}
     for method in args.methods:
@@ -79,15 +84,17 @@ def main() -> int:
         proc.start()
         results[method] = queue.get()
         proc.join()
-    print(f"{'method':<14} {'train':>8} {'test':>7} {'seconds':>8} {'prompts/s':>10} {'peak RSS MB':>12}")
-    for method, (seconds, rss, _) in results.items():
-        print(f"{method:<14} {args.train:>8} {args.test:>7} {seconds:>8.1f} {args.test / seconds:>10.0f} {rss:>12.0f}")
-    if len(results) < 2:
-        return 0
-    (old, _, a), (new, _, b) = results[OLD], results[NEW]
-    print(f"speed-up {old / new:.2f}×; same nearest train prompt for {np.mean(a == b):.2%} of test prompts "
-          "(TF-IDF fit included in both)")
-    return 0 if (a == b).all() else 1
+    rows = [[method, args.train, args.test, f"{seconds:.1f}", f"{args.test / seconds:.0f}", f"{rss:.0f}"]
+            for method, (seconds, rss, _) in results.items()]
+    notes = []
+    if len(results) >= 2:
+        (old, _, a), (new, _, b) = results[OLD], results[NEW]
+        notes.append(f"Speed-up {old / new:.2f}×; same nearest train prompt for {np.mean(a == b):.2%} of test prompts "
+                     "(TF-IDF fit included in both).")
+    save("retrieval", ["method", "train", "test", "seconds", "test prompts/s", "peak RSS MB"], rows, notes,
+         title="Retrieval baseline: nearest train prompt by TF-IDF")
+    return 0 if len(results) < 2 or (a == b).all() else 1
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 stage's every-boundary-at-once, each with its share of the compute limit.
 
 The first suggestion of a note reads the whole typed prompt; each following one comes after one more word is
-typed, the cached text re-used (notelm.suggesting.Suggester), and proposes the greedy next words (at most
+typed, the cached text re-used (notelm.generation.suggest.Suggester), and proposes the greedy next words (at most
 `suggest.max_words`, at most `suggest.budget` tokens). The share of the limit is the work done — 2·N FLOPs per
 token read or decoded, N the parameters — over the seconds taken, against a square fp32 GEMM's FLOP/s measured
 in the same run. A suggestion decoded one token at a time at batch 1 reads every weight once a token, so it is
@@ -24,21 +24,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from limits import gemm_flops, parameter_count  # benchmarks/, on the path when run as a script
+from results import save
 
-from notelm.config.loader import load_params, load_section
+from notelm.config.names import scored
 from notelm.config.suggest import SuggestParams
-from notelm.files import read_jsonl
-from notelm.names import scored
-from notelm.paths import FINETUNED, split_path
-from notelm.suggesting import Suggester, propose_all
-from notelm.weights import load_checkpoint
+from notelm.core.files import read_jsonl
+from notelm.core.loader import load_params, load_section
+from notelm.core.paths import FINETUNED, split_path
+from notelm.generation.suggest import Suggester, propose_all
+from notelm.training.weights import load_checkpoint
 
 
-def row(name: str, seconds: list[float], work: list[int], params: int, gemm: float, target: str) -> str:
+def row(name: str, seconds: list[float], work: list[int], params: int, gemm: float, target: str) -> list[str]:
     ms = 1000 * np.array(seconds)
     share = 2 * params * sum(work) / sum(seconds) / gemm
-    return (f"| {name} | {len(seconds)} | {np.percentile(ms, 50):.0f} | {np.percentile(ms, 95):.0f} | "
-            f"{share:.1%} | {target} |")
+    return [name, len(seconds), f"{np.percentile(ms, 50):.0f}", f"{np.percentile(ms, 95):.0f}", f"{share:.1%}", target]
 
 
 def main() -> None:
@@ -65,16 +65,16 @@ def main() -> None:
     boundaries = sum(len(propose_all(model, tokenizer, r["prompt"], r["target"].split(), cfg.max_words, cfg.budget))
                      for r in rows)
     stage = time.perf_counter() - tick
-    print(f"{args.model_dir}: {len(rows)} notes, {params / 1e6:.0f} M parameters, threads {torch.get_num_threads()}, "
-          f"fp32 GEMM {gemm / 1e9:.0f} GFLOP/s, at most {cfg.max_words} words / {cfg.budget} tokens a suggestion\n")
-    print("| suggestion | n | p50 ms | p95 ms | share of the fp32 limit | target |")
-    print("|---|---:|---:|---:|---:|---|")
-    print(row("first of a note (the prompt read whole)", first, first_work, params, gemm, "–"))
     p95 = np.percentile(1000 * np.array(following), 95)
-    print(row("after each further word (cache re-used)", following, following_work, params, gemm,
-              f"p95 ≤ 300 ms: {'met' if p95 <= 300 else 'not met'}"))
-    print(f"\nsuggest stage, every boundary of a note at once: {stage / len(rows):.1f} s a note, "
-          f"{boundaries / stage:.1f} boundaries/s ({boundaries} boundaries)")
+    save("suggest", ["suggestion", "n", "p50 ms", "p95 ms", "share of the fp32 limit", "target"], [
+        row("first of a note (the prompt read whole)", first, first_work, params, gemm, "–"),
+        row("after each further word (cache re-used)", following, following_work, params, gemm,
+            f"p95 ≤ 300 ms: {'met' if p95 <= 300 else 'not met'}")],
+        [f"{args.model_dir}: {len(rows)} notes, {params / 1e6:.0f} M parameters, threads {torch.get_num_threads()}, "
+         f"at most {cfg.max_words} words / {cfg.budget} tokens a suggestion.",
+         f"The suggest stage's way, every boundary of a note at once: {stage / len(rows):.1f} s a note, "
+         f"{boundaries / stage:.1f} boundaries/s ({boundaries} boundaries)."],
+        {"fp32": gemm}, "Suggestion latency while typing")
 
 
 if __name__ == "__main__":

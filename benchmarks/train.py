@@ -5,12 +5,13 @@ Each configuration runs in its own subprocess, so its peak RSS is its own: it lo
 model for its method, tokenises the training split and runs `--steps` optimizer steps of the
 HF Trainer (no evaluation, no checkpoints). Tokens/s counts useful tokens only — those under the
 attention mask, not padding — over the steps after the first (warm-up); the peak RSS covers the
-whole process, loading included. The memory plan's estimate (src/notelm/plan.py) is printed beside it, and
-the share of the compute limit: 6·N FLOPs per token for a full fine-tune (4·N for LoRA/QLoRA, whose frozen
+whole process, loading included. The memory plan's estimate (src/notelm/training/plan.py) is recorded beside it,
+and the share of the compute limit: 6·N FLOPs per token for a full fine-tune (4·N for LoRA/QLoRA, whose frozen
 weights get no gradient) against a square GEMM's FLOP/s in the run's dtype, measured in the same process.
 The first step (warm-up; with the compiler, its compilation too) is reported apart. bf16 rows run only where
 bf16 GEMM is done in hardware (limits.emulated says why not). Targets (issue 24): full and LoRA >= 60 % of the
-limit, QLoRA >= 40 %, bf16 + packing >= 3x fp32 padded.
+limit, QLoRA >= 40 %, bf16 + packing >= 3x fp32 padded. The table and the ratios between its rows go to
+benchmarks/results/train.json; with --profile, where a step goes to benchmarks/results/train.profile.json.
 
     python benchmarks/train.py                 # SmolLM2-135M, the default data, 4 steps per configuration
     python benchmarks/train.py --profile       # ... and where one step of each goes (matmuls, attention, casts, ...)
@@ -38,6 +39,7 @@ from limits import (  # benchmarks/, on the path when run as a script
     gemm_flops,
     parameter_count,
 )
+from results import save
 
 from notelm.config.train import TrainParams
 
@@ -115,10 +117,10 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
     from transformers import TrainerCallback, TrainingArguments
 
-    from notelm.blocks import build_dataset
     from notelm.config.models import ModelRow
-    from notelm.plan import GB, estimate, model_shape
-    from notelm.trainer import load_for_training, make_trainer
+    from notelm.training.blocks import build_dataset
+    from notelm.training.plan import GB, estimate, model_shape
+    from notelm.training.trainer import load_for_training, make_trainer
 
     row = CONFIGS[args.config]
     method, precision, packing = row.method, row.precision, row.packing
@@ -157,7 +159,8 @@ def measure(args: argparse.Namespace) -> dict:
     params = parameter_count(model)
     # the compute limit: 6·N FLOPs per token for a full fine-tune, 4·N with frozen weights (no weight gradients)
     flops_per_token = (6 if method == "full" else 4) * params
-    limit = gemm_flops(torch.bfloat16 if precision == "bf16" else torch.float32) / flops_per_token
+    gemm = gemm_flops(torch.bfloat16 if precision == "bf16" else torch.float32)
+    limit = gemm / flops_per_token
     shape = model_shape(spec, args.model_dir)
     planned = estimate(shape, method, args.batch_size, args.max_length, precision == "bf16", cfg.lora_r,
                        len(spec.lora_targets), chunk)["total"] / GB
@@ -171,6 +174,7 @@ def measure(args: argparse.Namespace) -> dict:
         "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2,
         "plan_gb": planned,
         "limit_tokens_per_s": limit,
+        "gemm_flops": gemm,
         "profile": profile,
     }
 
@@ -205,17 +209,14 @@ def main() -> None:
     import torch
 
     skip = emulated(torch.bfloat16)
-    print(f"model {args.model_dir}, batch {args.batch_size} × {args.max_length} tokens, {args.steps} steps each "
-          f"(tokens/s over steps 2..{args.steps}, useful tokens only; step 1 apart); chunked loss: "
-          f"{args.loss_chunk_tokens} tokens per chunk; {torch.get_num_threads()} threads\n")
-    print("| configuration | tokens/s | s/step | first step s | useful tokens | share of limit | target | "
-          "peak RSS GB | plan GB |")
-    print("|---|---:|---:|---:|---:|---:|---|---:|---:|")
-    results = {}
+    notes = [(f"Model {args.model_dir}, batch {args.batch_size} × {args.max_length} tokens, {args.steps} steps each "
+              f"(tokens/s over steps 2..{args.steps}, useful tokens only; step 1 apart); chunked loss: "
+              f"{args.loss_chunk_tokens} tokens per chunk; {torch.get_num_threads()} threads.")]
+    rows, results = [], {}
     for name in names:
         row = CONFIGS[name]
         if row.precision == "bf16" and skip:
-            print(f"| {name} | not run: {skip} | | | | | | | |", flush=True)
+            rows.append([name, f"not run: {skip}", *["–"] * 7])
             continue
         cmd = [sys.executable, __file__, "--config", name, "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--max-length", str(args.max_length),
@@ -229,23 +230,32 @@ def main() -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
-            print(f"| {name} | failed: {proc.stderr.strip().splitlines()[-1:]} |")
+            rows.append([name, f"failed: {' '.join(proc.stderr.strip().splitlines()[-1:])}", *["–"] * 7])
+            print(f"{name}: {rows[-1][1]}", flush=True)
             continue
         r = results[name] = json.loads(lines[-1][len("RESULT "):])
         share, target = r["tokens_per_s"] / r["limit_tokens_per_s"], TARGETS[row.method]
-        print(f"| {name} | {r['tokens_per_s']:.0f} | {r['step_s']:.1f} | {r['first_step_s']:.1f} | "
-              f"{r['useful_share']:.0%} | {share:.0%} of {r['limit_tokens_per_s']:.0f} | "
-              f"≥ {target:.0%}: {'met' if share >= target else 'not met'} | "
-              f"{r['peak_rss_gb']:.2f} | {r['plan_gb']:.1f} |", flush=True)
+        rows.append([name, f"{r['tokens_per_s']:.0f}", f"{r['step_s']:.1f}", f"{r['first_step_s']:.1f}",
+                     f"{r['useful_share']:.0%}", f"{share:.0%} of {r['limit_tokens_per_s']:.0f}",
+                     f"≥ {target:.0%}: {'met' if share >= target else 'not met'}", f"{r['peak_rss_gb']:.2f}",
+                     f"{r['plan_gb']:.1f}"])
+        print(f"{name}: {rows[-1][1]} tokens/s", flush=True)  # progress; the table comes at the end
 
-    for name, r in results.items():
-        if r.get("profile"):
-            step = r["profile"].pop("step_s")
-            print(f"\nwhere one step of {name} goes ({step:.1f} s, torch profiler, self CPU time):")
-            for category, seconds in sorted(r["profile"].items(), key=lambda kv: -kv[1]):
-                print(f"  {category:<34} {seconds:6.2f} s  {seconds / step:5.0%}")
-    print()
-    summarize(results, skip)
+    gemm = {}  # each row measured its dtype's GEMM in its own process: the median, and the range in a note
+    for dtype in ("fp32", "bf16"):
+        if rates := sorted(r["gemm_flops"] for n, r in results.items() if CONFIGS[n].precision == dtype):
+            gemm[dtype] = rates[len(rates) // 2]
+            notes.append(f"{dtype} GEMM in the rows' processes: {rates[0] / 1e9:.0f}–{rates[-1] / 1e9:.0f} GFLOP/s.")
+    save("train", ["configuration", "tokens/s", "s/step", "first step s", "useful tokens", "share of limit", "target",
+                   "peak RSS GB", "plan GB"], rows, notes + summarize(results, skip), gemm, "Training speed and memory")
+    profiled = {name: r["profile"] for name, r in results.items() if r.get("profile")}
+    if profiled:
+        steps = [(name, profile.pop("step_s"), profile) for name, profile in profiled.items()]
+        save("train.profile", ["configuration", "step s", "where it goes", "seconds", "share of the step"],
+             [[name, f"{step:.1f}", category, f"{seconds:.2f}", f"{seconds / step:.0%}"]
+              for name, step, profile in steps for category, seconds in sorted(profile.items(), key=lambda kv: -kv[1])],
+             ["One more training step of each configuration, torch profiler, self CPU time."], gemm,
+             "Where a training step goes")
 
 
 def ratio(results: dict, a: str, b: str, key: str = "tokens_per_s") -> float | None:
@@ -253,29 +263,31 @@ def ratio(results: dict, a: str, b: str, key: str = "tokens_per_s") -> float | N
     return results[a][key] / results[b][key] if {a, b} <= results.keys() else None
 
 
-def summarize(results: dict, bf16_skipped: str | None) -> None:
+def summarize(results: dict, bf16_skipped: str | None) -> list[str]:
     """The ratios the targets and the README name, each from rows of this run."""
+    notes = []
     packed = ratio(results, "bf16 packed, full", BASELINE)
-    print("bf16 + packing vs fp32 padded (own loss): " + (f"{packed:.2f}x useful tokens/s (target >= 3x: "
-          f"{'met' if packed >= 3 else 'not met'})" if packed else f"not measured: {bf16_skipped}"))
+    notes.append("bf16 + packing vs fp32 padded (own loss): " + (f"{packed:.2f}x useful tokens/s (target >= 3x: "
+                 f"{'met' if packed >= 3 else 'not met'})" if packed else f"not measured: {bf16_skipped}"))
     for dtype in ("fp32", "bf16"):
         if fused := ratio(results, f"{dtype} packed, full", f"{dtype} packed, full, foreach AdamW"):
-            print(f"{dtype} fused vs foreach AdamW: {fused:.2f}x")
+            notes.append(f"{dtype} fused vs foreach AdamW: {fused:.2f}x")
         if pinned := ratio(results, f"{dtype} packed, full, threads pinned", f"{dtype} packed, full"):
-            print(f"{dtype} threads pinned (OMP_PROC_BIND=close, OMP_PLACES=cores) vs not: {pinned:.2f}x")
+            notes.append(f"{dtype} threads pinned (OMP_PROC_BIND=close, OMP_PLACES=cores) vs not: {pinned:.2f}x")
         for method in ("full", "lora"):
             eager, compiled = f"{dtype} packed, {method}", f"{dtype} packed, {method}, compiled"
             if speed := ratio(results, compiled, eager):
                 extra = results[compiled]["first_step_s"] - results[eager]["first_step_s"]
                 saved = results[eager]["step_s"] - results[compiled]["step_s"]
-                even = f"{extra / saved:.0f} steps to pay for it" if saved > 0 and extra > 0 else ""
-                print(f"{dtype} {method}: compiled vs eager {speed:.2f}x per step; first step {extra:+.0f} s "
-                      f"(compilation, fresh cache) {even}")
+                even = f"; {extra / saved:.0f} steps to pay for it" if saved > 0 and extra > 0 else ""
+                notes.append(f"{dtype} {method}: compiled vs eager {speed:.2f}x per step; first step {extra:+.0f} s "
+                             f"(compilation, fresh cache){even}")
     if own := ratio(results, "bf16 packed, full", "bf16 packed, full, own loss", "peak_rss_gb"):
-        print(f"chunked loss vs the model's own loss (bf16 packed, full): {own:.2f}x peak RSS")
+        notes.append(f"chunked loss vs the model's own loss (bf16 packed, full): {own:.2f}x peak RSS")
     for dtype in ("fp32", "bf16"):
         if q := ratio(results, f"{dtype} packed, qlora", f"{dtype} packed, full", "peak_rss_gb"):
-            print(f"{dtype} qlora vs full fine-tune: {q:.2f}x peak RSS (target <= 0.5x)")
+            notes.append(f"{dtype} qlora vs full fine-tune: {q:.2f}x peak RSS (target <= 0.5x)")
+    return notes
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 tokenising the whole split into Python lists (what the stage did before), on the same synthetic notes.
 
 Writes a train.jsonl of N synthetic nursing notes (benchmarks/prepare.py's generator) to a temporary
-directory, then builds the blocks in a fresh process per method and size, and prints
+directory, then builds the blocks in a fresh process per method and size, and writes
 
     method  notes  blocks  seconds  peak RSS MB  (RSS above the process at start)
+
+to benchmarks/results/train_data.json.
 
     python benchmarks/train_data.py                          # 20,000 and 100,000 notes, SmolLM2's tokenizer
     python benchmarks/train_data.py --notes 20000 100000 400000 --tokenizer models/base/smollm2-135m
@@ -55,7 +57,7 @@ def _run(method: str, path: str, tokenizer_dir: str, length: int, queue) -> None
     os.environ["HF_DATASETS_CACHE"] = str(Path(path).parent / f"cache-{method}")
     from transformers import AutoTokenizer
 
-    from notelm.blocks import build_dataset
+    from notelm.training.blocks import build_dataset
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -72,8 +74,11 @@ def main() -> int:
     parser.add_argument("--tokenizer", default="models/base/smollm2-135m")
     parser.add_argument("--max-length", type=int, default=256)
     args = parser.parse_args()
+    # benchmarks/results.py, imported here, not at the top: each method's process imports this file, its RSS measured
+    from results import save
+
     ctx = mp.get_context("spawn")
-    print(f"{'method':<9} {'notes':>8} {'blocks':>8} {'seconds':>8} {'peak RSS MB':>12} {'above start MB':>15}")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.notes:
             path = Path(tmp) / f"train-{n}.jsonl"
@@ -84,7 +89,11 @@ def main() -> int:
                 proc.start()
                 blocks, seconds, peak, above = queue.get()
                 proc.join()
-                print(f"{method:<9} {n:>8} {blocks:>8} {seconds:>8.1f} {peak:>12.0f} {above:>15.0f}", flush=True)
+                rows.append([method, n, blocks, f"{seconds:.1f}", f"{peak:.0f}", f"{above:.0f}"])
+                print(f"{method}, {n} notes: {seconds:.1f} s", flush=True)  # progress; the table comes at the end
+    save("train_data", ["method", "notes", "blocks", "seconds", "peak RSS MB", "above start MB"], rows,
+         [f"Tokenizer {args.tokenizer}, blocks of {args.max_length} tokens; each method and size in a fresh process."],
+         title="Training blocks: streamed vs Python lists")
     return 0
 
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from tiny import CORPUS, make_tiny_model  # noqa: E402
-
-from notelm.files import write_jsonl
+from notelm.core.files import write_jsonl
+from tests.tiny import CORPUS, make_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -17,12 +17,12 @@ pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
 
 from gradio_client import Client  # noqa: E402
-from tiny import make_tiny_chinese_model  # noqa: E402
 
 from notelm import app, arena  # noqa: E402
 from notelm.config.generate import GenerateParams
-from notelm.decoding import complete  # noqa: E402
-from notelm.weights import load_checkpoint  # noqa: E402
+from notelm.generation.decoding import complete  # noqa: E402
+from notelm.training.weights import load_checkpoint  # noqa: E402
+from tests.tiny import make_tiny_chinese_model  # noqa: E402
 
 
 def _benchmark(name: str):
@@ -399,7 +399,7 @@ def test_signed_in_raters_get_in_and_are_recorded_others_are_refused(tiny_model_
 
 
 def test_weights_whose_memorization_gate_failed_are_refused_unless_allowed(tiny_model_factory, tmp_path):
-    from notelm.memorization import checkpoint_id
+    from notelm.privacy.memorize import checkpoint_id
 
     models = {"finetuned": tiny_model_factory("llama"), "base/tiny": tiny_model_factory("gpt2")}
     gate = tmp_path / "memorization.json"
@@ -421,7 +421,7 @@ def test_weights_whose_memorization_gate_failed_are_refused_unless_allowed(tiny_
 
 
 def test_the_page_suggests_the_next_words_of_the_typed_text_and_accepts_them(tiny_model_factory, tmp_path):
-    from notelm.suggesting import Suggester, suggestion_text
+    from notelm.generation.suggest import Suggester, suggestion_text
 
     models = {"base/tiny": tiny_model_factory("gpt2"), "finetuned": tiny_model_factory("llama")}
     assert app.default_model(list(models)) == "finetuned" and app.default_model(["base/x"]) == "base/x"

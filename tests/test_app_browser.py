@@ -19,9 +19,9 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_app import PROMPT, launched  # noqa: E402
 
 from notelm import arena  # noqa: E402, I001
+from tests.test_app import PROMPT, launched  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*no_silent_downcasting", "ignore:The copy keyword is deprecated")
 
@@ -172,8 +172,8 @@ def test_suggestions_appear_while_typing_and_tab_accepts_them(browser, tiny_mode
     from selenium.webdriver.common.keys import Keys
 
     from notelm.app import SUGGEST_TOKENS, SUGGEST_WORDS
-    from notelm.suggesting import Suggester, suggestion_text
-    from notelm.weights import load_checkpoint
+    from notelm.generation.suggest import Suggester, suggestion_text
+    from notelm.training.weights import load_checkpoint
 
     models = {"base/tiny": tiny_model_factory("gpt2"), "finetuned": tiny_model_factory("llama")}
     generated, ended = Suggester(*load_checkpoint(models["finetuned"]), SUGGEST_WORDS,

@@ -6,9 +6,9 @@ import dataclasses
 import importlib
 
 import pytest
-from test_contract import dvc_stages, stage_module
 
 from notelm import cli
+from tests.test_contract import dvc_stages, stage_module
 
 
 def test_the_stage_list_is_the_stage_modules_dvc_yaml_runs():

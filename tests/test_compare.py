@@ -22,7 +22,7 @@ from notelm.compare import (
     to_csv,
     to_markdown,
 )
-from notelm.errors import NoteLMError
+from notelm.core.errors import NoteLMError
 
 
 def scores(rouge_l: float, f1: float) -> dict:

@@ -11,10 +11,10 @@ import torch
 from notelm.config.generate import GenerateParams
 from notelm.config.models import ModelRow
 from notelm.config.train import TrainParams
-from notelm.decoding import cache_kwargs, complete
-from notelm.loss import chunked_loss
-from notelm.trainer import compile_layers, decoder_layers, load_for_training
-from notelm.weights import load_checkpoint
+from notelm.generation.decoding import cache_kwargs, complete
+from notelm.training.loss import chunked_loss
+from notelm.training.trainer import compile_layers, decoder_layers, load_for_training
+from notelm.training.weights import load_checkpoint
 
 PROMPTS = ["Pt alert and oriented x3, follows commands.", "LS clear", "Plan: continue to monitor, wean levophed as"]
 

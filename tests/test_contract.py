@@ -1,13 +1,18 @@
 """The stage contract, checked statically, so `dvc status` can be trusted and each fact lives in one place.
 
 - every dvc.yaml stage's deps cover every project module its command imports, directly or not;
-- every out, metrics and plots path of dvc.yaml is a path of src/notelm/paths.py;
+- every out, metrics and plots path of dvc.yaml is a path of src/notelm/core/paths.py;
 - every stage command names its inputs and outputs: each path option it passes is a dep or an out, and equals
   the default of that field of the stage's `Paths` dataclass (so a stage run by hand does what dvc repro does);
 - a module every stage imports (the core) stays small, so that editing it rarely means re-running everything;
   `python tests/test_contract.py` prints, for every module, the stages that list it;
-- no stage module imports another stage module, and the project's import graph has no cycle.
-(params.yaml against the section dataclasses: tests/test_config.py.)
+- no stage module imports another stage module, and the project's import graph has no cycle;
+- imports point down the rooms (`ROOMS`): a module imports only modules of its own room or of rooms below it;
+- a folder is a stage's dep only where the stage imports every module in it;
+- tests mirror the rooms: tests/<room>/test_<module>.py for a module src/notelm/<room>/<module>.py (or one of
+  `CROSS_MODULE_TESTS`), and every stage has tests/stages/test_<stage>.py;
+- .dvcignore keeps Python's caches out of the dependency hashes.
+(params.yaml against the section dataclasses: tests/config/test_config.py.)
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from notelm import paths as project_paths
-from notelm.names import VARIANTS
+from notelm.config.names import VARIANTS
+from notelm.core import paths as project_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
@@ -153,20 +158,78 @@ ARTIFACT_PATHS = {v for k, v in vars(project_paths).items() if k.isupper() and i
 
 
 def artifact_path(path: str) -> bool:
-    """Whether `path` is a path of paths.py (for `models/base/${model}`, the one base_model_dir makes)."""
+    """Whether `path` is a path of core/paths.py (for `models/base/${model}`, the one base_model_dir makes)."""
     if "${model}" in path:
         return path.replace("${model}", "x") == str(project_paths.base_model_dir("x"))
     return path in ARTIFACT_PATHS
+
+
+# The rooms of src/notelm, bottom first: a module may import its own room and the rooms before it. The
+# top-level modules (app, arena, compare, study, readme, cli) are the consumers, above every room.
+ROOMS = ("core", "config", "data", "training", "generation", "evaluation", "privacy", "report", "stages")
+
+
+def rank(module: str) -> int:
+    """The room's place in `ROOMS` (consumers: len(ROOMS); the package `notelm` itself, inert: -1)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return -1
+    return ROOMS.index(parts[1]) if parts[1] in ROOMS else len(ROOMS)
+
+
+def upward_imports(src: Path = SRC) -> list[tuple[str, str]]:
+    """(module, module of a higher room it imports) pairs."""
+    return sorted((m, d) for m, deps in import_graph(src).items() for d in deps if rank(d) > rank(m))
+
+
+def partial_folder_deps(root: Path = REPO, src: Path = SRC) -> dict[str, set[str]]:
+    """stage -> modules inside a folder it lists as a dep that it does not import (a folder dep would re-run it
+    for an edit of code it never runs)."""
+    graph, found = import_graph(src), {}
+    for name, stage in dvc_stages(root).items():
+        needed = required_deps(stage["cmd"], graph, src)
+        for dep in _paths(stage.get("deps")):
+            folder = src.parent / dep
+            if dep.startswith("src/") and folder.is_dir():
+                files = {str(f.relative_to(src.parent)) for f in folder.rglob("*.py")
+                         if not (f.name == "__init__.py" and inert_package_init(f))}
+                if files - needed:
+                    found.setdefault(name, set()).update(files - needed)
+    return found
+
+
+# Test files that test several modules together, so no single module names them.
+CROSS_MODULE_TESTS = {
+    "config/test_config.py": "params.yaml against every section's dataclass, the catalogue's rows, `notelm params`",
+    "training/test_methods.py": "full, LoRA and QLoRA on a tiny model of every catalogue family",
+    "stages/test_train_processes.py": "the train stage in subprocesses: killed and resumed, accelerate launch",
+    "test_compile.py": "train.compile and generate.compile against eager (trainer and decoding)",
+    "test_contract.py": "this file",
+    "test_pipeline.py": "the whole dvc.yaml pipeline end to end",
+    "test_app_browser.py": "the app in headless Chromium",
+}
+
+
+def unmirrored_tests(tests: Path = REPO / "tests", src: Path = PACKAGE) -> list[str]:
+    """Test files not named after a module of their room (tests/<room>/test_<module>.py), less the listed ones."""
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        rel = path.relative_to(tests)
+        module = src.joinpath(*rel.parts[:-1], rel.name.removeprefix("test_"))
+        if not module.is_file() and str(rel) not in CROSS_MODULE_TESTS:
+            found.append(str(rel))
+    return found
 
 
 CORE_BUDGET = 150  # lines: the most a module that every stage imports may have
 
 
 def users(root: Path = REPO, src: Path = SRC) -> dict[str, list[str]]:
-    """Repository path of every src module -> the dvc.yaml stages whose deps list it (a re-run map)."""
+    """Repository path of every src module -> the dvc.yaml stages whose deps list it or its folder (a re-run map)."""
     stages = dvc_stages(root)
     files = sorted(str(p.relative_to(src.parent)) for p in (src / "notelm").rglob("*.py"))
-    return {f: [n for n, st in stages.items() if f in _paths(st.get("deps"))] for f in files}
+    listed = {n: _paths(st.get("deps")) for n, st in stages.items()}
+    return {f: [n for n, deps in listed.items() if any(f == d or f.startswith(d + "/") for d in deps)] for f in files}
 
 
 def core(root: Path = REPO, src: Path = SRC) -> dict[str, int]:
@@ -195,7 +258,7 @@ def test_stage_outputs_are_the_artifacts_paths():
     for name, stage in dvc_stages().items():
         for key in ("outs", "metrics", "plots"):
             for path in _paths(stage.get(key)):
-                assert artifact_path(path), f"stage {name}: {key} path {path} is not in src/notelm/paths.py"
+                assert artifact_path(path), f"stage {name}: {key} path {path} is not in src/notelm/core/paths.py"
 
 
 def test_stage_commands_name_their_inputs_and_outputs():
@@ -232,14 +295,41 @@ def test_the_command_passes_the_stage_paths_defaults(stage):
 
 def test_the_core_every_stage_imports_stays_small():
     found = core()
-    assert {"src/notelm/errors.py", "src/notelm/runner.py", "src/notelm/paths.py"} <= set(found)
+    assert {"src/notelm/core/errors.py", "src/notelm/core/runner.py", "src/notelm/core/paths.py"} <= set(found)
     assert {f: n for f, n in found.items() if n > CORE_BUDGET} == {}, f"core modules over {CORE_BUDGET} lines"
-    assert "src/notelm/labels.py" not in found and "src/notelm/names.py" not in found
+    assert "src/notelm/report/labels.py" not in found and "src/notelm/config/names.py" not in found
 
 
 def test_no_stage_imports_another_and_no_import_cycle():
     assert stage_imports() == []
     assert cycles(import_graph()) == []
+
+
+def test_imports_point_down_the_rooms():
+    assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").is_file()} == set(ROOMS)
+    assert upward_imports() == []
+
+
+def test_rooms_init_files_are_docstrings_only():
+    """A re-exporting __init__ would make every stage import its whole room (and re-run on any edit in it)."""
+    for init in PACKAGE.rglob("__init__.py"):
+        assert inert_package_init(init), f"{init} runs code; keep a package's __init__.py a docstring"
+        assert ast.get_docstring(ast.parse(init.read_text())), f"{init} has no docstring saying what the room holds"
+
+
+def test_a_folder_dep_covers_only_modules_the_stage_imports():
+    assert partial_folder_deps() == {}
+
+
+def test_tests_mirror_the_rooms():
+    assert unmirrored_tests() == []
+    for path in CROSS_MODULE_TESTS:
+        assert (REPO / "tests" / path).is_file(), f"CROSS_MODULE_TESTS lists {path}, which is gone"
+
+
+def test_dvcignore_keeps_python_caches_out_of_hashes():
+    patterns = (REPO / ".dvcignore").read_text().split()
+    assert "__pycache__" in patterns and "*.pyc" in patterns
 
 
 # ------------------------------------------------------------------ the checks catch what they should
@@ -256,8 +346,8 @@ def _copy_src(tmp_path: Path) -> Path:
 def test_a_dropped_dep_is_caught(tmp_path):
     root = _copy_src(tmp_path)
     text = (root / "dvc.yaml").read_text()
-    (root / "dvc.yaml").write_text(text.replace("    - src/notelm/loss.py\n", "", 1))
-    assert "src/notelm/loss.py" in missing_deps(root, root / "src")["train"]
+    (root / "dvc.yaml").write_text(text.replace("    - src/notelm/training\n", "", 1))  # the train stage's room
+    assert "src/notelm/training/loss.py" in missing_deps(root, root / "src")["train"]
 
 
 def test_a_stage_to_stage_import_and_a_cycle_are_caught(tmp_path):
@@ -266,16 +356,30 @@ def test_a_stage_to_stage_import_and_a_cycle_are_caught(tmp_path):
     report.write_text(report.read_text() + "\nfrom notelm.stages.evaluate import split_sentences  # noqa\n")
     assert ("notelm.stages.report", "notelm.stages.evaluate") in stage_imports(root / "src")
     assert "report" in missing_deps(root, root / "src")  # and its deps no longer cover what it runs
-    loader = root / "src/notelm/config/loader.py"
-    loader.write_text(loader.read_text() + "\nfrom notelm import plan  # noqa\n")
+    loader = root / "src/notelm/core/loader.py"
+    loader.write_text(loader.read_text() + "\nfrom notelm.training import plan  # noqa\n")
     assert cycles(import_graph(root / "src"))
+    assert ("notelm.core.loader", "notelm.training.plan") in upward_imports(root / "src")
+
+
+def test_a_partial_folder_dep_and_an_unmirrored_test_are_caught(tmp_path):
+    root = _copy_src(tmp_path)
+    text = (root / "dvc.yaml").read_text()
+    (root / "dvc.yaml").write_text(text.replace("    - src/notelm/stages/audit.py\n",
+                                                "    - src/notelm/stages/audit.py\n    - src/notelm/privacy\n", 1))
+    assert "src/notelm/privacy/memorize.py" in partial_folder_deps(root, root / "src")["audit"]
+    tests = tmp_path / "tests"
+    (tests / "privacy").mkdir(parents=True)
+    (tests / "privacy" / "test_leakage.py").write_text("")
+    (tests / "privacy" / "test_audit.py").write_text("")
+    assert unmirrored_tests(tests, root / "src/notelm") == ["privacy/test_leakage.py"]
 
 
 @pytest.mark.parametrize("stage", sorted(dvc_stages()))
 def test_the_stage_module_is_named_after_its_stage(stage):
     module = stage_module(dvc_stages()[stage]["cmd"]).rsplit(".", 1)[1]
     assert stage == module or stage.startswith(f"{module}_"), (stage, module)
-    assert (REPO / "tests" / f"test_{module}.py").is_file()
+    assert (REPO / "tests" / "stages" / f"test_{module}.py").is_file()
 
 
 if __name__ == "__main__":  # the re-run map: which stages list each module (what editing it re-runs)

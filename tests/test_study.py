@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from notelm import study
-from notelm.config.loader import load_params
 from notelm.config.models import model_row
-from notelm.names import HEADLINE
+from notelm.config.names import HEADLINE
+from notelm.core.loader import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,7 @@
     metric.compute(predictions=["Lungs clear bilaterally."], references=["Lungs clear, on 2L NC."])
 
 Scores the continuation only — never prompt + continuation — with the same functions the evaluate stage
-uses (src/notelm/rouge.py, src/notelm/bertscore.py): ROUGE-1/2/L/Lsum F1 with stemming and sentence-split rougeLsum, and
+uses (src/notelm/evaluation/rouge.py, src/notelm/evaluation/bertscore.py): ROUGE-1/2/L/Lsum F1 with stemming and sentence-split rougeLsum, and
 BERTScore P/R/F1 with the bundled all-MiniLM-L6-v2 at layer 6 (or `bertscore_model`, `bertscore_layer`).
 Returns the mean of each over the pairs; the evaluate stage adds baselines, patient-clustered intervals and
 paired differences, which need more than (prediction, reference) pairs.
@@ -16,10 +16,10 @@ import dataclasses
 import datasets
 import evaluate
 
-from notelm.bertscore import bertscore_scores
 from notelm.config.evaluate import EvaluateParams
-from notelm.names import HEADLINE
-from notelm.rouge import rouge_scores
+from notelm.config.names import HEADLINE
+from notelm.evaluation.bertscore import bertscore_scores
+from notelm.evaluation.rouge import rouge_scores
 
 _KWARGS = """
 Args:

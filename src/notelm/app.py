@@ -30,7 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from notelm import charts
 from notelm.arena import (
     GRACE,
     LEADERBOARD_COLUMNS,
@@ -43,12 +42,7 @@ from notelm.arena import (
     read_ratings,
 )
 from notelm.config.generate import GenerateParams
-from notelm.config.suggest import SuggestParams
-from notelm.decoding import context_length, stream_completion
-from notelm.errors import NoteLMError
-from notelm.files import read_json, read_jsonl
-from notelm.memorization import refusal
-from notelm.names import (
+from notelm.config.names import (
     CLAIM,
     HEADLINE,
     HISTORY_MARK,
@@ -60,9 +54,15 @@ from notelm.names import (
     eval_systems,
     scored,
 )
-from notelm.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, MEMORIZATION_DETAIL, RATINGS, REPORTS, split_path
-from notelm.suggesting import Suggester, suggestion_text
-from notelm.weights import load_checkpoint
+from notelm.config.suggest import SuggestParams
+from notelm.core.errors import NoteLMError
+from notelm.core.files import read_json, read_jsonl
+from notelm.core.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, MEMORIZATION_DETAIL, RATINGS, REPORTS, split_path
+from notelm.generation.decoding import context_length, stream_completion
+from notelm.generation.suggest import Suggester, suggestion_text
+from notelm.privacy.memorize import refusal
+from notelm.report import plotting
+from notelm.training.weights import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,8 @@ CLAIM_COLUMNS = ["metric", "better when", "fine-tuned − best baseline [95 % CI
 def claim_rows(metrics_path: Path = METRICS_PATH) -> list[list[Any]]:
     """The workspace's claim, one row per summary metric: fine-tuned − the best baseline with its paired interval
     and its verdict, read in the metric's better direction (eval.json's own verdicts)."""
-    from notelm.labels import NAMES
-    from notelm.markdown import fmt_ci
+    from notelm.report.labels import NAMES
+    from notelm.report.markdown import fmt_ci
 
     claim = eval_difference(read_json(metrics_path) or {}, CLAIM)
     return [[NAMES[k], direction(k), fmt_ci(claim, k, signed=True), claim[f"{k}_verdict"], claim[f"{k}_baseline"]]
@@ -289,15 +289,15 @@ def experiment_metric_rows(metrics_path: Path = METRICS_PATH) -> list[dict[str, 
 
 
 def radar(rows: list[dict[str, Any]], keys: tuple[str, ...], label: Callable[[dict], str], top: float, title: str):
-    """A matplotlib radar chart (charts.radar, its default style): one closed, filled line per row over `keys`
+    """A matplotlib radar chart (plotting.radar, its default style): one closed, filled line per row over `keys`
     (a missing value drawn as 0), radial axis 0..`top`."""
-    if warning := charts.fonts_for(label(row) for row in rows):
+    if warning := plotting.fonts_for(label(row) for row in rows):
         log.warning("app: %s", warning)
     lines = []
     for row in rows:
         values = [float(row.get(k) or 0.0) for k in keys]
-        lines.append(charts.RadarLine(label(row), values + values[:1]))
-    return charts.radar(lines, keys, title, top)
+        lines.append(plotting.RadarLine(label(row), values + values[:1]))
+    return plotting.radar(lines, keys, title, top)
 
 
 def report_markdown(report_path: Path = REPORT_PATH) -> str:

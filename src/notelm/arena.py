@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from notelm.errors import NoteLMError
-from notelm.markdown import fmt, table
+from notelm.core.errors import NoteLMError
+from notelm.report.markdown import fmt, table
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@
     notelm compare [-a | -A] [--study]      models × variants × metrics over DVC experiments and branches
     notelm grid [--queue] [--offline]       the original study's runs (study/grid.yaml) as DVC experiments
     notelm app                              the local completion page, arena and benchmark (Gradio)
+    notelm reproduce --check                after `make repro`: did this machine reproduce the committed run?
 
 dvc.yaml calls `python -m notelm.stages.<stage>` so that a stage's dependencies are exactly the modules
 it imports; this command only dispatches to the same `main`.
@@ -23,11 +24,12 @@ import pkgutil
 import sys
 from pathlib import Path
 
-from notelm import runner, stages
-from notelm.config.loader import load_params
-from notelm.errors import NoteLMError
-from notelm.names import VARIANTS
-from notelm.paths import PARAMS_FILE, RATINGS
+from notelm import stages
+from notelm.config.names import VARIANTS
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.loader import load_params
+from notelm.core.paths import PARAMS_FILE, RATINGS
 
 ALIASES = {"base-model": "base_model"}
 
@@ -110,6 +112,14 @@ def _add_compare(sub) -> None:
     grid.add_argument("--queue", action="store_true", help="queue them (then: dvc queue start -j 1); default: print")
     grid.add_argument("--offline", action="store_true", help="only the presets whose weights are here already")
     grid.set_defaults(func=_grid)
+    rep = sub.add_parser("reproduce", help="the workspace's metrics against the committed run: verdicts, moves, "
+                                           "the machine facts that explain them; not a stage")
+    rep.add_argument("--check", action="store_true", help="exit 1 when a headline verdict changed")
+    rep.add_argument("--rev", default="HEAD", help="the commit to compare with (default: HEAD)")
+    rep.add_argument("--root", default=".", help="the repository (default: .)")
+    rep.add_argument("--save", metavar="FILE", help="also write the comparison as JSON (e.g. "
+                                                    "benchmarks/results/reproduce.json, which docs are made from)")
+    rep.set_defaults(func=_reproduce)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -171,8 +181,17 @@ def _grid(args: argparse.Namespace) -> None:
     print(grid(args.queue, args.offline), end="")
 
 
+def _reproduce(args: argparse.Namespace) -> int:
+    from notelm.reproduce import main
+
+    command = " ".join(["notelm reproduce", *(["--check"] if args.check else []),
+                        *([f"--rev {args.rev}"] if args.rev != "HEAD" else []),
+                        *([f"--root {args.root}"] if args.root != "." else [])])
+    return main(Path(args.root), args.rev, args.check, args.save, command)
+
+
 def _plan(args: argparse.Namespace) -> None:
-    from notelm.plan_tables import gpu_table, table
+    from notelm.plan import gpu_table, table
 
     params = load_params(args.params)
     print(gpu_table(params, args.gpu, args.gpus) if args.gpu else table(params))
@@ -196,11 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     runner.setup_logging()
     runner.quiet_libraries()
     try:
-        args.func(args)
+        code = args.func(args)
     except NoteLMError as exc:
         print(f"notelm {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

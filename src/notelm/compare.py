@@ -34,17 +34,17 @@ from typing import IO, Any
 
 import numpy as np
 
-from notelm import charts
 from notelm.arena import leaderboard_markdown
-from notelm.config.loader import load_section
 from notelm.config.models import model_row
+from notelm.config.names import FACT_RATES, FACTS, HEADLINE, VARIANTS, direction, eval_systems
 from notelm.config.train import TrainParams
-from notelm.errors import NoteLMError, ParamsError
-from notelm.files import atomic_open
-from notelm.labels import LABELS, VARIANT_NAMES
-from notelm.markdown import MISSING, fmt, table
-from notelm.names import FACT_RATES, FACTS, HEADLINE, VARIANTS, direction, eval_systems
-from notelm.paths import EVAL_DETAIL, PER_EXAMPLE
+from notelm.core.errors import NoteLMError, ParamsError
+from notelm.core.files import atomic_open
+from notelm.core.loader import load_section
+from notelm.core.paths import EVAL_DETAIL, PER_EXAMPLE
+from notelm.report import plotting
+from notelm.report.labels import LABELS, VARIANT_NAMES
+from notelm.report.markdown import MISSING, fmt, table
 
 GROUP_ORDER = {v: i for i, v in enumerate(VARIANTS)}
 
@@ -239,7 +239,7 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-RADAR_STYLE = charts.RadarStyle(size=(9, 7), clockwise_from_top=True, marker="o", markersize=3, fill=None,
+RADAR_STYLE = plotting.RadarStyle(size=(9, 7), clockwise_from_top=True, marker="o", markersize=3, fill=None,
                                 tick_fontsize=None, title_fontsize=None, legend_loc="upper left",
                                 legend_anchor=(1.08, 1.0), legend_fontsize=8)
 
@@ -247,7 +247,7 @@ RADAR_STYLE = charts.RadarStyle(size=(9, 7), clockwise_from_top=True, marker="o"
 def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: int = 100) -> None:
     """A radar (polar) chart of the model rows (baselines left out) over the headline metrics, radius 0–1."""
     models = [r for r in rows if not r["variant"].startswith("baseline:")]
-    if warning := charts.fonts_for(f"{r['model']} {r['runs']}" for r in models):
+    if warning := plotting.fonts_for(f"{r['model']} {r['runs']}" for r in models):
         print(f"notelm compare: {warning}", file=sys.stderr)
     lines = []
     for r in models:
@@ -256,8 +256,8 @@ def radar_chart(rows: list[dict[str, Any]], path: str | Path | IO[bytes], dpi: i
         sd = None
         if r.get(f"{HEADLINE[0]}_sd") is not None:  # seeds folded: a band of ± one standard deviation
             sd = np.array([r.get(f"{k}_sd") or 0.0 for k in HEADLINE] + [r.get(f"{HEADLINE[0]}_sd") or 0.0])
-        lines.append(charts.RadarLine(label, values, "--" if r["variant"] == VARIANTS[0] else "-", sd))
-    fig = charts.radar(lines, [LABELS[k] for k in HEADLINE], "NoteLM: models compared (mean scores)", 1.0, RADAR_STYLE)
+        lines.append(plotting.RadarLine(label, values, "--" if r["variant"] == VARIANTS[0] else "-", sd))
+    fig = plotting.radar(lines, [LABELS[k] for k in HEADLINE], "NoteLM: models compared (mean scores)", 1.0, RADAR_STYLE)
     fig.savefig(path, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
 
 
@@ -282,7 +282,7 @@ def paired_runs(exp_show_: list[dict[str, Any]], first: str, second: str, varian
                 samples: int = 10000, seed: int = 0) -> str:
     """The paired, patient-clustered difference second − first of one variant between two runs scored on the
     same test notes (e.g. a clean and a leaky experiment), as Markdown; NoteLMError unless like for like."""
-    from notelm.bootstrap import Resampling, interval, replicates, verdict
+    from notelm.evaluation.bootstrap import Resampling, interval, replicates, verdict
 
     runs = {r["name"]: r for r in iter_runs(exp_show_)} | {r["rev"]: r for r in iter_runs(exp_show_)}
     missing = [name for name in (first, second) if name not in runs]

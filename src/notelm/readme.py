@@ -1,9 +1,10 @@
-"""`python -m notelm.readme`: rewrite the README's result tables from the committed metrics (and the GPU plan
-from params.yaml), never by hand.
+"""`python -m notelm.readme`: rewrite the generated blocks of README.md and docs/*.md from committed files — the
+metrics of the default run, the benchmarks' result files (benchmarks/results/<name>.json), the reproduce
+comparison and the GPU plan from params.yaml — never by hand. `--check` changes nothing and exits 1 (naming
+the pages) when a block differs from what those files give.
 
-Each generated block sits between `<!-- notelm:<name> -->` and `<!-- /notelm:<name> -->` in README.md;
-tests/test_readme.py fails when a block differs from what the committed metrics give, so the README's
-numbers cannot drift from `metrics/`.
+Each generated block sits between `<!-- notelm:<name> -->` and `<!-- /notelm:<name> -->`; a benchmark's table is
+the block `bench:<name>`. tests/test_readme.py runs the check, so no figure in README or docs can drift.
 """
 
 from __future__ import annotations
@@ -13,17 +14,26 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from notelm.config.loader import load_params
-from notelm.files import read_json
-from notelm.labels import NAMES, system_name
-from notelm.markdown import MISSING, fmt, fmt_ci, table
-from notelm.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
-from notelm.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE, SUGGEST_METRICS
-from notelm.plan_tables import card_summary
-from notelm.report_memorization import memorization_lines
-from notelm.report_suggest import suggest_lines
+import yaml
+
+from notelm.config.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
+from notelm.core.errors import NoteLMError
+from notelm.core.files import atomic_open, read_json
+from notelm.core.loader import load_params
+from notelm.core.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE, SUGGEST_DETAIL
+from notelm.machine import describe
+from notelm.plan import card_summary
+from notelm.report.labels import NAMES, system_name
+from notelm.report.markdown import MISSING, fmt, fmt_ci, table
+from notelm.report.memorize import memorization_lines
+from notelm.report.suggest import suggest_lines
+from notelm.reproduce import TRAIN_LOG, training_precision
 
 README = "README.md"
+DOCS = "docs"
+RESULTS = "benchmarks/results"
+REPRODUCE = f"{RESULTS}/reproduce.json"  # `notelm reproduce --save`: a run on one machine against a committed run
+BLOCK = re.compile(r"(<!-- notelm:(?P<name>[\w:.-]+) -->\n)(?:.*?\n)?(<!-- /notelm:(?P=name) -->)", re.S)
 
 
 SAYS = {"better": "is **better** than", "worse": "is **worse** than", "not distinguishable": "is **not distinguishable** from"}
@@ -104,36 +114,155 @@ def _against_searle(value: float) -> str:
     return "inside" if 0.43 <= value <= 0.65 else "below" if value < 0.43 else "above"
 
 
-BLOCKS: dict[str, tuple[str, Callable[[dict], str]]] = {
-    "results": (EVAL_DETAIL, results), "data": (DATA_METRICS, data), "gpus": (PARAMS_FILE, card_summary),
-    "memorization": (MEMORIZATION_DETAIL, lambda detail: "\n".join(memorization_lines(detail))),
-    "suggest": (SUGGEST_METRICS, lambda metrics: "\n".join(suggest_lines(metrics))),
+def bench(name: str, root: Path) -> str:
+    """A benchmark's table as its result file records it: what ran where, the rows, and the script's notes."""
+    path = root / RESULTS / f"{name}.json"
+    if not path.is_file():  # `<script>` or `<script>.<option>`, e.g. train.profile: benchmarks/train.py --profile
+        script, _, option = name.partition(".")
+        return (f"Not measured yet: `python benchmarks/{script}.py{f' --{option}' if option else ''}` writes "
+                f"`{RESULTS}/{name}.json`.")
+    r = read_json(path)
+    gemm = ", ".join(f"{k} GEMM {v:g} GFLOP/s" for k, v in r["gemm_gflops"].items())
+    head = f"`{r['command']}`, {r['date']}, on {describe(r['machine'])}" + (f"; same run: {gemm}" if gemm else "") + "."
+    return "\n".join([head, "", *table(r["columns"], r["rows"]), *(["", *r["notes"]] if r["notes"] else [])])
+
+
+def reproduced(r: dict) -> str:
+    """What a run on another machine moved against a committed run (the saved `notelm reproduce` comparison)."""
+    prec, claims = r["precision"], r["claims"]
+    changed = "; ".join(f"`{c['key']}` {c['committed']} → {c['workspace']}" for c in r["detail_changed"]) or "none"
+    heads = "; ".join(f"`{c['key']}` {c['committed']} → {c['workspace']}" for c in r["headline_changed"])
+    top = ", ".join(f"`{m['key']}` {m['half_widths']:.2f}" for m in r["largest"][:3])
+    return (f"`{r['command']}` ({r['date']}) on {describe(r['machine'])}, a run trained in {prec['workspace']} against "
+            f"commit {r['rev']}, trained in {prec['committed']}: {r['moved']} of {r['values']} metric values moved; "
+            f"headline verdicts {claims['headline'] - len(r['headline_changed'])} of {claims['headline']} equal"
+            + (f" ({heads})" if heads else "") + f"; detail verdicts that changed: {changed}."
+            + (f" Largest moves, in half-widths of the committed 95 % interval: {top}." if top else ""))
+
+
+def _json(root: Path, path: str) -> dict:
+    return read_json(root / path, hint="run `dvc repro` (or `dvc pull`) first")
+
+
+def precision(root: Path) -> str:
+    """How the committed run trained, from the Trainer's arguments committed with it (dvclive/params.yaml)."""
+    log = root / TRAIN_LOG
+    return training_precision(log.read_text(encoding="utf-8") if log.is_file() else None) or "an unknown precision"
+
+
+def _leaves(value) -> int:
+    return sum(_leaves(v) for v in value.values()) if isinstance(value, dict) else 1
+
+
+def columns(root: Path) -> str:
+    """What `dvc exp show` lists of the committed run — headline values, params the stages read, dependency
+    paths — and dvc.lock's length, counted from the committed files."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    first = lambda entry: next(iter(entry)) if isinstance(entry, dict) else entry  # noqa: E731
+    heads = sorted({first(m) for st in stages.values() for m in st.get("metrics") or []})
+    values = {h: _leaves(read_json(root / h)) for h in heads}
+    params, named = load_params(root / PARAMS_FILE), set()
+    for st in stages.values():
+        for entry in st.get("params") or []:
+            for key in ([entry] if isinstance(entry, str) else list(entry)):
+                value = params
+                for part in key.split("."):
+                    value = value.get(part, {}) if isinstance(value, dict) else {}
+                named |= {f"{key}.{k}" for k in _flat_keys(value)} if isinstance(value, dict) and value else {key}
+    deps = {first(d) for st in stages.values() for d in st.get("deps") or []}
+    lock = len((root / "dvc.lock").read_text(encoding="utf-8").splitlines())
+    listing = ", ".join(f"`{h}` {n}" for h, n in values.items())
+    return (f"The headline files hold {sum(values.values())} values ({listing}); the stages read {len(named)} params "
+            f"and list {len(deps)} dependency paths, so `dvc exp show --csv` of the committed run has "
+            f"{sum(values.values()) + len(named) + len(deps)} columns of them besides its own few about each run. "
+            f"`dvc.lock` has {lock} lines.")
+
+
+def _flat_keys(value: dict, prefix: str = "") -> list[str]:
+    out = []
+    for k, v in value.items():
+        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
+    return out
+
+
+BLOCKS: dict[str, Callable[[Path], str]] = {
+    "results": lambda root: results(_json(root, EVAL_DETAIL)),
+    "data": lambda root: data(_json(root, DATA_METRICS)),
+    "gpus": lambda root: card_summary(load_params(root / PARAMS_FILE)),
+    "memorization": lambda root: "\n".join(memorization_lines(_json(root, MEMORIZATION_DETAIL))),
+    "suggest": lambda root: "\n".join(suggest_lines(_json(root, SUGGEST_DETAIL))),
+    "columns": columns,
+    "reproduce": lambda root: (f"The committed run trained in {precision(root)} (`{TRAIN_LOG}`). "
+                               + reproduced(_json(root, REPRODUCE))),
 }
 
 
 def render(name: str, root: Path = Path(".")) -> str:
-    """Block `name` as the committed metrics (or params.yaml) under `root` give it."""
-    path, make = BLOCKS[name]
-    if path == PARAMS_FILE:
-        return make(load_params(root / path))
-    return make(read_json(root / path, hint="run `dvc repro` (or `dvc pull`) first"))
+    """Block `name` as the committed files under `root` give it."""
+    if name.startswith("bench:"):
+        return bench(name.removeprefix("bench:"), root)
+    if name not in BLOCKS:
+        raise NoteLMError(f"<!-- notelm:{name} --> names no generated block; known: {', '.join(BLOCKS)}, bench:<name>")
+    return BLOCKS[name](root)
 
 
 def update(text: str, root: Path = Path(".")) -> str:
-    """`text` (a README) with every generated block re-rendered."""
-    for name in BLOCKS:
-        pattern = re.compile(rf"(<!-- notelm:{name} -->\n)(?:.*?\n)?(<!-- /notelm:{name} -->)", re.S)
-        text = pattern.sub(lambda m, name=name: m.group(1) + render(name, root) + "\n" + m.group(2), text)
-    return text
+    """`text` (README or a docs page) with every generated block re-rendered."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name"), root) + "\n" + m.group(3), text)
 
 
-def main() -> int:
-    readme = Path(README)
-    new = update(readme.read_text(encoding="utf-8"))
-    if "--check" in sys.argv[1:]:
-        return 0 if new == readme.read_text(encoding="utf-8") else 1
-    readme.write_text(new, encoding="utf-8")
-    return 0
+def pages(root: Path = Path(".")) -> list[Path]:
+    """The pages that may hold generated blocks: README.md and docs/*.md."""
+    return [root / README, *sorted((root / DOCS).glob("*.md"))]
+
+
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of every heading of `page` (code blocks left out)."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    return {slug(m) for m in re.findall(r"^#{1,6} (.+)$", text, re.M)}
+
+
+def broken_links(root: Path = Path(".")) -> list[str]:
+    """`page: target` for every relative link of README and docs whose file or heading does not exist."""
+    broken = []
+    for page in pages(root):
+        for target in LINK.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
+            if re.match(r"[a-z]+:", target):
+                continue  # http(s):, mailto: — not ours to check offline
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            if not file.exists() or (anchor and (file.suffix != ".md" or anchor not in anchors(file))):
+                broken.append(f"{page.relative_to(root)}: {target}")
+    return broken
+
+
+def main(argv: list[str] | None = None, root: Path = Path(".")) -> int:
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
+    stale = []
+    for page in pages(root):
+        text = page.read_text(encoding="utf-8")
+        new = update(text, root)
+        if new != text:
+            stale.append(str(page.relative_to(root)))
+            if not check:
+                with atomic_open(page) as fh:
+                    fh.write(new)
+    if check and stale:
+        print(f"generated blocks differ from the committed files in: {', '.join(stale)}; run `python -m notelm.readme`",
+              file=sys.stderr)
+    broken = broken_links(root)
+    if broken:
+        print("broken links (no such file or heading):\n  " + "\n  ".join(broken), file=sys.stderr)
+    return 1 if (check and stale) or broken else 0
 
 
 if __name__ == "__main__":

@@ -19,13 +19,13 @@ from typing import Any
 
 import yaml
 
-from notelm import markdown
-from notelm.config.loader import load_params
 from notelm.config.models import model_row
-from notelm.errors import NoteLMError, WeightsUnavailable
-from notelm.labels import LABELS
-from notelm.names import HEADLINE, VARIANTS
-from notelm.weights import resolve
+from notelm.config.names import HEADLINE, VARIANTS
+from notelm.core.errors import NoteLMError, WeightsUnavailable
+from notelm.core.loader import load_params
+from notelm.report import markdown
+from notelm.report.labels import LABELS
+from notelm.training.weights import resolve
 
 GRID = "study/grid.yaml"
 PUBLISHED = "study/published.csv"

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from notelm.config.loader import at_least, bad
-from notelm.names import VAL_BLOCK, leakage_metric_names
+from notelm.config.names import VAL_BLOCK, leakage_metric_names
+from notelm.core.loader import at_least, bad
 
 
 def _default_fail_on() -> dict[str, float | None]:

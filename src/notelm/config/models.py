@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from notelm.config.loader import at_least, bad, from_mapping, read_yaml_mapping
-from notelm.errors import ParamsError
-from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD
+from notelm.core.errors import ParamsError
+from notelm.core.loader import at_least, bad, from_mapping, read_yaml_mapping
+from notelm.core.paths import MODEL_CATALOGUE, SOURCE_RECORD
 
 Method = Literal["full", "lora", "qlora"]  # heaviest first
 METHODS: tuple[str, ...] = get_args(Method)
@@ -29,7 +29,7 @@ OVERRIDES = "model_overrides"  # the params key of one experiment's changes to t
 
 @dataclass(frozen=True)
 class ModelRow:
-    """One row of the catalogue. `source` syntax: see src/notelm/weights.py."""
+    """One row of the catalogue. `source` syntax: see src/notelm/training/weights.py."""
 
     name: str
     """The row's key in the catalogue: what metrics, reports and compare show."""

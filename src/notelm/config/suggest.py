@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from notelm.config.loader import at_least
+from notelm.core.loader import at_least
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from notelm.config.loader import at_least, bad
+from notelm.core.loader import at_least, bad
 
 
 @dataclass(frozen=True)

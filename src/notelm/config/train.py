@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from notelm.config.loader import at_least, bad
 from notelm.config.models import Method, ModelRow
+from notelm.core.loader import at_least, bad
 
-# transformers.SchedulerType values that need no scheduler arguments (tests/test_config.py checks them there)
+# transformers.SchedulerType values that need no scheduler arguments (tests/config/test_config.py checks them there)
 Scheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
                     "inverse_sqrt"]
 
@@ -71,7 +71,7 @@ class TrainParams:
     resume: Literal["auto", "never"] = "auto"
     """auto: continue this very run's last checkpoint (models/checkpoints/) if any; never: start afresh."""
     canaries: int = 0
-    """Seeded random secrets (src/notelm/canaries.py) added to train notes, for the memorize stage's exposure test;
+    """Seeded random secrets (src/notelm/training/canaries.py) added to train notes, for the memorize stage's exposure test;
     as many never-inserted controls are drawn beside them. Train only: val, test and outputs never hold them."""
     canary_repeats: int = 1
     """Train notes each canary is added to (more repeats: more exposure, as in "The Secret Sharer")."""

@@ -48,7 +48,7 @@ there to look at. `audit.enforce: false` turns the failure into a loud WARNING, 
     dvc metrics diff                                            # against the committed baseline
     dvc exp run -S audit.fail_on.near_dup_test_in_train=0       # also fail on any near-duplicate
 
-The measuring is `notelm.leakage.audit` (the leakage engine: exact, n-gram and near-duplicate matching,
+The measuring is `notelm.privacy.audit.audit` (the leakage engine: exact, n-gram and near-duplicate matching,
 and how it scales to MIMIC-III); this module is the stage around it: read the splits, write both files,
 and gate on `audit.fail_on`.
 """
@@ -59,14 +59,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from notelm import runner
 from notelm.config.audit import AuditParams
-from notelm.config.loader import load_section
-from notelm.errors import NoteLMError
-from notelm.files import iter_jsonl, write_json
-from notelm.leakage import audit
-from notelm.names import LEAKAGE_COUNTS, VAL_BLOCK
-from notelm.paths import LEAKAGE_DETAIL, LEAKAGE_METRICS, PREPARED_DIR, SPLITS, split_path
+from notelm.config.names import LEAKAGE_COUNTS, VAL_BLOCK
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import iter_jsonl, write_json
+from notelm.core.loader import load_section
+from notelm.core.paths import LEAKAGE_DETAIL, LEAKAGE_METRICS, PREPARED_DIR, SPLITS, split_path
+from notelm.privacy.audit import audit
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 

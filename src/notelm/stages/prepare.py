@@ -16,8 +16,8 @@ offset, length, word counts) plus a 16-byte hash for de-duplication stay in
 memory. Once every group is known, groups are assigned to splits and the lines
 are copied from the spool into the sorted split files.
 
-The workers live in library modules: reading and validating the CSV in `notelm.mimic`,
-cleaning and cutting a note in `notelm.notes`, assigning groups to splits in `notelm.splits`.
+The workers live in library modules: reading and validating the CSV in `notelm.data.mimic`,
+cleaning and cutting a note in `notelm.data.notes`, assigning groups to splits in `notelm.data.splits`.
 """
 
 from __future__ import annotations
@@ -36,17 +36,17 @@ from typing import Any
 
 import numpy as np
 
-from notelm import runner
 from notelm.config.data import DataParams
-from notelm.config.loader import load_section
-from notelm.errors import NoteLMError
-from notelm.files import atomic_dir, write_json
-from notelm.history import Recent
-from notelm.mimic import REASONS, Note, ReadStats, check_malformed, read_notes
-from notelm.notes import CLEANING, clean_text, count_words, cut, filter_reason, make_example, strip_controls
-from notelm.paths import DATA_METRICS, PREPARED_DIR, REJECTS_FILE, SPLITS, split_path
-from notelm.rouge import rouge_scores
-from notelm.splits import group_keys, leaked_patients, split_groups, subsample_train
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import atomic_dir, write_json
+from notelm.core.loader import load_section
+from notelm.core.paths import DATA_METRICS, PREPARED_DIR, REJECTS_FILE, SPLITS, split_path
+from notelm.data.history import Recent
+from notelm.data.mimic import REASONS, Note, ReadStats, check_malformed, read_notes
+from notelm.data.notes import CLEANING, clean_text, count_words, cut, filter_reason, make_example, strip_controls
+from notelm.data.splits import group_keys, leaked_patients, split_groups, subsample_train
+from notelm.evaluation.rouge import rouge_scores
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 

@@ -21,7 +21,7 @@ value, ci_low, ci_high; numbers only), which `dvc plots show` draws as bars with
 Same inputs give byte-identical outputs: no timestamps, fixed figure sizes, sorted keys.
 
 This module reads the inputs and writes the outputs; the Markdown of each section is built by
-notelm.report_sections, the charts and the bars CSV by notelm.report_charts, table cells by notelm.markdown.
+notelm.report.sections, the charts and the bars CSV by notelm.report.charts, table cells by notelm.report.markdown.
 
     python -m notelm.stages.report --metrics metrics/detail/eval.json --data-metrics metrics/detail/data.json \
         --leakage metrics/detail/leakage.json --per-example eval/per_example.csv \
@@ -37,17 +37,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm import charts as charts_lib
-from notelm import runner
 from notelm.config.data import DataParams
-from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
+from notelm.config.names import CLAIM, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
 from notelm.config.report import ReportParams
 from notelm.config.train import TrainParams
-from notelm.errors import NoteLMError
-from notelm.files import atomic_dir, read_json, read_jsonl
-from notelm.names import CLAIM, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
-from notelm.paths import (
+from notelm.core import runner
+from notelm.core.errors import NoteLMError
+from notelm.core.files import atomic_dir, read_json, read_jsonl
+from notelm.core.loader import load_section
+from notelm.core.paths import (
     DATA_METRICS,
     EVAL_DETAIL,
     LEAKAGE_DETAIL,
@@ -56,13 +55,14 @@ from notelm.paths import (
     METRIC_BARS,
     PER_EXAMPLE,
     REPORTS,
-    SUGGEST_METRICS,
+    SUGGEST_DETAIL,
     SYNTHETIC_NOTES,
     base_model_dir,
     generations_path,
     variant_of,
 )
-from notelm.report_charts import (
+from notelm.report import plotting
+from notelm.report.charts import (
     bar_rows,
     plot_distributions,
     plot_loss,
@@ -70,7 +70,7 @@ from notelm.report_charts import (
     plot_paired_diff,
     write_bar_csv,
 )
-from notelm.report_sections import Inputs, render_markdown
+from notelm.report.sections import Inputs, render_markdown
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
@@ -87,8 +87,8 @@ class Paths:
     """Every leakage metric from audit."""
     memorization: str = MEMORIZATION_DETAIL
     """The memorization audit from memorize."""
-    suggest: str = SUGGEST_METRICS
-    """Keystroke savings from suggest."""
+    suggest: str = SUGGEST_DETAIL
+    """Keystroke savings from suggest (its detail file)."""
     per_example: str = PER_EXAMPLE
     """Per-example scores from evaluate."""
     generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)
@@ -170,7 +170,7 @@ def load_inputs(paths: Paths, run_info: dict[str, Any] | None = None) -> Inputs:
 
 def make_charts(inp: Inputs, out_dir: Path, dpi: int) -> dict[str, str]:
     """Draw every chart the inputs allow into `out_dir`; returns {chart name: file name}."""
-    if warning := charts_lib.fonts_for(name for name, _, _ in eval_systems(inp.eval)):
+    if warning := plotting.fonts_for(name for name, _, _ in eval_systems(inp.eval)):
         log.warning("report: %s", warning)
     charts = {}
     rows = bar_rows(inp.eval)

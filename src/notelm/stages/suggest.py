@@ -1,14 +1,15 @@
 """The `suggest` stage: completion as a nurse uses it — a simulated nurse types each scored test note with a
-system's word suggestions → metrics/suggest.json.
+system's word suggestions → metrics/suggest.json (the headline) and metrics/detail/suggest.json.
 
     python -m notelm.stages.suggest --base models/base/smollm2-135m --finetuned models/finetuned \
-        --data data/prepared --out generations/suggestions.jsonl --metrics metrics/suggest.json
+        --data data/prepared --out generations/suggestions.jsonl --metrics metrics/suggest.json \
+        --detail metrics/detail/suggest.json
 
 The nurse types the note's reference after its prompt (with data.history, the prompt holds the chart). At every
 word boundary a system proposes its next words (at most `suggest.max_words`); the nurse accepts the longest
 prefix that matches the reference's next words with one keystroke (Tab), and otherwise types the next word and a
-space (src/notelm/keystrokes.py). Systems: the pre-trained and the fine-tuned model (greedy,
-src/notelm/suggesting.py) and two model-free proposers (src/notelm/proposers.py): `chart_copy`, the patient's
+space (src/notelm/evaluation/keystrokes.py). Systems: the pre-trained and the fine-tuned model (greedy,
+src/notelm/generation/suggest.py) and two model-free proposers (src/notelm/evaluation/proposers.py): `chart_copy`, the patient's
 earlier note aligned to the typed text at every word (the `aligned_copy` rule), and `ngram`, the most frequent
 continuation of the typed text's last words in train.
 
@@ -29,18 +30,26 @@ from typing import Any
 
 import numpy as np
 
-from notelm import runner
-from notelm.bootstrap import Resampling, interval, replicates, verdict
-from notelm.config.loader import load_section
 from notelm.config.models import recorded_row
+from notelm.config.names import BEST_PROPOSER, PROPOSERS, VARIANTS, scored, suggest_headline
 from notelm.config.suggest import SuggestParams
-from notelm.files import read_jsonl, write_json, write_jsonl
-from notelm.keystrokes import COUNTS, ONE_MINUS, RATIOS, Typing, simulate, summary
-from notelm.names import BEST_PROPOSER, PROPOSERS, VARIANTS, scored
-from notelm.paths import FINETUNED, PREPARED_DIR, SUGGEST_METRICS, SUGGESTIONS, base_model_dir, split_path
-from notelm.proposers import NGram, chart_copies
-from notelm.suggesting import propose_all
-from notelm.weights import load_checkpoint
+from notelm.core import runner
+from notelm.core.files import read_jsonl, write_json, write_jsonl
+from notelm.core.loader import load_section
+from notelm.core.paths import (
+    FINETUNED,
+    PREPARED_DIR,
+    SUGGEST_DETAIL,
+    SUGGEST_METRICS,
+    SUGGESTIONS,
+    base_model_dir,
+    split_path,
+)
+from notelm.evaluation.bootstrap import Resampling, interval, replicates, verdict
+from notelm.evaluation.keystrokes import COUNTS, ONE_MINUS, RATIOS, Typing, simulate, summary
+from notelm.evaluation.proposers import NGram, chart_copies
+from notelm.generation.suggest import propose_all
+from notelm.training.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
@@ -126,12 +135,14 @@ class Paths:
     out: str = SUGGESTIONS
     """Per note and system: the counts and the proposals shown."""
     metrics: str = SUGGEST_METRICS
-    """Keystroke savings and the rest per system, with intervals and the paired verdicts."""
+    """The headline: keystroke savings and accept rate per system, each model against the best proposer."""
+    detail: str = SUGGEST_DETAIL
+    """Every measure per system with its interval, and the paired differences with theirs."""
 
 
 def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
-    """The suggest stage: type every scored test note with each system's suggestions; write `paths.out` and
-    `paths.metrics`. Returns the metrics."""
+    """The suggest stage: type every scored test note with each system's suggestions; write `paths.out`,
+    `paths.detail` and `paths.metrics` (its headline). Returns the detail."""
     cfg = load_section(SuggestParams, params)
     base = Path(paths.base or base_model_dir(params["model"]))
     trust = recorded_row(base).trust_remote_code
@@ -150,7 +161,8 @@ def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
             lines.append({"note_id": row["note_id"], "system": system, **asdict(typing), "shown": shown})
     result = scores(typings, [r["subject_id"] for r in rows], cfg)
     write_jsonl(paths.out, lines)
-    write_json(paths.metrics, result)
+    write_json(paths.detail, result)
+    write_json(paths.metrics, suggest_headline(result))
     log.info("suggest: keystroke savings %s", ", ".join(f"{s} {summary(t)['keystroke_savings']:.3f}"
                                                         for s, t in typings.items()))
     return result

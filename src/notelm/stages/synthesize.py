@@ -1,10 +1,10 @@
 """The `synthesize` stage: a synthetic MIMIC-III NOTEEVENTS corpus, the pipeline's offline default input.
 
-Generates the rows that the `synthetic:` params describe with :mod:`notelm.synthetic` (patients with
+Generates the rows that the `synthetic:` params describe with :mod:`notelm.data.synthetic` (patients with
 their own profiles, admissions whose severity trajectory drives day and night nursing progress notes
 written system by system and carried forward from note to note, plus Physician, Radiology, ECG and
 Discharge summary rows, a few ``ISERROR=1`` rows and a couple of blank rows so that prepare's filters
-have work; the words live in :mod:`notelm.synthetic_vocab`) and writes them here in the NOTEEVENTS
+have work; the words live in :mod:`notelm.data.synthetic_vocab`) and writes them here in the NOTEEVENTS
 schema (`COLUMNS`) for prepare to read.
 
 Everything is drawn from one ``random.Random(seed)``, and the gzip header carries no time or file name,
@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm import runner
-from notelm.config.loader import load_section
 from notelm.config.synthetic import SyntheticParams
-from notelm.files import atomic_open
-from notelm.paths import SYNTHETIC_NOTES
-from notelm.synthetic import corpus_stats, generate_rows
+from notelm.core import runner
+from notelm.core.files import atomic_open
+from notelm.core.loader import load_section
+from notelm.core.paths import SYNTHETIC_NOTES
+from notelm.data.synthetic import corpus_stats, generate_rows
 
-COLUMNS = (  # MIMIC-III NOTEEVENTS, in its order; the keys of every row notelm.synthetic generates
+COLUMNS = (  # MIMIC-III NOTEEVENTS, in its order; the keys of every row notelm.data.synthetic generates
     "ROW_ID", "SUBJECT_ID", "HADM_ID", "CHARTDATE", "CHARTTIME", "STORETIME",
     "CATEGORY", "DESCRIPTION", "CGID", "ISERROR", "TEXT",
 )

@@ -13,14 +13,14 @@ The loss curves go to `dvclive/` (train loss per logging step, val loss per epoc
 `dvc plots show` draws. Checkpoints go to `models/checkpoints/` (persistent across runs), each
 epoch or every `train.save_steps` steps: a run killed mid-way (even by SIGKILL) resumes from its
 last complete checkpoint the next time the stage runs with the same params, data, base weights,
-training code and library versions (see `fingerprint` in src/notelm/checkpoints.py; `train.resume: never`
+training code and library versions (see `fingerprint` in src/notelm/training/checkpoints.py; `train.resume: never`
 always starts afresh), and the log says why it resumes, starts fresh, or discards an older run's checkpoints;
 `models/finetuned/` is only ever replaced whole, at the end.
 
-The loss is computed `train.loss_chunk_tokens` tokens at a time (src/notelm/loss.py), so the
+The loss is computed `train.loss_chunk_tokens` tokens at a time (src/notelm/training/loss.py), so the
 batch × length × vocabulary logits are never built whole; null keeps the model's own loss.
 
-Before loading anything, the memory plan (src/notelm/plan.py) refuses a run that would not fit,
+Before loading anything, the memory plan (src/notelm/training/plan.py) refuses a run that would not fit,
 naming what would. Under `accelerate launch --num_processes N` the same code runs data-parallel
 (DDP; gloo on CPU) and only the main process writes files.
 
@@ -31,8 +31,8 @@ Wall-clock figures (training seconds, samples per second) go to the log and logs
 models/finetuned/ or dvclive/, so the same run gives byte-identical DVC outputs.
 
 This module is the stage only (params, paths, orchestration); the library code it runs lives in
-src/notelm/blocks.py (the token blocks), src/notelm/checkpoints.py (fingerprint and resume) and
-src/notelm/trainer.py (model loading, the Trainer glue and the final outputs).
+src/notelm/training/blocks.py (the token blocks), src/notelm/training/checkpoints.py (fingerprint and resume) and
+src/notelm/training/trainer.py (model loading, the Trainer glue and the final outputs).
 """
 
 from __future__ import annotations
@@ -44,16 +44,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm import canaries, plan, runner
-from notelm.blocks import build_dataset, count_examples
-from notelm.checkpoints import FINGERPRINT, fingerprint, resume_point
-from notelm.config.loader import load_section
 from notelm.config.models import ModelRow, recorded_row
 from notelm.config.train import TrainParams
-from notelm.errors import ParamsError
-from notelm.files import write_json, write_timing
-from notelm.paths import CHECKPOINTS, FINETUNED, LIVE_DIR, PREPARED_DIR, base_model_dir, split_path
-from notelm.trainer import (
+from notelm.core import runner
+from notelm.core.errors import ParamsError
+from notelm.core.files import write_json, write_timing
+from notelm.core.loader import load_section
+from notelm.core.paths import CHECKPOINTS, FINETUNED, LIVE_DIR, PREPARED_DIR, base_model_dir, split_path
+from notelm.training import canaries, plan
+from notelm.training.blocks import build_dataset, count_examples
+from notelm.training.checkpoints import FINGERPRINT, fingerprint, resume_point
+from notelm.training.trainer import (
     gathered_state,
     is_timing,
     load_for_training,

@@ -1,0 +1,1 @@
+"""Tests of notelm.evaluation (one file per module: tests/evaluation/test_<module>.py)."""

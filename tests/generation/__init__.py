@@ -1,0 +1,1 @@
+"""Tests of notelm.generation (one file per module: tests/generation/test_<module>.py)."""

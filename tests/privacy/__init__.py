@@ -1,0 +1,1 @@
+"""Tests of notelm.privacy (one file per module: tests/privacy/test_<module>.py)."""

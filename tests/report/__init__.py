@@ -1,0 +1,1 @@
+"""Tests of notelm.report (one file per module: tests/report/test_<module>.py)."""

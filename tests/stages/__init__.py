@@ -1,0 +1,1 @@
+"""Tests of notelm.stages (one file per module: tests/stages/test_<module>.py)."""
