@@ -75,3 +75,17 @@ def test_a_broken_link_and_a_stale_or_unknown_block_are_caught(tmp_path):
     assert "Not measured yet" in (tmp_path / "README.md").read_text()
     with pytest.raises(readme.NoteLMError, match="names no generated block"):
         readme.update("<!-- notelm:nothing -->\n<!-- /notelm:nothing -->", tmp_path)
+
+
+def test_columns_count_headline_values_params_read_and_dependency_paths(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  a:\n    cmd: x\n    deps: [src/a.py, data]\n    params: [train, model]\n"
+        "    metrics:\n    - m.json:\n        cache: false\n  b:\n    cmd: y\n    deps: [data]\n    params: [eval.seed]\n")
+    (tmp_path / "params.yaml").write_text("model: m\ntrain: {lr: 1, fail_on: {x: 1, y: null}, empty: {}}\n"
+                                          "eval: {seed: 0, other: 1}\n")
+    (tmp_path / "m.json").write_text(json.dumps({"a": {"b": 1, "c": "worse"}, "d": 2}))
+    (tmp_path / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    assert readme.columns(tmp_path) == (  # params: train.lr, train.fail_on.x, train.fail_on.y, model, eval.seed
+        "The headline files hold 3 values (`m.json` 3); the stages read 5 params and list 2 dependency paths, so "
+        "`dvc exp show --csv` of the committed run has 10 columns of them besides its own few about each run. "
+        "`dvc.lock` has 2 lines.")

@@ -150,39 +150,44 @@ def precision(root: Path) -> str:
     return training_precision(log.read_text(encoding="utf-8") if log.is_file() else None) or "an unknown precision"
 
 
-def _leaves(value) -> int:
-    return sum(_leaves(v) for v in value.values()) if isinstance(value, dict) else 1
+def _leaves(value) -> list[str]:
+    """The dotted keys of a nested mapping's leaves (an empty mapping has none: DVC shows no column for it)."""
+    if not isinstance(value, dict):
+        return [""]
+    return [f"{k}.{leaf}".rstrip(".") for k, v in value.items() for leaf in _leaves(v)]
+
+
+def _path(entry: str | dict) -> str:
+    """The path of a dvc.yaml deps/outs/metrics entry (a string, or a one-key mapping with its options)."""
+    return next(iter(entry)) if isinstance(entry, dict) else entry
+
+
+def _params_read(stages: dict, params: dict) -> set[str]:
+    """Every params.yaml leaf the stages list (a listed section counts all of its leaves)."""
+    named = set()
+    for entry in (e for st in stages.values() for e in st.get("params") or []):
+        for key in [entry] if isinstance(entry, str) else list(entry):
+            value = params
+            for part in key.split("."):
+                value = value.get(part, {}) if isinstance(value, dict) else {}
+            named |= {f"{key}.{leaf}".rstrip(".") for leaf in _leaves(value)}
+    return named
 
 
 def columns(root: Path) -> str:
     """What `dvc exp show` lists of the committed run — headline values, params the stages read, dependency
     paths — and dvc.lock's length, counted from the committed files."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    first = lambda entry: next(iter(entry)) if isinstance(entry, dict) else entry  # noqa: E731
-    heads = sorted({first(m) for st in stages.values() for m in st.get("metrics") or []})
-    values = {h: _leaves(read_json(root / h)) for h in heads}
-    params, named = load_params(root / PARAMS_FILE), set()
-    for st in stages.values():
-        for entry in st.get("params") or []:
-            for key in ([entry] if isinstance(entry, str) else list(entry)):
-                value = params
-                for part in key.split("."):
-                    value = value.get(part, {}) if isinstance(value, dict) else {}
-                named |= {f"{key}.{k}" for k in _flat_keys(value)} if isinstance(value, dict) and value else {key}
-    deps = {first(d) for st in stages.values() for d in st.get("deps") or []}
+    heads = sorted({_path(m) for st in stages.values() for m in st.get("metrics") or []})
+    values = {h: len(_leaves(read_json(root / h))) for h in heads}
+    named = _params_read(stages, load_params(root / PARAMS_FILE))
+    deps = {_path(d) for st in stages.values() for d in st.get("deps") or []}
     lock = len((root / "dvc.lock").read_text(encoding="utf-8").splitlines())
     listing = ", ".join(f"`{h}` {n}" for h, n in values.items())
     return (f"The headline files hold {sum(values.values())} values ({listing}); the stages read {len(named)} params "
             f"and list {len(deps)} dependency paths, so `dvc exp show --csv` of the committed run has "
             f"{sum(values.values()) + len(named) + len(deps)} columns of them besides its own few about each run. "
             f"`dvc.lock` has {lock} lines.")
-
-
-def _flat_keys(value: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k, v in value.items():
-        out += _flat_keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else [f"{prefix}{k}"]
-    return out
 
 
 BLOCKS: dict[str, Callable[[Path], str]] = {
