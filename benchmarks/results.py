@@ -16,6 +16,7 @@ from typing import Any
 
 from notelm.core.files import write_json
 from notelm.machine import facts
+from notelm.report.markdown import table
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -34,7 +35,6 @@ def save(name: str, columns: list[str], rows: list[list[Any]], notes: list[str] 
               "columns": columns, "rows": [[str(c) for c in r] for r in rows], "notes": list(notes)}
     path = RESULTS / f"{name}.json"
     write_json(path, result)
-    print("\n".join(["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
-                     *("| " + " | ".join(result["rows"][i]) + " |" for i in range(len(rows))), *notes]))
+    print("\n".join([*table(columns, result["rows"]), *notes]))
     print(f"wrote {path}")
     return path

@@ -238,14 +238,16 @@ def anchors(page: Path) -> set[str]:
 
 def broken_links(root: Path = Path(".")) -> list[str]:
     """`page: target` for every relative link of README and docs whose file or heading does not exist."""
-    broken = []
+    broken, headings = [], {}  # headings: file -> its anchors, each file parsed once
     for page in pages(root):
         for target in LINK.findall(FENCE.sub("", page.read_text(encoding="utf-8"))):
             if re.match(r"[a-z]+:", target):
                 continue  # http(s):, mailto: — not ours to check offline
             path, _, anchor = target.partition("#")
             file = (page.parent / path).resolve() if path else page
-            if not file.exists() or (anchor and (file.suffix != ".md" or anchor not in anchors(file))):
+            if file.exists() and anchor and file.suffix == ".md" and file not in headings:
+                headings[file] = anchors(file)
+            if not file.exists() or (anchor and anchor not in headings.get(file, ())):
                 broken.append(f"{page.relative_to(root)}: {target}")
     return broken
 
