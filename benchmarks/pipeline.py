@@ -21,6 +21,7 @@ from results import save  # benchmarks/, on the path when run as a script
 
 RUNNING = re.compile(r"Running stage '([\w@.-]+)'")
 SKIPPED = re.compile(r"Stage '([\w@.-]+)' didn't change, skipping")
+RESUMED = "resuming this very run"  # the train stage's log line when it finds its own checkpoint (train.resume: auto)
 
 
 def main() -> int:
@@ -28,11 +29,13 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="run every stage (dvc repro --force)")
     args = parser.parse_args()
     events: list[tuple[str, str, float]] = []  # (stage, ran | skipped, when)
+    resumed = False
     start = time.perf_counter()
     with subprocess.Popen(["dvc", "repro", *(["--force"] if args.force else [])], stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as proc:
         for line in proc.stdout:
             sys.stdout.write(line)
+            resumed = resumed or RESUMED in line
             for pattern, what in ((RUNNING, "ran"), (SKIPPED, "skipped")):
                 if match := pattern.search(line):
                     events.append((match.group(1), what, time.perf_counter()))
@@ -47,7 +50,9 @@ def main() -> int:
     total = end - start
     save("pipeline", ["stage", "seconds", "ran or skipped"], rows,
          [f"`dvc repro{' --force' if args.force else ''}`: {ran} of {len(events)} stages ran, {total / 60:.1f} min "
-          f"in all ({total:.0f} s); the install (`make setup`) is not counted."],
+          f"in all ({total:.0f} s); the install (`make setup`) is not counted.",
+          *(["train resumed a checkpoint of this very run (models/checkpoints, `train.resume: auto`), so its time "
+             "is not a training run's: remove models/checkpoints first to time one."] if resumed else [])],
          title="The default pipeline, stage by stage")
     return 0
 

@@ -166,9 +166,10 @@ def test_a_blind_round_in_the_browser_names_the_models_only_after_the_rating(bro
     assert "gpt2" in board and (shots / "blind-arena.png").stat().st_size > 10_000
 
 
-def test_suggestions_appear_while_typing_and_tab_accepts_them(browser, tiny_model_factory, tmp_path):
-    """Type the beginning of a note, wait for the suggestion of the whole typed text, press Tab: the suggested
-    words are in the box."""
+def test_suggestions_appear_after_the_cursor_and_tab_accepts_them(browser, tiny_model_factory, tmp_path):
+    """Type the beginning of a note, wait for the suggestion of the whole typed text to show in grey after the
+    typed text in the note box itself (the separate suggestion box stays hidden), press Tab: the suggested words
+    are in the box and the grey text is gone."""
     from selenium.webdriver.common.keys import Keys
 
     from notelm.app import SUGGEST_TOKENS, SUGGEST_WORDS
@@ -185,7 +186,14 @@ def test_suggestions_appear_while_typing_and_tab_accepts_them(browser, tiny_mode
         wait = _tab(browser, "Complete")
         wait.until(lambda d: textarea(d, "complete-prompt").is_displayed())
         textarea(browser, "complete-prompt").send_keys(PROMPT)  # the fine-tuned model is the default choice
-        wait.until(lambda d: textarea(d, "complete-suggestion").get_property("value") == expected)
+        grey = "#complete-ghost .ghost-words"
+        wait.until(lambda d: d.execute_script(f"return document.querySelector('{grey}')?.textContent") == expected)
+        ghost = browser.find_element(By.ID, "complete-ghost")
+        assert ghost.get_attribute("textContent") == PROMPT + expected  # the typed text, then the grey words
+        box, words = textarea(browser, "complete-prompt").rect, browser.find_element(By.CSS_SELECTOR, grey).rect
+        assert box["x"] <= words["x"] < box["x"] + box["width"] and box["y"] <= words["y"] < box["y"] + box["height"]
+        assert not textarea(browser, "complete-suggestion").is_displayed()
         assert " ms" in browser.find_element(By.ID, "complete-latency").text
         textarea(browser, "complete-prompt").send_keys(Keys.TAB)
         wait.until(lambda d: textarea(d, "complete-prompt").get_property("value") == PROMPT + expected)
+        wait.until(lambda d: d.execute_script(f"return document.querySelector('{grey}').textContent") != expected)

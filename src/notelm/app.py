@@ -59,6 +59,8 @@ from notelm.core.errors import NoteLMError
 from notelm.core.files import read_json, read_jsonl
 from notelm.core.paths import BASE_MODELS, EVAL_DETAIL, FINETUNED, MEMORIZATION_DETAIL, RATINGS, REPORTS, split_path
 from notelm.generation.decoding import context_length, stream_completion
+from notelm.evaluation.proposers import history_drafter
+from notelm.generation.drafts import prompt_lookup
 from notelm.generation.suggest import Suggester, suggestion_text
 from notelm.privacy.memorize import refusal
 from notelm.report import plotting
@@ -344,11 +346,13 @@ def default_model(names: list[str]) -> str | None:
 
 def suggest_next(cache: ModelCache, typists: dict, name: str, text: str, chart: str) -> tuple[str, str, dict]:
     """(the next words to suggest after `text`, a status line with the latency, the session's typists): each model
-    keeps one Suggester per session, so the KV cache of what was typed is reused from one keystroke to the next."""
+    keeps one Suggester per session, so the KV cache of what was typed is reused from one keystroke to the next,
+    and each forward also checks the chart's aligned words and prompt lookup's as drafts."""
     if not text.strip():
         return "", "", typists
     model, tokenizer = cache.get(name)
-    typist = typists.get(name) or Suggester(model, tokenizer, SUGGEST_WORDS, SUGGEST_TOKENS)
+    typist = typists.get(name) or Suggester(model, tokenizer, SUGGEST_WORDS, SUGGEST_TOKENS, drafters=[
+        history_drafter(SUGGEST_WORDS + 1), prompt_lookup(SUGGEST_WORDS + 1)])  # verified: the words stay greedy's
     tick = time.perf_counter()
     generated, ended = typist.propose_text(with_chart(text, chart))
     ms = 1000 * (time.perf_counter() - tick)
@@ -381,9 +385,11 @@ def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> 
         except Exception as exc:  # noqa: BLE001 - shown under the box; typing goes on
             return "", f"**Error:** {error_text(exc)}", typists
 
-    prompt = gr.Textbox(label="Beginning of a note (suggestions appear below as you type; Tab accepts them)", lines=6,
-                        elem_id="complete-prompt")
-    suggestion = gr.Textbox(label="Suggested next words", interactive=False, elem_id="complete-suggestion")
+    prompt = gr.Textbox(label="Beginning of a note (the suggested next words show in grey after the cursor; Tab "
+                        "accepts them)", lines=6, elem_id="complete-prompt")
+    # the suggestion's value; the page shows it as ghost text in the note box (GHOST_TEXT), this box stays hidden
+    suggestion = gr.Textbox(label="Suggested next words", interactive=False, elem_id="complete-suggestion",
+                            elem_classes=["notelm-hidden"])
     with gr.Row():
         accept = gr.Button("Accept suggestion (Tab)", elem_id="complete-accept")
         starter = gr.Button("A note to start from", elem_id="complete-starter")
@@ -406,8 +412,12 @@ def _complete_tab(gr, cache: ModelCache, names: list[str], notes_path: Path) -> 
                  concurrency_id="model")
 
 
-# Tab in the note box accepts the shown suggestion (the button's click), instead of leaving the box.
-TAB_ACCEPTS = """<script>
+# The suggestion where the eye is: grey text after the cursor in the note box (as Smart Compose and code editors
+# show it), drawn by a layer behind the box's transparent textarea that holds the typed text (invisible, so the
+# grey words start exactly where the text ends) and the suggestion; shown only while the cursor is at the end.
+# Tab in the note box accepts it (the hidden button's click), instead of leaving the box.
+TAB_ACCEPTS = """<style>.notelm-hidden { display: none !important; }</style>
+<script>
 document.addEventListener("keydown", (e) => {
   const box = document.querySelector("#complete-prompt textarea");
   const shown = document.querySelector("#complete-suggestion textarea");
@@ -416,6 +426,37 @@ document.addEventListener("keydown", (e) => {
     document.querySelector("#complete-accept").click();
   }
 }, true);
+setInterval(() => {
+  const box = document.querySelector("#complete-prompt textarea");
+  const shown = document.querySelector("#complete-suggestion textarea");
+  if (!box || !box.offsetParent) return;
+  let ghost = document.getElementById("complete-ghost");
+  if (!ghost) {
+    ghost = document.createElement("div");
+    ghost.id = "complete-ghost";
+    box.parentElement.style.position = "relative";
+    box.parentElement.insertBefore(ghost, box);
+    ghost.dataset.bg = getComputedStyle(box).backgroundColor;
+    box.style.position = "relative";
+    box.style.background = "transparent";
+  }
+  const css = getComputedStyle(box);
+  for (const k of ["font", "padding", "lineHeight", "letterSpacing", "boxSizing", "borderWidth", "textIndent"]) {
+    ghost.style[k] = css[k];
+  }
+  Object.assign(ghost.style, {position: "absolute", left: box.offsetLeft + "px", top: box.offsetTop + "px",
+    width: box.offsetWidth + "px", height: box.offsetHeight + "px", overflow: "hidden", color: "transparent",
+    whiteSpace: "pre-wrap", overflowWrap: "break-word", pointerEvents: "none", borderStyle: "solid",
+    borderColor: "transparent", background: ghost.dataset.bg});
+  const atEnd = box.selectionStart === box.value.length;
+  const words = shown && atEnd ? shown.value : "";
+  const grey = ghost.querySelector(".ghost-words") || document.createElement("span");
+  grey.className = "ghost-words";
+  grey.style.color = "#8a8f98";
+  grey.textContent = words;
+  ghost.replaceChildren(document.createTextNode(box.value), grey);
+  ghost.scrollTop = box.scrollTop;
+}, 100);
 </script>"""
 
 

@@ -16,17 +16,34 @@ from pathlib import Path
 
 import yaml
 
-from notelm.config.names import CLAIM, FACT_METRICS, HEADLINE, SUMMARY_METRICS, VARIANTS, eval_difference, eval_systems
+from notelm.config.names import (
+    CHART_AWARE_CLAIM,
+    CHART_AWARE_GAIN,
+    CLAIM,
+    FACT_METRICS,
+    HEADLINE,
+    SUMMARY_METRICS,
+    VARIANTS,
+    eval_difference,
+    eval_systems,
+)
 from notelm.core.errors import NoteLMError
 from notelm.core.files import atomic_open, read_json
 from notelm.core.loader import load_params
-from notelm.core.paths import DATA_METRICS, EVAL_DETAIL, MEMORIZATION_DETAIL, PARAMS_FILE, SUGGEST_DETAIL
+from notelm.core.paths import (
+    DATA_METRICS,
+    EVAL_DETAIL,
+    FOLLOW_METRICS,
+    MEMORIZATION_DETAIL,
+    PARAMS_FILE,
+    SUGGEST_DETAIL,
+)
 from notelm.machine import describe
 from notelm.plan import card_summary
 from notelm.report.labels import NAMES, system_name
 from notelm.report.markdown import MISSING, fmt, fmt_ci, table
 from notelm.report.memorize import memorization_lines
-from notelm.report.suggest import suggest_lines
+from notelm.report.suggest import follow_lines, suggest_lines
 from notelm.reproduce import TRAIN_LOG, training_precision
 
 README = "README.md"
@@ -38,33 +55,44 @@ BLOCK = re.compile(r"(<!-- notelm:(?P<name>[\w:.-]+) -->\n)(?:.*?\n)?(<!-- /note
 
 SAYS = {"better": "is **better** than", "worse": "is **worse** than", "not distinguishable": "is **not distinguishable** from"}
 
+WHO = {"fine-tuned": "model", "chart-aware": "system"}
+CLAIMS = (("fine-tuned", CLAIM), ("chart-aware", CHART_AWARE_CLAIM))  # who, which difference
+
 
 def results(detail: dict) -> str:
-    """The default run's results: every system per metric, the claim with its paired interval and verdict, and
-    the sentences the metrics support (verdicts, interval widths, templating, lengths), each generated."""
+    """The default run's results: every system per metric, the claims (fine-tuned and chart-aware − the best
+    baseline) with their paired intervals and verdicts, and the sentences the metrics support (verdicts, interval
+    widths, templating, lengths), each generated."""
     systems = eval_systems(detail)
-    claim = eval_difference(detail, CLAIM)
-    header = ["metric", *(system_name(name) for name, _, _ in systems), "fine-tuned − best baseline [95 % CI]"]
+    claims = [(who, c) for who, key in CLAIMS if (c := eval_difference(detail, key))]
+    header = ["metric", *(system_name(name) for name, _, _ in systems), *(f"{who} − best baseline [95 % CI]"
+                                                                         for who, _ in claims)]
     rows = []
     for key in (*HEADLINE, *FACT_METRICS):
         cells = [fmt_ci(block, key) if kind == "model" else fmt(block.get(key), 3) for _, kind, block in systems]
-        against = (f"{fmt_ci(claim, key, signed=True)} vs `{claim[f'{key}_baseline']}`: **{claim[f'{key}_verdict']}**"
-                   if key in claim else MISSING)
-        rows.append([NAMES[key], *cells, against])
+        against = [(f"{fmt_ci(c, key, signed=True)} vs `{c[f'{key}_baseline']}`: **{c[f'{key}_verdict']}**"
+                    if key in c else MISSING) for _, c in claims]
+        rows.append([NAMES[key], *cells, *against])
     for key, digits in (("bits_per_byte", 3), ("word_perplexity", 1)):
-        rows.append([NAMES[key], *(_value_ci(block, key, digits) for _, _, block in systems), ""])
+        rows.append([NAMES[key], *(_value_ci(block, key, digits) for _, _, block in systems), *[""] * len(claims)])
     boot = detail["bootstrap"]
     note = (f"{detail['n_examples']} test notes of {boot['clusters']} patients; intervals resample patients "
             f"({boot['samples']} resamples), differences are paired; fact rates are over the facts each system "
             "wrote (lower is better for invented facts and fact errors).")
-    verdicts = "; ".join(f"on {NAMES[k]} it {SAYS[claim[f'{k}_verdict']]} `{claim[f'{k}_baseline']}`"
-                         for k in SUMMARY_METRICS if k in claim)
-    verdict = f"Against the best baseline of each summary metric, the fine-tuned model: {verdicts}." if verdicts else ""
+    verdicts = []
+    for who, c in claims:
+        said = "; ".join(f"on {NAMES[k]} it {SAYS[c[f'{k}_verdict']]} `{c[f'{k}_baseline']}`"
+                         for k in SUMMARY_METRICS if k in c)
+        verdicts += [f"Against the best baseline of each summary metric, the {who} {WHO[who]}: {said}.", ""] if said else []
+    gain = eval_difference(detail, CHART_AWARE_GAIN)
+    said = "; ".join(f"on {NAMES[k]} {fmt_ci(gain, k, signed=True)}, {gain[f'{k}_verdict']}"
+                     for k in SUMMARY_METRICS if k in gain)
+    verdicts += [f"Against the fine-tuned model alone (paired), the chart-aware system: {said}.", ""] if said else []
     empty = ((detail.get("study_way") or {}).get("systems") or {}).get("empty")
     study = (f"Scored the study's way (prompt + continuation against the whole cleaned note), an *empty* continuation "
              f"gets ROUGE-1 {empty['rouge1']:.3f} and BERTScore F1 {empty['bertscore_f1']:.3f}." if empty else "")
     return "\n".join([*table(header, rows), "", note + (f" **{boot['warning']}.**" if boot.get("warning") else ""),
-                      "", verdict, "", *_sentences(detail), study]).rstrip()
+                      "", *verdicts, *_sentences(detail), study]).rstrip()
 
 
 def _sentences(detail: dict) -> list[str]:
@@ -196,6 +224,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "gpus": lambda root: card_summary(load_params(root / PARAMS_FILE)),
     "memorization": lambda root: "\n".join(memorization_lines(_json(root, MEMORIZATION_DETAIL))),
     "suggest": lambda root: "\n".join(suggest_lines(_json(root, SUGGEST_DETAIL))),
+    "follow": lambda root: "\n".join(follow_lines(_json(root, FOLLOW_METRICS))),
     "columns": columns,
     "reproduce": lambda root: (f"The committed run trained in {precision(root)} (`{TRAIN_LOG}`). "
                                + reproduced(_json(root, REPRODUCE))),

@@ -187,7 +187,7 @@ def test_no_continuation_runs_out_of_budget_below_the_word_cap_when_digits_are_s
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from notelm.stages.generate import token_budget
+    from notelm.generation.decoding import token_budget
 
     vocab = {"<eos>": 0, "<pad>": 1, **{c: i + 2 for i, c in enumerate("0123456789-/%,.:ABHPRSTO abdeilnorst")}}
     raw = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))

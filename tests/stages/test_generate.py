@@ -51,7 +51,7 @@ def test_the_auto_budget_is_the_word_cap_in_the_longest_reference_words(prepared
     import math
 
     from notelm.config.generate import GenerateParams
-    from notelm.stages.generate import token_budget
+    from notelm.generation.decoding import token_budget
     from notelm.training.weights import load_tokenizer
 
     monkeypatch.chdir(prepared)

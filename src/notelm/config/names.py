@@ -69,7 +69,8 @@ BASELINE_READS: dict[str, tuple[str, ...]] = {
 # metrics/detail/eval.json:
 # {"models": {<variant>: {metric, metric_ci_low, metric_ci_high, ..., bits_per_byte, word_perplexity, ...}},
 #  "baselines": {<name>: {...}},                        model-free continuations, same metrics
-#  "differences": {difference_key(finetuned, pretrained | <baseline> | BEST_BASELINE):
+#  "differences": {difference_key(finetuned, pretrained | <baseline> | BEST_BASELINE),
+#                  difference_key(chart_aware, BEST_BASELINE | finetuned) when the chart-aware system is scored:
 #                  {metric, metric_ci_low, metric_ci_high, metric_verdict[, metric_baseline]}},   paired
 #  "note_level": {<system>: {metric_ci_low, metric_ci_high}},  intervals with notes as independent (comparison)
 #  "study_way": {"why": ..., "systems": {<system> | "empty": {metric}}},   the study's scoring, a diagnostic
@@ -89,6 +90,10 @@ def difference_key(first: str, second: str) -> str:
 
 
 CLAIM = difference_key(VARIANTS[1], BEST_BASELINE)  # the difference a claim about the fine-tuned model rests on
+CHART_AWARE = "chart_aware"  # the chart-aware system: a generations file of evaluate's and a system of suggest's
+EVAL_CLAIMANTS = (VARIANTS[1], CHART_AWARE)  # the systems claimed against the best baseline in eval.json
+CHART_AWARE_CLAIM = difference_key(CHART_AWARE, BEST_BASELINE)
+CHART_AWARE_GAIN = difference_key(CHART_AWARE, VARIANTS[1])  # what choosing the chart's words changes
 DIFF = difference_key(*reversed(VARIANTS))  # finetuned-pretrained
 
 
@@ -114,15 +119,15 @@ CLAIM_FIELDS = ("", "_verdict", "_baseline")  # a claim in a headline: the paire
 
 def headline(detail: dict[str, Any]) -> dict[str, Any]:
     """What `dvc exp show` lists from a detail eval.json: per system the summary metrics (and a model's bits per
-    byte), the claim (fine-tuned − best baseline: difference, verdict, baseline) and fine-tuned − pre-trained
-    (difference, verdict). Intervals stay in the detail."""
+    byte), the claims (fine-tuned and chart-aware − best baseline: difference, verdict, baseline) and fine-tuned −
+    pre-trained (difference, verdict). Intervals stay in the detail."""
     keep = (*SUMMARY_METRICS, "bits_per_byte")
     out: dict[str, Any] = {"n_examples": detail.get("n_examples"), "clusters": detail["bootstrap"]["clusters"],
                            "few_clusters": bool(detail["bootstrap"].get("warning"))}
     for name, kind, block in eval_systems(detail):
         where = out if kind == "model" else out.setdefault(BASELINES, {})
         where[name] = {k: block[k] for k in keep if k in block}
-    for name in (CLAIM, DIFF):
+    for name in (CLAIM, CHART_AWARE_CLAIM, DIFF):
         diff = eval_difference(detail, name)
         fields = [f"{m}{s}" for m in SUMMARY_METRICS for s in CLAIM_FIELDS]
         if diff:
@@ -188,11 +193,15 @@ def memorization_metric_names() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ suggest.json
-# Per system (the model VARIANTS and the model-free PROPOSERS) the metrics of notelm.evaluation.keystrokes.RATIOS with
-# patient-clustered intervals; per model `<variant>_vs_best_proposer`: its keystroke savings − the best
-# proposer's, paired, with the proposer's name and a verdict.
+# Per system (the model VARIANTS, the model-free PROPOSERS, the CHART_AWARE system and its ORACLE) the metrics of
+# notelm.evaluation.keystrokes.RATIOS with patient-clustered intervals; per model and for CHART_AWARE
+# `<system>_vs_best_proposer`: its keystroke savings − the best proposer's, paired, with the proposer's name and a
+# verdict; CHOICE: the chart-aware threshold chosen on validation notes, and how (notelm.evaluation.choose).
 PROPOSERS = ("chart_copy", "ngram")
 BEST_PROPOSER = "best_proposer"
+ORACLE = "chart_aware_oracle"
+CHOICE = "chart_aware_choice"
+CLAIMANTS = (*VARIANTS, CHART_AWARE)  # the systems claimed against the best proposer
 
 
 def suggest_headline(detail: dict[str, Any]) -> dict[str, Any]:
@@ -202,6 +211,8 @@ def suggest_headline(detail: dict[str, Any]) -> dict[str, Any]:
     for system, block in detail.items():
         if system.endswith(f"_vs_{BEST_PROPOSER}"):
             out[system] = {f"keystroke_savings{s}": block[f"keystroke_savings{s}"] for s in CLAIM_FIELDS}
+        elif system == CHOICE:
+            out[system] = {"threshold": block["threshold"]}
         elif isinstance(block, dict):
             out[system] = {k: block[k] for k in ("keystroke_savings", "accept_rate") if k in block}
     return out

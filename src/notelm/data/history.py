@@ -32,6 +32,13 @@ def earlier(rows: Sequence[dict[str, Any]], k: int = 1) -> list[list[int]]:
     return out
 
 
+def alternate(rows: Sequence[dict[str, Any]], n: int | None = None) -> list[dict[str, Any]]:
+    """The 2nd, 4th, ... row of each patient (in `earlier`'s time order), as data.test_scored: alternate scores
+    test notes — so each has an earlier note, a chart — in `rows`' order, the first `n`."""
+    before = earlier(rows, k=len(rows))  # per row, all its patient's earlier rows: their number is its rank
+    return [r for r, b in zip(rows, before) if len(b) % 2 == 1][:n]
+
+
 class Recent:
     """`earlier` for a stream of rows that arrive in split order (patient, time, file order), as prepare writes
     them: holds the current patient's last `k` texts, oldest first."""

@@ -17,6 +17,7 @@ import numpy as np
 from notelm.config.evaluate import EvaluateParams
 from notelm.config.names import (
     BEST_BASELINE,
+    EVAL_CLAIMANTS,
     FACT_METRICS,
     FACT_RATES,
     FACTS,
@@ -121,7 +122,8 @@ def best_of(iv: Intervals, systems: list[str], metric: str) -> str | None:
 
 def differences(iv: Intervals, models: list[str], baselines_: list[str]) -> dict[str, dict[str, Any]]:
     """finetuned − pretrained, − each baseline, and − the best baseline of each metric (by its point estimate,
-    in the metric's better direction), each with a direction-aware verdict."""
+    in the metric's better direction), each with a direction-aware verdict; the chart-aware system (when scored)
+    − the best baseline of each metric and − the fine-tuned model too."""
     pre, fine = VARIANTS
     if fine not in models:
         return {}
@@ -130,11 +132,15 @@ def differences(iv: Intervals, models: list[str], baselines_: list[str]) -> dict
     for other in ([pre] if pre in models else []) + baselines_:
         out[difference_key(fine, other)] = {k: v for m in metrics if iv.has(other, m)
                                             for k, v in iv.difference(fine, other, m).items()}
-    best: dict[str, Any] = {}
-    for m in metrics:
-        name = best_of(iv, baselines_, m)
-        if name is not None:
-            best.update(iv.difference(fine, name, m), **{f"{m}_baseline": name})
-    if best:
-        out[difference_key(fine, BEST_BASELINE)] = best
+    for claimant in (c for c in EVAL_CLAIMANTS if c in models):
+        best: dict[str, Any] = {}
+        for m in (m for m in metrics if iv.has(claimant, m)):
+            name = best_of(iv, baselines_, m)
+            if name is not None:
+                best.update(iv.difference(claimant, name, m), **{f"{m}_baseline": name})
+        if best:
+            out[difference_key(claimant, BEST_BASELINE)] = best
+        if claimant != fine:  # what choosing the chart's words changes against the model alone
+            out[difference_key(claimant, fine)] = {k: v for m in metrics if iv.has(claimant, m)
+                                                   for k, v in iv.difference(claimant, fine, m).items()}
     return out

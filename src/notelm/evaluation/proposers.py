@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 
-from notelm.config.names import note_part
+from notelm.config.names import HISTORY_MARK, NOTE_MARK, note_part
 from notelm.data.history import earlier
 from notelm.evaluation.baselines import align, chart_text
+from notelm.generation.drafts import Drafter, prompt_lookup, words_drafter
 
 
 class NGram:
@@ -68,3 +69,29 @@ def chart_copies(rows: list[dict], split_rows: list[dict]) -> list[ChartCopy]:
     previous = dict(zip((r["note_id"] for r in split_rows), earlier(split_rows, k=1)))
     return [ChartCopy(chart_text(split_rows[p[0]]).split() if (p := previous.get(r["note_id"])) else [],
                       note_part(r["prompt"]).split()) for r in rows]
+
+
+def drafters(chart: list[str], ngram: NGram | None, k: int) -> list[Drafter]:
+    """The drafts a Suggester verifies, in the order it tries them: the n-gram table's chain, the chart's aligned
+    span (`chart`: the patient's earlier note as words; none without one), then prompt lookup — each `k` words;
+    the table and the chart read the note without its history (names.note_part), prompt lookup the whole text.
+    The order is benchmarks/suggest.py's measure: the table's drafts were kept most often, the chart's are long and
+    mostly rejected, and a rejected draft still costs the positions it adds to a forward."""
+    out = [words_drafter(lambda w: ngram.propose(w, k), note_part)] if ngram is not None else []
+    if chart:
+        out.append(words_drafter(lambda w: ChartCopy(chart, []).propose(w, k), note_part))
+    return [*out, prompt_lookup(k)]
+
+
+def history_drafter(k: int) -> Drafter:
+    """A Drafter copying the `k` words that follow, in the history a text carries (the earlier note between
+    HISTORY_MARK and NOTE_MARK, as the app and data.history write it), the place its note has reached; '' for a
+    text without history."""
+
+    def draft(text: str) -> str:
+        if HISTORY_MARK not in text or NOTE_MARK not in text:
+            return ""
+        chart = text.split(HISTORY_MARK, 1)[1].rsplit(NOTE_MARK, 1)[0].split()
+        return " ".join(ChartCopy(chart, []).propose(note_part(text).split(), k))
+
+    return draft

@@ -7,6 +7,7 @@ EOS — never the prompt itself. The decoding knobs are `GenerateParams` (config
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -296,3 +297,20 @@ def _batch_nll(model, tokenizer, pairs: list[tuple[list[int], int]]) -> list[tup
     token_lp = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1).to(logits.device)).squeeze(-1).cpu()
     weights = scored[:, 1:]
     return [(float(-(token_lp[row] * weights[row]).sum()), int(weights[row].sum())) for row in range(len(seqs))]
+
+
+def token_budget(tokenizer, targets: list[str], cfg: GenerateParams, word_cap: int | None) -> tuple[int, int]:
+    """(the budget, the tokens of one decoding round) for continuing prompts whose references are `targets`
+    (the generate and follow stages). The budget is `generate.max_new_tokens` as given, or for
+    `auto` the word cap (without one, the longest target's words) × the most tokens one target word takes
+    (after its space) × `generate.budget_margin`, rounded up. A round is the tokens the longest target takes
+    (after its space), at most the budget: most continuations end within it."""
+    lengths = [len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets]
+    if cfg.max_new_tokens != "auto":
+        budget = int(cfg.max_new_tokens)
+    else:
+        words = {w for t in targets for w in t.split()}
+        per_word = max((len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) for w in words), default=1)
+        cap = word_cap if word_cap is not None else max((len(t.split()) for t in targets), default=1)
+        budget = max(1, math.ceil(cap * per_word * cfg.budget_margin))
+    return budget, min(budget, max(lengths, default=budget))

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from notelm.config.names import (
     BERTSCORE_KEYS,
+    CHART_AWARE_CLAIM,
     CLAIM,
     FACT_METRICS,
     HEADLINE,
@@ -30,7 +31,7 @@ from notelm.report.facts import reads_table, section_facts, section_templating
 from notelm.report.labels import BASELINE_DOC, LABELS, MEANINGS, NAMES, VARIANT_NAMES, VERDICT_DOC, system_name
 from notelm.report.markdown import fmt, fmt_ci, md_text, table, tail, truncate
 from notelm.report.memorize import memorization_lines
-from notelm.report.suggest import suggest_lines
+from notelm.report.suggest import follow_lines, suggest_lines
 
 LEAKAGE_DOC = {
     "subject_overlap": "patients with notes in both splits",
@@ -50,6 +51,7 @@ class Inputs:
     leakage: dict[str, Any] | None = None
     memorization: dict[str, Any] | None = None
     suggest: dict[str, Any] | None = None
+    follow: dict[str, Any] | None = None  # the chart-aware continuations' tau (metrics/follow.json)
     per_example: list[dict[str, Any]] | None = None
     generations: dict[str, list[dict[str, Any]]] | None = None
     loss: dict[str, list[tuple[float, float]]] | None = None  # {"train": [(step, loss)], "val": [...]}
@@ -78,21 +80,20 @@ class SourcePaths(Protocol):
 
 def claim_lines(metrics: dict[str, Any]) -> list[str]:
     """Markdown lines stating, per summary metric, what the paired clustered interval of fine-tuned − best
-    baseline says: the fine-tuned model is better than the strongest baseline, not distinguishable from it, or
-    worse (a warning) — in the metric's better direction."""
-    claim = eval_difference(metrics, CLAIM)
+    baseline says (and of chart-aware − best baseline, when that system was scored): better than the strongest
+    baseline, not distinguishable from it, or worse (a warning) — in the metric's better direction."""
     lines = []
-    for key in SUMMARY_METRICS:
-        if key not in claim:
-            continue
-        name, verdict = NAMES[key], claim[f"{key}_verdict"]
-        against = f"the best baseline, `{claim[f'{key}_baseline']}`: {fmt_ci(claim, key, signed=True)}"
-        if verdict == "better":
-            lines.append(f"- {name}: the fine-tuned model is **better** than {against}.")
-        elif verdict == "worse":
-            lines.append(f"- ⚠️ **WARNING: on {name} the fine-tuned model is worse than** {against}.")
-        else:
-            lines.append(f"- {name}: the fine-tuned model is **not distinguishable** from {against}.")
+    for who, key_ in (("the fine-tuned model", CLAIM), ("the chart-aware system", CHART_AWARE_CLAIM)):
+        claim = eval_difference(metrics, key_)
+        for key in (k for k in SUMMARY_METRICS if k in claim):
+            name, verdict = NAMES[key], claim[f"{key}_verdict"]
+            against = f"the best baseline, `{claim[f'{key}_baseline']}`: {fmt_ci(claim, key, signed=True)}"
+            if verdict == "better":
+                lines.append(f"- {name}: {who} is **better** than {against}.")
+            elif verdict == "worse":
+                lines.append(f"- ⚠️ **WARNING: on {name} {who} is worse than** {against}.")
+            else:
+                lines.append(f"- {name}: {who} is **not distinguishable** from {against}.")
     return lines
 
 
@@ -284,7 +285,7 @@ def section_suggest(inp: Inputs, paths: SourcePaths) -> list[str]:
     lines = ["## Completion as a nurse uses it: keystrokes saved while typing", ""]
     if not inp.suggest:
         return lines + [f"Not available: `{paths.suggest}` not found (run `dvc repro suggest`).", ""]
-    return lines + suggest_lines(inp.suggest) + [""]
+    return lines + suggest_lines(inp.suggest) + [""] + follow_lines(inp.follow or {}) + ([""] if inp.follow else [])
 
 
 def section_memorization(inp: Inputs, paths: SourcePaths) -> list[str]:

@@ -54,7 +54,7 @@ from notelm.core import runner
 from notelm.core.errors import NoteLMError
 from notelm.core.files import atomic_open, write_json
 from notelm.core.loader import load_section
-from notelm.core.paths import EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
+from notelm.core.paths import CHART_AWARE_GENERATIONS, EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
 from notelm.evaluation import bertscore, bootstrap, facts, rouge, templating
 from notelm.evaluation.examples import Examples, read_examples
 from notelm.evaluation.intervals import Intervals, differences, likelihood
@@ -233,7 +233,7 @@ def evaluate(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path, 
 class Paths:
     """The evaluate stage's inputs and outputs."""
 
-    generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)
+    generations: tuple[str, ...] = (*(str(generations_path(v)) for v in VARIANTS), CHART_AWARE_GENERATIONS)
     """Generations files; each file's name is its variant."""
     prepared: str = PREPARED_DIR
     """Split directory (train for the baselines, test for the references)."""

@@ -30,7 +30,6 @@ models/base/<model>/notelm_source.json), never with a checkpoint's own say.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -45,7 +44,7 @@ from notelm.core.errors import NoteLMError
 from notelm.core.files import read_jsonl, write_jsonl, write_timing
 from notelm.core.loader import load_section
 from notelm.core.paths import base_model_dir, split_path, variant_of
-from notelm.generation.decoding import STOPS, complete, target_nll
+from notelm.generation.decoding import STOPS, complete, target_nll, token_budget
 from notelm.training.weights import load_checkpoint
 
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
@@ -113,22 +112,6 @@ def generate(model_dir: Path, test_path: Path, out_path: Path, cfg: GeneratePara
              len(lines), tokens, seconds, tokens / max(seconds, 1e-9), state.num_processes, cfg.max_new_tokens,
              ", ".join(f"{s} {sum(line['stop'] == s for line in lines)}" for s in STOPS), out_path)
     return result
-
-
-def token_budget(tokenizer, targets: list[str], cfg: GenerateParams, word_cap: int | None) -> tuple[int, int]:
-    """(the budget, the tokens of one decoding round). The budget is `generate.max_new_tokens` as given, or for
-    `auto` the word cap (without one, the longest target's words) × the most tokens one target word takes
-    (after its space) × `generate.budget_margin`, rounded up. A round is the tokens the longest target takes
-    (after its space), at most the budget: most continuations end within it."""
-    lengths = [len(tokenizer(" " + t, add_special_tokens=False)["input_ids"]) for t in targets]
-    if cfg.max_new_tokens != "auto":
-        budget = int(cfg.max_new_tokens)
-    else:
-        words = {w for t in targets for w in t.split()}
-        per_word = max((len(tokenizer(" " + w, add_special_tokens=False)["input_ids"]) for w in words), default=1)
-        cap = word_cap if word_cap is not None else max((len(t.split()) for t in targets), default=1)
-        budget = max(1, math.ceil(cap * per_word * cfg.budget_margin))
-    return budget, min(budget, max(lengths, default=budget))
 
 
 def run(params: dict[str, Any], paths: Paths) -> dict[str, Any]:

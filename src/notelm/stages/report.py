@@ -48,7 +48,9 @@ from notelm.core.files import atomic_dir, read_json, read_jsonl
 from notelm.core.loader import load_section
 from notelm.core.paths import (
     DATA_METRICS,
+    CHART_AWARE_GENERATIONS,
     EVAL_DETAIL,
+    FOLLOW_METRICS,
     LEAKAGE_DETAIL,
     LIVE_DIR,
     MEMORIZATION_DETAIL,
@@ -89,9 +91,11 @@ class Paths:
     """The memorization audit from memorize."""
     suggest: str = SUGGEST_DETAIL
     """Keystroke savings from suggest (its detail file)."""
+    follow: str = FOLLOW_METRICS
+    """The chart-aware continuations' threshold from follow."""
     per_example: str = PER_EXAMPLE
     """Per-example scores from evaluate."""
-    generations: tuple[str, ...] = tuple(str(generations_path(v)) for v in VARIANTS)
+    generations: tuple[str, ...] = (*(str(generations_path(v)) for v in VARIANTS), CHART_AWARE_GENERATIONS)
     """Generations files whose completions are shown."""
     live: str = LIVE_DIR
     """dvclive directory: loss curves and the last logged values."""
@@ -157,6 +161,7 @@ def load_inputs(paths: Paths, run_info: dict[str, Any] | None = None) -> Inputs:
         leakage=read_json(paths.leakage),
         memorization=read_json(paths.memorization),
         suggest=read_json(paths.suggest),
+        follow=read_json(paths.follow),
         per_example=read_per_example(Path(paths.per_example)),
         generations=gens or None,
         loss=read_loss_curves(live),
