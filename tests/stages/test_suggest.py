@@ -74,7 +74,7 @@ def test_limit_types_only_the_first_notes(project):
     assert result["n_examples"] == 1
 
 
-def test_the_chart_aware_system_is_a_claimant_and_the_oracle_bounds_it(project):
+def test_the_chart_aware_system_is_a_claimant_and_its_choice_is_recorded(project):
     result = suggest.run(PARAMS)
     lines = {(x["note_id"], x["system"]): x for x in read_jsonl(project / "generations/suggestions.jsonl")}
     # note 2's chart holds it word for word: the oracle, taking the candidate with the most right words at each

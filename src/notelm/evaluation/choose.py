@@ -11,7 +11,8 @@ and their spaces, less the Tab); summed, the expected saving is Σ_j p_j (len(w_
 
 The threshold is chosen on validation notes only (`tune`): the one of `THRESHOLDS` with the highest keystroke
 savings there, the larger on a tie (fewer suggestions shown for the same savings). The oracle — at each boundary
-the candidate with the most right words — is the headroom any rule over these candidates has.
+the candidate with the most right words, boundary by boundary — shows how much better a choice among these
+candidates can do; it is greedy per boundary, not the best path over a note, so it is no upper bound.
 """
 
 from __future__ import annotations

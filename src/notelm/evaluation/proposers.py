@@ -75,8 +75,9 @@ def drafters(chart: list[str], ngram: NGram | None, k: int) -> list[Drafter]:
     """The drafts a Suggester verifies, in the order it tries them: the n-gram table's chain, the chart's aligned
     span (`chart`: the patient's earlier note as words; none without one), then prompt lookup — each `k` words;
     the table and the chart read the note without its history (names.note_part), prompt lookup the whole text.
-    The order is benchmarks/suggest.py's measure: the table's drafts were kept most often, the chart's are long and
-    mostly rejected, and a rejected draft still costs the positions it adds to a forward."""
+    The order came from a one-off comparison of the drafters one at a time in benchmarks/suggest.py's setting (three
+    test notes; not a committed result): a rejected draft still costs the positions it adds to a forward, so the
+    drafter right most often goes first."""
     out = [words_drafter(lambda w: ngram.propose(w, k), note_part)] if ngram is not None else []
     if chart:
         out.append(words_drafter(lambda w: ChartCopy(chart, []).propose(w, k), note_part))

@@ -48,14 +48,14 @@ def prompt_ids(tokenizer, prompt: str, max_prompt_tokens: int | None = None) -> 
 _CJK_GAP = re.compile(f"(?<=[{CJK}]) +(?=[{CJK}])")
 
 
-def _wordpiece(tokenizer) -> bool:
+def is_wordpiece(tokenizer) -> bool:
     model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
     return type(model).__name__ == "WordPiece"
 
 
 def join_cjk(tokenizer, text: str) -> str:
     """`text` decoded by `tokenizer` with a WordPiece decoder's spaces between CJK characters removed."""
-    return _CJK_GAP.sub("", text) if _wordpiece(tokenizer) else text
+    return _CJK_GAP.sub("", text) if is_wordpiece(tokenizer) else text
 
 
 def decode(tokenizer, ids: list[int]) -> str:

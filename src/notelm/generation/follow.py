@@ -48,19 +48,23 @@ def _over(tokenizer, written: list[int], word_cap: int) -> bool:
     return len(decode_raw(tokenizer, written).split()) > word_cap
 
 
-def follow(model, tokenizer, prompt: str, drafter: Drafter, tau: float, budget: int, word_cap: int) -> Followed:
-    """Continue `prompt` for at most `budget` tokens and `word_cap` words, keeping the drafter's tokens while the
-    model gives each at least probability `tau` (the module's rule)."""
+def follow(model, tokenizer, prompt: str, drafter: Drafter, tau: float, budget: int, word_cap: int,
+           max_prompt_tokens: int | None = None) -> Followed:
+    """Continue `prompt` (its last `max_prompt_tokens` tokens, as generate reads it) for at most `budget` tokens
+    and `word_cap` words, keeping the drafter's tokens while the model gives each at least probability `tau`
+    (the module's rule)."""
     import torch
 
-    ids, written, cache, cached, from_chart, stop = prompt_ids(tokenizer, prompt), [], None, 0, 0, "budget"
+    whole = prompt_ids(tokenizer, prompt)  # drafts are tokenised against the whole text
+    cut = max(0, len(whole) - max_prompt_tokens) if max_prompt_tokens else 0  # the model reads whole[cut:]
+    ids, written, cache, cached, from_chart, stop = whole[cut:], [], None, 0, 0, "budget"
     room = MAX_OFFER  # draft tokens offered at once: halved after a rejected first one, doubled after a whole offer
     span: list[int] = []  # the chart's tokens still to offer: followed until one is rejected, then drafted anew
     with torch.inference_mode():
         while len(written) < budget:
             confirmed = ids + written
             if not span and tau <= 1:
-                span = _draft(tokenizer, drafter, prompt + decode_raw(tokenizer, written), confirmed)
+                span = _draft(tokenizer, drafter, prompt + decode_raw(tokenizer, written), whole + written)
             draft = span[: min(room, budget - len(written))]
             feed = confirmed[cached:] + draft
             out = model(input_ids=torch.tensor([feed], device=model.device), past_key_values=cache, use_cache=True,

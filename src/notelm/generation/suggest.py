@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from notelm.generation.decoding import prompt_ids
+from notelm.generation.decoding import is_wordpiece, prompt_ids
 from notelm.generation.drafts import Drafter
 
 
@@ -154,8 +154,8 @@ def _crop_to(cache, length: int) -> bool:
     return True
 
 
-# A forward over a few tokens costs about one over one token on a CPU at batch 1, over 16 about twice as much
-# (benchmarks/suggest.py): drafts are offered up to this many tokens at once, fewer while they keep being wrong.
+# Draft tokens offered at most in one forward: a rejected draft still costs the positions it adds to the forward,
+# so a drafter that keeps being wrong is offered fewer (benchmarks/suggest.py measures the latency either way).
 MAX_OFFER = 16
 
 
@@ -204,10 +204,11 @@ class Suggester:
         if self.drafters is None:
             return []
         follow = self.previous[len(text):] if self.previous.startswith(text) else ""
-        for words in (follow, *(d(text) for d in self.drafters)):
+        for n, words in enumerate((follow, *(d(text) for d in self.drafters))):
             if not words.strip():
                 continue
-            glue = "" if text[-1:].isspace() or words[:1].isspace() else " "
+            # the previous suggestion goes on from the text as it is (even inside a word); a drafter's words are words
+            glue = "" if n == 0 or text[-1:].isspace() or words[:1].isspace() else " "
             ids = prompt_ids(self.tokenizer, text + glue + words)
             if ids[: len(confirmed)] == confirmed and len(ids) > len(confirmed):
                 return ids[len(confirmed):]
@@ -266,13 +267,22 @@ class Suggester:
 
 
 def _word_starts(tokenizer) -> list[int]:
-    """The ids of the tokens that begin a new word (their text starts with whitespace), and EOS: after a word,
-    one of them says the word is complete."""
+    """The ids of the tokens that begin a new word, and EOS: after a word, one of them says the word is complete.
+    A token begins a word when its vocabulary form starts with a word-boundary marker (byte-level BPE's Ġ/Ċ,
+    SentencePiece's ▁), or, for a WordPiece vocabulary, when it is no `##` continuation; else when it decodes
+    alone to text starting with whitespace."""
     cached = getattr(tokenizer, "_notelm_word_starts", None)
     if cached is None:
-        texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-        cached = [i for i, t in enumerate(texts) if t[:1].isspace()] + [tokenizer.eos_token_id]
-        tokenizer._notelm_word_starts = cached  # decoding the vocabulary once per tokenizer
+        ids = list(range(len(tokenizer)))
+        forms = tokenizer.convert_ids_to_tokens(ids)
+        texts = tokenizer.batch_decode([[i] for i in ids])
+        if is_wordpiece(tokenizer):
+            cached = [i for i, f in zip(ids, forms) if f and not f.startswith("##")]
+        else:
+            cached = [i for i, f, t in zip(ids, forms, texts)
+                      if (f or "")[:1] in ("Ġ", "Ċ", "ĉ", "▁") or t[:1].isspace()]
+        cached.append(tokenizer.eos_token_id)
+        tokenizer._notelm_word_starts = cached  # read the vocabulary once per tokenizer
     return cached
 
 

@@ -37,7 +37,7 @@ def suggest_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def choice_lines(metrics: dict[str, Any]) -> list[str]:
-    """How the chart-aware system chose (its threshold, from validation notes) and the oracle's headroom."""
+    """How the chart-aware system chose (its threshold, from validation notes) and what the oracle saves."""
     choice, oracle = metrics.get(CHOICE), metrics.get(ORACLE)
     if not choice:
         return []
@@ -57,8 +57,8 @@ def choice_lines(metrics: dict[str, Any]) -> list[str]:
     if oracle and metrics.get(CHART_AWARE):
         gap = oracle["keystroke_savings"] - metrics[CHART_AWARE]["keystroke_savings"]
         lines.append(f"- `{ORACLE}`, the candidate with the most right words at every boundary, saves "
-                     f"{oracle['keystroke_savings']:.3f}: {gap:.3f} more than the rule, the headroom of any rule over "
-                     "these candidates.")
+                     f"{oracle['keystroke_savings']:.3f}, {gap:+.3f} against the rule (greedy per boundary, so not an "
+                     "upper bound on what a choice among these candidates can save).")
     return lines
 
 

@@ -9,8 +9,10 @@ recent earlier note of the same split, the place the note has reached (the `alig
 note grows: notelm.evaluation.proposers.ChartCopy); it keeps them while it gives each token at least probability
 tau, else writes its own greedy token (notelm.generation.follow). tau is the one of `follow.taus` whose
 continuations of `follow.tune_notes` validation notes have the highest mean ROUGE-L against their references
-(cut at data.max_target_words, as evaluate cuts), the larger on a tie; test is never read for it. A note without
-an earlier note gets the model's own continuation.
+(cut at data.max_target_words, as evaluate cuts), the larger on a tie; test is never read for it (the token
+budget of the validation runs comes from the validation references). Prompts keep their last
+`generate.max_prompt_tokens` tokens and continuations get generate's token budget, as generate's do. A note
+without an earlier note gets the model's own continuation.
 
 metrics/follow.json: the threshold, the split and notes it was chosen on, every tau's validation ROUGE-L, and the
 share of the test continuations' tokens copied from the chart.
@@ -52,24 +54,27 @@ from notelm.training.weights import load_checkpoint
 log = logging.getLogger(__spec__.name)  # the module's own name, also when run as `python -m`
 
 
-def continue_all(model, tokenizer, rows: list[dict], split_rows: list[dict], tau: float, budget: int, cap: int,
-                 k: int) -> list[Followed]:
-    """Each row's continuation, following its chart (its patient's most recent earlier note of `split_rows`)."""
+def continue_all(model, tokenizer, rows: list[dict], split_rows: list[dict], tau: float, gen: GenerateParams,
+                 cap: int, k: int) -> list[Followed]:
+    """Each row's continuation, following its chart (its patient's most recent earlier note of `split_rows`), with
+    the token budget generate would give these rows (from their own references: test never sets validation's)."""
+    budget, _ = token_budget(tokenizer, [r["target"] for r in rows], gen, cap)
     out = []
     for row, copy in zip(rows, chart_copies(rows, split_rows)):
         chart = ChartCopy(copy.source, [])
         drafter = words_drafter(lambda words, chart=chart: chart.propose(words, k), note_part)
-        out.append(follow(model, tokenizer, row["prompt"], drafter, tau, budget, cap))
+        out.append(follow(model, tokenizer, row["prompt"], drafter, tau, budget, cap, gen.max_prompt_tokens))
     return out
 
 
-def choose_tau(model, tokenizer, val_rows: list[dict], cfg: FollowParams, budget: int, cap: int) -> dict[str, Any]:
+def choose_tau(model, tokenizer, val_rows: list[dict], cfg: FollowParams, gen: GenerateParams,
+               cap: int) -> dict[str, Any]:
     """The tau of cfg.taus with the highest mean ROUGE-L over the tuning notes of `val_rows` (validation only)."""
     rows = alternate(val_rows, cfg.tune_notes)
     refs = [cut_words(r["target"], cap) for r in rows]
     curve = {}
     for tau in cfg.taus:
-        texts = [cut_words(f.completion, cap) for f in continue_all(model, tokenizer, rows, val_rows, tau, budget, cap,
+        texts = [cut_words(f.completion, cap) for f in continue_all(model, tokenizer, rows, val_rows, tau, gen, cap,
                                                                      cfg.draft_words)]
         curve[f"{tau:g}"] = float(rouge_scores(texts, refs, ("rougeL",))["rougeL"].mean()) if rows else float("nan")
     best = max(cfg.taus, key=lambda t: (curve[f"{t:g}"], t))
@@ -100,13 +105,14 @@ def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
     trust = recorded_row(paths.base or base_model_dir(params["model"])).trust_remote_code
     split_rows = read_jsonl(split_path("test", paths.data))
     rows = scored(split_rows)[: cfg.limit]
+    gen = load_section(GenerateParams, params)
     model, tokenizer = load_checkpoint(Path(paths.finetuned), "float32", trust)
-    budget, _ = token_budget(tokenizer, [r["target"] for r in rows], load_section(GenerateParams, params), cap)
     tick = time.perf_counter()
-    result = choose_tau(model, tokenizer, read_jsonl(split_path("val", paths.data)), cfg, budget, cap)
-    done = continue_all(model, tokenizer, rows, split_rows, result["threshold"], budget, cap, cfg.draft_words)
+    result = choose_tau(model, tokenizer, read_jsonl(split_path("val", paths.data)), cfg, gen, cap)
+    done = continue_all(model, tokenizer, rows, split_rows, result["threshold"], gen, cap, cfg.draft_words)
     lines = [{"note_id": r["note_id"], "prompt": r["prompt"], "reference": r["target"],
-              "prompt_tokens": len(prompt_ids(tokenizer, r["prompt"])), **asdict(f)} for r, f in zip(rows, done)]
+              "prompt_tokens": len(prompt_ids(tokenizer, r["prompt"], gen.max_prompt_tokens)), **asdict(f)}
+             for r, f in zip(rows, done)]
     result["from_chart"] = sum(f.from_chart for f in done) / max(1, sum(f.completion_tokens for f in done))
     write_jsonl(paths.out, lines)
     write_json(paths.metrics, result)

@@ -16,7 +16,7 @@ most frequent continuation of the typed text's last words in train; and `chart_a
 table's are candidates, the fine-tuned model scores them in one forward (in `suggest.precision`), and the one
 with the most keystrokes expected to be saved is shown, or nothing below a threshold chosen on validation notes
 (`suggest.tune_notes` of data/prepared/val.jsonl; never test). `chart_aware_oracle` shows at every boundary the
-candidate with the most right words: the headroom of any rule over these candidates.
+candidate with the most right words (greedy per boundary: a reference for a better choice, not an upper bound).
 
 Per system: keystroke_savings (1 − keystrokes / characters, each word counted with its space), its ceiling
 (every suggestion right and accepted whole), accept_rate, next_word_accuracy and mean_accepted_words, ratios of
