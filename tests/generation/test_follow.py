@@ -43,7 +43,7 @@ def test_a_draft_of_the_models_own_tokens_changes_nothing(tiny, monkeypatch):
     own = greedy_ids(model, tokenizer, prompt_ids(tokenizer, PROMPT), 12)
     for tau in (0.0, 0.05, 2.0):
         for right in (1, 3):  # a draft of the next `right` greedy tokens and then a wrong one
-            monkeypatch.setattr(module, "_draft", lambda tok, d, text, confirmed, right=right: (
+            monkeypatch.setattr(module, "draft_tokens", lambda tok, text, words, confirmed, right=right: (
                 greedy_ids(model, tok, confirmed, right) + [0]))
             got = follow(model, tokenizer, PROMPT, lambda text: "", tau, budget=12, word_cap=100)
             if tau == 0.0:  # the wrong token is kept too: the continuation leaves greedy's after `right` tokens

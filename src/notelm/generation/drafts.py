@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from notelm.generation.decoding import prompt_ids
+
 Drafter = Callable[[str], str]
 
 
@@ -37,3 +39,14 @@ def words_drafter(propose: Callable[[list[str]], list[str]], view: Callable[[str
     """A Drafter from a word proposer: `propose(words of view(text))` gives the next words (`view` picks the part
     of the text it reads, e.g. the note without its history)."""
     return lambda text: " ".join(propose(view(text).split()))
+
+
+def draft_tokens(tokenizer, text: str, words: str, confirmed: list[int], glue: bool = True) -> list[int]:
+    """`words` drafted after `text` as the tokens that follow `confirmed` (the tokens of `text`): [] for no words,
+    or when the text with the words does not tokenise as `confirmed` and more. `glue`: put a space between a text
+    and words that meet without one (a drafter's words are words; a continuation goes on as it is)."""
+    if not words.strip():
+        return []
+    space = " " if glue and not text[-1:].isspace() and not words[:1].isspace() else ""
+    ids = prompt_ids(tokenizer, text + space + words)
+    return ids[len(confirmed):] if ids[: len(confirmed)] == confirmed and len(ids) > len(confirmed) else []

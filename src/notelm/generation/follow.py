@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notelm.generation.decoding import decode, prompt_ids
-from notelm.generation.drafts import Drafter
+from notelm.generation.drafts import Drafter, draft_tokens
 from notelm.generation.suggest import MAX_OFFER, _crop_to, decode_raw
 
 
@@ -32,16 +32,6 @@ class Followed:
     completion_tokens: int
     stop: str
     from_chart: int
-
-
-def _draft(tokenizer, drafter: Drafter, text: str, confirmed: list[int]) -> list[int]:
-    """The drafter's words for `text` as the tokens after `confirmed` (its tokens); [] when they do not follow."""
-    words = drafter(text)
-    if not words.strip():
-        return []
-    glue = "" if text[-1:].isspace() else " "
-    ids = prompt_ids(tokenizer, text + glue + words)
-    return ids[len(confirmed):] if ids[: len(confirmed)] == confirmed else []
 
 
 def _over(tokenizer, written: list[int], word_cap: int) -> bool:
@@ -64,7 +54,8 @@ def follow(model, tokenizer, prompt: str, drafter: Drafter, tau: float, budget: 
         while len(written) < budget:
             confirmed = ids + written
             if not span and tau <= 1:
-                span = _draft(tokenizer, drafter, prompt + decode_raw(tokenizer, written), whole + written)
+                text = prompt + decode_raw(tokenizer, written)
+                span = draft_tokens(tokenizer, text, drafter(text), whole + written)
             draft = span[: min(room, budget - len(written))]
             feed = confirmed[cached:] + draft
             out = model(input_ids=torch.tensor([feed], device=model.device), past_key_values=cache, use_cache=True,

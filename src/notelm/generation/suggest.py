@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notelm.generation.decoding import is_wordpiece, prompt_ids
-from notelm.generation.drafts import Drafter
+from notelm.generation.drafts import Drafter, draft_tokens
 
 
 def proposal_words(last_typed: str, generated: str, max_words: int, ended: bool) -> list[str]:
@@ -204,14 +204,10 @@ class Suggester:
         if self.drafters is None:
             return []
         follow = self.previous[len(text):] if self.previous.startswith(text) else ""
+        # the previous suggestion goes on from the text as it is (even inside a word); a drafter's words are words
         for n, words in enumerate((follow, *(d(text) for d in self.drafters))):
-            if not words.strip():
-                continue
-            # the previous suggestion goes on from the text as it is (even inside a word); a drafter's words are words
-            glue = "" if n == 0 or text[-1:].isspace() or words[:1].isspace() else " "
-            ids = prompt_ids(self.tokenizer, text + glue + words)
-            if ids[: len(confirmed)] == confirmed and len(ids) > len(confirmed):
-                return ids[len(confirmed):]
+            if tokens := draft_tokens(self.tokenizer, text, words, confirmed, glue=n > 0):
+                return tokens
         return []
 
     def _verify(self, tail: list[int], draft: list[int]) -> list[int]:
