@@ -5,7 +5,9 @@ All decode the same test prompts greedily with the same model and limits, in one
 original study's way), the batched generator as it was (dynamic KV cache, batch 16), the batched generator
 the generate stage runs now (static KV cache, `generate.batch_size`), the same with its decoding step
 compiled (`generate.compile`; its compilation timed apart, on a first pass), the same in bf16 (`generate.dtype:
-bfloat16`; only where bf16 GEMM is done in hardware), and ONNX Runtime GenAI, what a user would pick instead:
+bfloat16`; only where bf16 GEMM is done in hardware), one prompt at a time with drafts the model verifies (the
+suggester's decoding, notelm.generation.suggest.Suggester: the chart's aligned span, the n-gram table and prompt
+lookup drafted, `--draft-words` words each; issue 32 asks whether it pays in the generate stage), and ONNX Runtime GenAI, what a user would pick instead:
 the checkpoint converted offline by its model builder to fp32 and int4 (conversion timed apart), decoding the
 same prompt ids batched and one at a time (`pip install onnxruntime-genai onnx onnx_ir onnxscript`; the rows
 are left out without it). The table, written to benchmarks/results/generate.json, reports tokens/s, the ratio
@@ -46,7 +48,10 @@ from notelm.core.files import read_jsonl
 from notelm.core.loader import load_params
 from notelm.core.paths import base_model_dir
 from notelm.generation import decoding
+from notelm.config.names import note_part
+from notelm.evaluation.proposers import NGram, chart_copies, drafters
 from notelm.generation.decoding import cache_kwargs, complete, decode, prompt_ids
+from notelm.generation.suggest import Suggester, Work
 from notelm.training.weights import load_checkpoint
 
 
@@ -75,6 +80,20 @@ def prefill_and_decode(model, tokenizer, prompts: list[str], cfg: GenerateParams
         [f"decode ({cfg.max_new_tokens} steps)", f"{decode:.1f}", new, f"{2 * params * new / decode / gemm:.0%}"]],
         [f"One batch of {len(encoded)} prompts × {width} tokens (fp32 GEMM {gemm / 1e9:.0f} GFLOP/s)."],
         {"fp32": gemm}, "Generation: prefill vs decoding")
+
+
+def drafted(model, tokenizer, prompts: list[str], charts: list[list[str]], ngram: NGram, cfg: GenerateParams,
+            words: int) -> tuple[list[str], Work]:
+    """Greedy continuations of `prompts`, one at a time, `cfg.max_new_tokens` tokens or EOS, each forward verifying
+    a draft (the chart's aligned span, the n-gram chain, prompt lookup: `words` words each); and the summed Work."""
+    texts, total = [], Work()
+    for prompt, chart in zip(prompts, charts):
+        typist = Suggester(model, tokenizer, max_words=10**9, budget=cfg.max_new_tokens,
+                           drafters=drafters(chart, ngram, words))  # no word cap: the budget or EOS ends it
+        texts.append(typist.propose_text(prompt)[0].strip())
+        for key in vars(total):
+            setattr(total, key, getattr(total, key) + getattr(typist.work, key))
+    return texts, total
 
 
 def ort_generate(onnx_dir: Path, tokenizer, prompts: list[str], cfg: GenerateParams, batch_size: int) -> list[str]:
@@ -131,16 +150,19 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=GenerateParams().batch_size)
     parser.add_argument("--model-dir", type=Path, default=None)
     parser.add_argument("--data-dir", type=Path, default=Path("data/prepared"))
+    parser.add_argument("--draft-words", type=int, default=8, help="words per draft (the drafted row)")
     parser.add_argument("--profile", action="store_true", help="only split one batch into prefill and decoding")
     parser.add_argument("--ort-dir", type=Path, default=Path(".cache/notelm/bench-ort"),
                         help="where ONNX Runtime GenAI's converted models go")
     args = parser.parse_args()
 
     model_dir = args.model_dir or base_model_dir(load_params()["model"])
-    rows = []
+    rows, charts = [], []
     for split in ("test", "val", "train"):
-        rows += read_jsonl(args.data_dir / f"{split}.jsonl")
-    prompts = [r["prompt"] for r in rows[: args.prompts]]
+        split_rows = read_jsonl(args.data_dir / f"{split}.jsonl")
+        rows += split_rows
+        charts += [c.source for c in chart_copies(split_rows, split_rows)]  # each row's patient's earlier note
+    prompts, charts = [r["prompt"] for r in rows[: args.prompts]], charts[: args.prompts]
     model, tokenizer = load_checkpoint(model_dir)
     cfg = GenerateParams(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     if args.profile:
@@ -173,6 +195,17 @@ def main() -> None:
                  fp32))
     notes.append(f"generate.compile: the first pass took {first_s:.1f} s, {first_s - rows[-1][3]:.1f} s more than "
                  "the second (compilation).")
+    print(notes[-1])
+
+    ngram = NGram([f"{note_part(r['prompt'])} {r['target']}" for r in read_jsonl(args.data_dir / "train.jsonl")])
+    tick = time.perf_counter()
+    texts, work = drafted(model, tokenizer, prompts, charts, ngram, cfg, args.draft_words)
+    rows.append(("notelm one prompt at a time, drafts verified (fp32)", 1, texts, time.perf_counter() - tick, fp32))
+    notes.append(f"Drafts, one prompt at a time: {work.forwards / max(work.written, 1):.2f} forwards per token "
+                 f"written, {work.accepted} of {work.drafted} draft tokens kept; "
+                 f"{(ratio := tokens(texts) / rows[-1][3] / (tokens(batched) / batched_s)):.2f}x the batched "
+                 "stage's tokens/s: " + ("it pays" if ratio > 1 else "it does not pay; the generate stage keeps "
+                                         "batched decoding") + ".")
     print(notes[-1])
 
     pipe = pipeline("text-generation", model=model, tokenizer=tokenizer)

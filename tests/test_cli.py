@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -38,3 +39,12 @@ def test_notelm_params_prints_a_section(capsys):
     assert cli.main(["params", "report"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("report.n_examples_shown = 3\n") and "PNG resolution." in out
+
+
+def test_notelm_facts_prints_precision_and_recall_of_both_labelled_sets_and_the_misses(capsys, monkeypatch):
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the labelled lines are committed with the code
+    assert cli.main(["facts", "--misses"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| Facts | development P | development R | held-out P | held-out R |")
+    assert "| overall |" in out and "- held-out lines: " in out
+    assert "labels/fact_lines_heldout.jsonl id " in out  # a line it gets wrong, with what it missed

@@ -239,3 +239,16 @@ def test_paired_runs_give_a_clustered_difference_on_the_same_notes(monkeypatch):
 
 
 HEADLINE_KEYS = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bertscore_precision", "bertscore_recall", "bertscore_f1"]
+
+
+def test_paired_columns_leave_out_the_fact_classes_an_older_run_did_not_sort_into():
+    from notelm.compare import _paired_columns
+
+    old = {"rougeL": "0.4", "facts": "4", "facts_matched": "2", "facts_contradicted": "1", "facts_carried": "1",
+           "facts_invented": "0"}  # before unsupported and new values were told apart
+    new = {"rougeL": "0.5", "facts": "4", "facts_matched": "2", "facts_contradicted": "0", "facts_carried": "1",
+           "facts_new_value": "1", "facts_unsupported": "0", "facts_unsupported_negative": "0", "fact_errors": "1"}
+    columns = _paired_columns(old, new)
+    assert {"rougeL", "facts", "facts_matched", "matched_fact_rate", "contradicted_fact_rate"} <= set(columns)
+    assert not {"invented_fact_rate", "fact_error_rate", "fact_errors", "new_value_fact_rate"} & set(columns)
+    assert {"invented_fact_rate", "fact_errors"} <= set(_paired_columns(new, new))

@@ -9,6 +9,7 @@
     notelm grid [--queue] [--offline]       the original study's runs (study/grid.yaml) as DVC experiments
     notelm app                              the local completion page, arena and benchmark (Gradio)
     notelm reproduce --check                after `make repro`: did this machine reproduce the committed run?
+    notelm facts [--misses]                 the fact extractor's precision and recall on the labelled lines
 
 dvc.yaml calls `python -m notelm.stages.<stage>` so that a stage's dependencies are exactly the modules
 it imports; this command only dispatches to the same `main`.
@@ -29,7 +30,7 @@ from notelm.config.names import VARIANTS
 from notelm.core import runner
 from notelm.core.errors import NoteLMError
 from notelm.core.loader import load_params
-from notelm.core.paths import PARAMS_FILE, RATINGS
+from notelm.core.paths import FACT_LINES, PARAMS_FILE, RATINGS
 
 ALIASES = {"base-model": "base_model"}
 
@@ -122,6 +123,13 @@ def _add_compare(sub) -> None:
     rep.set_defaults(func=_reproduce)
 
 
+def _add_facts(sub) -> None:
+    facts = sub.add_parser("facts", help="the fact extractor's precision and recall per kind on the labelled lines "
+                                         "(labels/); not a stage")
+    facts.add_argument("--misses", action="store_true", help="also every line whose facts it gets wrong")
+    facts.set_defaults(func=_facts)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="notelm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_app(sub)
     _add_plan(sub)
     _add_compare(sub)
+    _add_facts(sub)
     return parser
 
 
@@ -195,6 +204,17 @@ def _plan(args: argparse.Namespace) -> None:
 
     params = load_params(args.params)
     print(gpu_table(params, args.gpu, args.gpus) if args.gpu else table(params))
+
+
+def _facts(args: argparse.Namespace) -> None:
+    from notelm.evaluation import extraction
+    from notelm.report.facts import extraction_lines
+
+    sets = {name: extraction.read_labelled(Path(path)) for name, path in FACT_LINES.items()}
+    print("\n".join(extraction_lines({name: extraction.measure(lines) for name, lines in sets.items()})))
+    for name, lines in sets.items() if args.misses else ():
+        for item, missed, extra in extraction.misses(lines):
+            print(f"{FACT_LINES[name]} id {item.id}: {item.line}\n  missed {sorted(missed)}\n  extra  {sorted(extra)}")
 
 
 def _knobs(args: argparse.Namespace) -> None:

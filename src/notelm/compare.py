@@ -36,7 +36,7 @@ import numpy as np
 
 from notelm.arena import leaderboard_markdown
 from notelm.config.models import model_row
-from notelm.config.names import FACT_RATES, FACTS, HEADLINE, VARIANTS, direction, eval_systems
+from notelm.config.names import FACT_PER_NOTE, FACT_RATES, FACTS, HEADLINE, VARIANTS, direction, eval_systems
 from notelm.config.train import TrainParams
 from notelm.core.errors import NoteLMError, ParamsError
 from notelm.core.files import atomic_open
@@ -326,9 +326,11 @@ def _paired_columns(first: dict, second: dict) -> dict[str, tuple[tuple[str, ...
     out: dict[str, tuple[tuple[str, ...], str | None]] = {k: ((k,), None) for k in HEADLINE if has(k)}
     if has("nll_bits"):
         out["bits_per_byte"] = (("nll_bits",), "bytes")
-    if has(FACTS):
-        out[FACTS] = ((FACTS,), None)
-        out.update({rate: (tuple(f"facts_{c}" for c in classes), FACTS) for rate, classes in FACT_RATES.items()})
+    if has(FACTS):  # a fact class one run's version did not sort into is left out, not read as zero
+        out.update({k: ((k,), None) for k in FACT_PER_NOTE if has(k)})
+        for rate, classes in FACT_RATES.items():
+            if all(has(f"facts_{c}") for c in classes):
+                out[rate] = (tuple(f"facts_{c}" for c in classes), FACTS)
     return out
 
 

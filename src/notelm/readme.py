@@ -20,7 +20,7 @@ from notelm.config.names import (
     CHART_AWARE_CLAIM,
     CHART_AWARE_GAIN,
     CLAIM,
-    FACT_METRICS,
+    FACT_ERRORS,
     HEADLINE,
     SUMMARY_METRICS,
     VARIANTS,
@@ -40,6 +40,7 @@ from notelm.core.paths import (
 )
 from notelm.machine import describe
 from notelm.plan import card_summary
+from notelm.report.facts import extraction_lines
 from notelm.report.labels import NAMES, system_name
 from notelm.report.markdown import MISSING, fmt, fmt_ci, table
 from notelm.report.memorize import memorization_lines
@@ -56,6 +57,7 @@ BLOCK = re.compile(r"(<!-- notelm:(?P<name>[\w:.-]+) -->\n)(?:.*?\n)?(<!-- /note
 SAYS = {"better": "is **better** than", "worse": "is **worse** than", "not distinguishable": "is **not distinguishable** from"}
 
 WHO = {"fine-tuned": "model", "chart-aware": "system"}
+README_FACTS = ("facts_matched", FACT_ERRORS, "invented_fact_rate", "fact_error_rate")  # the rest: the report
 CLAIMS = (("fine-tuned", CLAIM), ("chart-aware", CHART_AWARE_CLAIM))  # who, which difference
 
 
@@ -68,7 +70,7 @@ def results(detail: dict) -> str:
     header = ["metric", *(system_name(name) for name, _, _ in systems), *(f"{who} − best baseline [95 % CI]"
                                                                          for who, _ in claims)]
     rows = []
-    for key in (*HEADLINE, *FACT_METRICS):
+    for key in (*HEADLINE, *README_FACTS):
         cells = [fmt_ci(block, key) if kind == "model" else fmt(block.get(key), 3) for _, kind, block in systems]
         against = [(f"{fmt_ci(c, key, signed=True)} vs `{c[f'{key}_baseline']}`: **{c[f'{key}_verdict']}**"
                     if key in c else MISSING) for _, c in claims]
@@ -77,13 +79,15 @@ def results(detail: dict) -> str:
         rows.append([NAMES[key], *(_value_ci(block, key, digits) for _, _, block in systems), *[""] * len(claims)])
     boot = detail["bootstrap"]
     note = (f"{detail['n_examples']} test notes of {boot['clusters']} patients; intervals resample patients "
-            f"({boot['samples']} resamples), differences are paired; fact rates are over the facts each system "
-            "wrote (lower is better for invented facts and fact errors).")
+            f"({boot['samples']} resamples), differences are paired; fact counts are per note, fact rates over the "
+            "facts each system wrote (lower is better for errors and invented facts); every fact metric is claimed "
+            "against the content baseline, the one matching the most facts per note ([why](docs/claims.md)).")
     verdicts = []
     for who, c in claims:
         said = "; ".join(f"on {NAMES[k]} it {SAYS[c[f'{k}_verdict']]} `{c[f'{k}_baseline']}`"
                          for k in SUMMARY_METRICS if k in c)
-        verdicts += [f"Against the best baseline of each summary metric, the {who} {WHO[who]}: {said}.", ""] if said else []
+        verdicts += [f"Against the best baseline of each summary metric (the content baseline for facts), the {who} "
+                     f"{WHO[who]}: {said}.", ""] if said else []
     gain = eval_difference(detail, CHART_AWARE_GAIN)
     said = "; ".join(f"on {NAMES[k]} {fmt_ci(gain, k, signed=True)}, {gain[f'{k}_verdict']}"
                      for k in SUMMARY_METRICS if k in gain)
@@ -225,6 +229,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "memorization": lambda root: "\n".join(memorization_lines(_json(root, MEMORIZATION_DETAIL))),
     "suggest": lambda root: "\n".join(suggest_lines(_json(root, SUGGEST_DETAIL))),
     "follow": lambda root: "\n".join(follow_lines(_json(root, FOLLOW_METRICS))),
+    "extraction": lambda root: "\n".join(extraction_lines(_json(root, EVAL_DETAIL)["facts"]["extraction"])).rstrip(),
     "columns": columns,
     "reproduce": lambda root: (f"The committed run trained in {precision(root)} (`{TRAIN_LOG}`). "
                                + reproduced(_json(root, REPRODUCE))),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import sys
 from pathlib import Path
 
@@ -224,3 +225,31 @@ def test_a_header_that_no_delimiter_splits_into_columns_gets_the_missing_columns
     raw.write_text("ROW_ID;SUBJECT_ID;TEXT\n1;2;a note\n")
     with pytest.raises(NoteLMError, match=r"missing required column\(s\) .* \(found: ROW_ID;SUBJECT_ID;TEXT\)"):
         list(read_notes(raw))
+
+
+# --- compressions and encodings the reader recognises -------------------------------------------------------
+
+
+def test_a_zstd_file_without_the_zstandard_package_names_the_compression_and_the_fix(tmp_path, monkeypatch):
+    raw = tmp_path / "NOTEEVENTS.csv.zst"
+    raw.write_bytes(b"(\xb5/\xfd" + b"\x00" * 16)
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # importing it raises ImportError
+    with pytest.raises(NoteLMError, match=r"NOTEEVENTS.csv.zst: the file is zstd-compressed and the zstandard package "
+                                          r"is not installed; `pip install zstandard`, or decompress it"):
+        list(read_notes(raw))
+
+
+def test_excels_utf16_unicode_text_is_read_as_utf16_and_its_tabs_named_with_a_command_that_fixes_them(tmp_path):
+    plain = write_csv(tmp_path / "n.csv", corpus(2, 2))
+    text = io.StringIO()
+    csv.writer(text, delimiter="\t").writerows([HEADER3, *corpus(2, 2)])
+    raw = tmp_path / "NOTEEVENTS.txt"
+    raw.write_bytes(text.getvalue().encode("utf-16"))  # with its byte-order mark, as Excel writes it
+    with pytest.raises(NoteLMError) as info:
+        list(read_notes(raw))
+    message = str(info.value)
+    assert message.startswith(f"{raw}: the header is separated by '\\t' (tabs), not commas")
+    command = message.split('python -c "', 1)[1].split('"\n', 1)[0]
+    assert "encoding='utf-16'" in command
+    exec(command)
+    assert list(read_notes(tmp_path / "comma-NOTEEVENTS.txt")) == list(read_notes(plain))

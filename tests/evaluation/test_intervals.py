@@ -37,26 +37,31 @@ def test_likelihood_needs_the_target_nll():
     assert got["bits_per_byte"][0][0] == pytest.approx(3) and got["bits_per_byte"][1][0] == 3  # " ab": 3 bytes
 
 
-def _facts(written, invented, contradicted=0):
+def _facts(written, unsupported, contradicted=0, new_value=0):
     n = len(written)
-    return {"facts": np.array(written, float), "facts_matched": np.array(written, float) - invented - contradicted,
+    wrong = unsupported + contradicted + new_value
+    return {"facts": np.array(written, float), "facts_matched": np.array(written, float) - wrong,
             "facts_contradicted": np.full(n, float(contradicted)), "facts_carried": np.zeros(n),
-            "facts_invented": np.full(n, float(invented))}
+            "facts_new_value": np.full(n, float(new_value)), "facts_unsupported": np.full(n, float(unsupported)),
+            "facts_unsupported_negative": np.zeros(n), "fact_errors": np.full(n, float(wrong))}
 
 
-def test_fact_rates_are_ratios_of_sums_and_the_best_baseline_is_the_lowest_error():
+def test_fact_rates_are_ratios_of_sums_and_the_fact_bar_is_the_baseline_matching_most_facts_per_note():
     base = np.linspace(0.1, 0.8, 8)
-    scores = {"finetuned": {"rougeL": base, **_facts([4] * 8, invented=2)},
-              "copy": {"rougeL": base - 0.1, **_facts([4] * 8, invented=0, contradicted=1)},
-              "chance": {"rougeL": base - 0.2, **_facts([4] * 8, invented=3)},
-              "silent": {"rougeL": base - 0.3, **_facts([0] * 8, invented=0)}}  # writes no fact: no rate at all
+    scores = {"finetuned": {"rougeL": base, **_facts([4] * 8, unsupported=1, new_value=1)},
+              "copy": {"rougeL": base - 0.1, **_facts([5] * 8, unsupported=0, contradicted=1)},  # 4 matched a note
+              "tail": {"rougeL": base - 0.2, **_facts([1] * 8, unsupported=0)},  # states least: no error at all
+              "silent": {"rougeL": base - 0.3, **_facts([0] * 8, unsupported=0)}}  # writes no fact: no rate at all
     iv = _intervals(scores)
     assert iv.point("finetuned", "invented_fact_rate") == pytest.approx(0.5)
-    assert iv.point("copy", "fact_error_rate") == pytest.approx(0.25)
+    assert iv.point("finetuned", "new_value_fact_rate") == pytest.approx(0.25)
+    assert iv.point("copy", "fact_error_rate") == pytest.approx(0.2)
     assert not iv.has("silent", "fact_error_rate")
-    claim = differences(iv, ["finetuned"], ["copy", "chance", "silent"])[CLAIM]
-    assert claim["invented_fact_rate_baseline"] == "copy" and claim["invented_fact_rate"] == pytest.approx(0.5)
-    assert claim["invented_fact_rate_verdict"] == "worse"  # more invented facts than the best baseline
-    assert claim["fact_error_rate_baseline"] == "copy" and claim["fact_error_rate_verdict"] == "worse"
-    assert claim["rougeL_baseline"] == "copy" and claim["rougeL_verdict"] == "better"
-    assert "carried_fact_rate_baseline" not in claim  # no better side: no best baseline
+    claim = differences(iv, ["finetuned"], ["copy", "tail", "silent"])[CLAIM]
+    for metric in ("invented_fact_rate", "fact_error_rate", "facts_matched", "fact_errors", "carried_fact_rate"):
+        assert claim[f"{metric}_baseline"] == "copy"  # not `tail`, whose rates are lowest because it states least
+    assert claim["fact_error_rate"] == pytest.approx(0.5 - 0.2) and claim["fact_error_rate_verdict"] == "worse"
+    assert claim["facts_matched"] == pytest.approx(2 - 4) and claim["facts_matched_verdict"] == "worse"
+    assert claim["fact_errors"] == pytest.approx(2 - 1) and claim["fact_errors_verdict"] == "worse"
+    assert claim["rougeL_baseline"] == "copy" and claim["rougeL_verdict"] == "better"  # other metrics: best of each
+    assert claim["carried_fact_rate_verdict"] == "not distinguishable"  # neutral, and neither carries anything

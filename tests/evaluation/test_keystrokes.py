@@ -38,3 +38,14 @@ def test_no_proposal_is_not_shown_and_a_longer_one_is_cut_at_max_words():
     assert typing.accepted_words == len(WORDS) and typing.keystrokes == 4 == typing.minimum
     assert simulate([], lambda i: [], 5).keystrokes == 0
     assert summary([])["accept_rate"] != summary([])["accept_rate"]  # NaN: nothing shown
+
+
+def test_next_word_accuracy_counts_every_boundary_whether_the_nurse_reached_it_or_not():
+    # right at boundary 0 only, with the whole note: the nurse accepts it all and reaches one boundary
+    whole = simulate(WORDS, lambda i: WORDS[i:] if i == 0 else ["wrong"], max_words=len(WORDS))
+    # right at every boundary, one word at a time: the nurse reaches them all
+    each = simulate(WORDS, lambda i: WORDS[i:i + 1], max_words=len(WORDS))
+    assert whole.reached == 1 and each.reached == len(WORDS)
+    assert whole.boundaries == each.boundaries == len(WORDS)
+    assert summary([whole])["next_word_accuracy"] == pytest.approx(1 / len(WORDS))  # not 1/1 of the reached
+    assert summary([each])["next_word_accuracy"] == 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import bz2
 import gzip
+import lzma
 import io
 import json
 import tempfile
@@ -96,6 +98,45 @@ def test_gzip_input_gives_the_same_outputs(tmp_path):
     prepare(plain)
     prepare(gz)
     assert list(outputs(plain).values()) == list(outputs(gz).values())
+
+
+def _zipped(path: Path, rows) -> Path:
+    import zipfile
+
+    plain = write_csv(path.parent / "NOTEEVENTS.csv", rows)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:  # zipped by hand: one member, any name
+        archive.write(plain, "NOTEEVENTS.csv")
+    plain.unlink()
+    return path
+
+
+def _compressed(opener):
+    def write(path: Path, rows) -> Path:
+        plain = write_csv(path.parent / "plain.csv", rows).read_bytes()
+        with opener(path, "wb") as fh:
+            fh.write(plain)
+        return path
+    return write
+
+
+def _utf16(path: Path, rows) -> Path:  # Excel's "Unicode text" keeps commas when saved as CSV UTF-16
+    path.write_bytes(write_csv(path.parent / "plain.csv", rows).read_text(encoding="utf-8").encode("utf-16"))
+    return path
+
+
+@pytest.mark.parametrize("name, write", [
+    ("NOTEEVENTS.csv.zip", _zipped), ("NOTEEVENTS.csv.xz", _compressed(lzma.open)),
+    ("NOTEEVENTS.csv.bz2", _compressed(bz2.open)), ("NOTEEVENTS.csv", _compressed(lzma.open)),  # by magic, not name
+    ("NOTEEVENTS-utf16.csv", _utf16),
+])
+def test_compressed_and_utf16_exports_give_the_same_outputs(tmp_path, name, write):
+    rows = corpus(10, 3)
+    plain = config(tmp_path / "a", write_csv(tmp_path / "n.csv", rows))
+    (tmp_path / "b").mkdir()
+    other = config(tmp_path / "b", write(tmp_path / "b" / name, rows))
+    prepare(plain)
+    prepare(other)
+    assert list(outputs(plain).values()) == list(outputs(other).values())
 
 
 def test_same_params_give_byte_identical_outputs(tmp_path):
@@ -336,9 +377,29 @@ def _truncated_gzip(p: Path) -> Path:
     return p / "cut.csv.gz"
 
 
+def _directory(p: Path) -> Path:
+    (p / "mimic").mkdir()
+    write_csv(p / "mimic" / "NOTEEVENTS.csv.gz", corpus(3, 1), gz=True)
+    write_csv(p / "mimic" / "ADMISSIONS.csv", [])
+    return p / "mimic"
+
+
+def _zip_of_two(p: Path) -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(p / "two.csv.zip", "w") as archive:
+        archive.writestr("NOTEEVENTS.csv", "ROW_ID\n")
+        archive.writestr("ADMISSIONS.csv", "ROW_ID\n")
+    return p / "two.csv.zip"
+
+
 @pytest.mark.parametrize(
     "make_bad, message",
     [
+        (_directory, r"mimic: data.raw_path is a directory; it must name the notes file itself. Set data.raw_path to "
+                     r".*mimic/NOTEEVENTS.csv.gz \(CSV files here: ADMISSIONS.csv, NOTEEVENTS.csv.gz\)"),
+        (_zip_of_two, r"two.csv.zip: a zip archive holding 2 file\(s\) \(NOTEEVENTS.csv, ADMISSIONS.csv\); expected "
+                      r"exactly one notes CSV"),
         (_missing, r"nope/NOTEEVENTS.csv.gz: raw notes file not found; run `dvc repro synthesize`.*data.raw_path"),
         (_empty, r"empty.csv: the file is empty"),
         (_empty_gz, r"empty.csv.gz: the file is empty"),

@@ -50,6 +50,8 @@ def test_every_system_types_every_scored_note_and_the_claim_is_against_the_best_
     assert {(x["note_id"], x["system"]) for x in lines} == {(n, s) for n in ("2", "4") for s in systems}
     chart = {x["note_id"]: x for x in lines if x["system"] == "chart_copy"}
     assert chart["2"]["keystrokes"] == chart["2"]["minimum"]  # its chart holds the note word for word: the ceiling
+    for x in lines:  # the count of suggestions shown and the suggestions themselves, both kept
+        assert isinstance(x["shown"], int) and x["shown"] == sum(1 for words in x["suggestions"] if words)
     ngram = {x["note_id"]: x for x in lines if x["system"] == "ngram"}
     assert ngram["4"]["keystrokes"] == ngram["4"]["minimum"]  # the one train note is this reference
     for system in systems:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
 
 from notelm.core.errors import NoteLMError
-from notelm.training.blocks import blocks, build_dataset, collate_blocks, training_text
+from notelm.training.blocks import blocks, build_dataset, collate_blocks, in_one_block, training_text
 from tests.tiny import make_tokenizer
 
 
@@ -78,3 +79,27 @@ def test_a_wordpiece_note_ends_with_one_end_marker(tmp_path):
     ids = [i for i, m in zip(row["input_ids"], row["attention_mask"]) if m]
     assert ids[0] == tok.cls_token_id and ids[-1] == tok.sep_token_id and ids.count(tok.sep_token_id) == 1
     assert len(ids) == 2 + 6
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_in_one_block_says_which_token_windows_a_block_holds_whole(packing):
+    tok = make_tokenizer()
+    texts = [training_text({"prompt": f"Note {i}: pt alert", "target": "and oriented x3, HR 80s NSR." * (i % 3 + 1)},
+                           tok.eos_token) for i in range(9)]
+    ids = tok(texts, add_special_tokens=True)["input_ids"]
+    made = [b["input_ids"] for b in blocks(texts, tok, 16, packing)]
+    inside = in_one_block([len(x) for x in ids], 16, packing)
+    seen = {True: 0, False: 0}
+    for i, text_ids in enumerate(ids):
+        for start in range(len(text_ids) - 4):
+            window = text_ids[start:start + 5]
+            held = inside(i, start, start + 5)
+            seen[held] += 1
+            if held:  # the block holding it holds these very tokens, in a row
+                assert any(window == b[k:k + 5] for b in made for k in range(len(b) - 4))
+    assert seen[True] and seen[False]  # some windows cross a block edge (or the truncation, unpacked)
+    if packing:  # a window across the edge of the first two blocks is in neither whole
+        ends = list(itertools.accumulate(len(x) for x in ids))
+        edge = next(i for i, n in enumerate(ends) if n > 16)  # the text running over token 16
+        start = max(0, 16 - (ends[edge] - len(ids[edge])) - 2)
+        assert not inside(edge, start, start + 5)

@@ -36,21 +36,27 @@ BERTSCORE_KEYS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
 HEADLINE = ROUGE_KEYS + BERTSCORE_KEYS
 LIKELIHOOD = ("bits_per_byte", "word_perplexity", "token_perplexity")  # a model's likelihood of the reference
 CI_SUFFIXES = ("_ci_low", "_ci_high")
-# Fact fidelity (src/notelm/evaluation/facts.py): per example, the facts a continuation writes (FACTS) and how many fall in
-# each class (`facts_<class>`); each rate is a ratio of sums over notes: those classes' facts / facts written.
-FACT_CLASSES = ("matched", "contradicted", "carried", "invented")
+# Fact fidelity (src/notelm/evaluation/facts.py): per example, the facts a continuation writes (FACTS), how many fall in
+# each class (`facts_<class>`) and its errors (FACT_ERRORS); each rate is a ratio of sums over notes: those classes'
+# facts / facts written. Negatives nobody states (`no edema`) are kept apart: they are neither errors nor support.
+FACT_CLASSES = ("matched", "contradicted", "carried", "new_value", "unsupported", "unsupported_negative")
 FACTS = "facts"
-FACT_COUNTS = (FACTS, *(f"facts_{c}" for c in FACT_CLASSES))
+FACT_ERRORS = "fact_errors"  # per note: contradicted + new_value + unsupported
+FACT_COUNTS = (FACTS, *(f"facts_{c}" for c in FACT_CLASSES), FACT_ERRORS)
 FACT_RATES: dict[str, tuple[str, ...]] = {
     "matched_fact_rate": ("matched",), "contradicted_fact_rate": ("contradicted",),
-    "carried_fact_rate": ("carried",), "invented_fact_rate": ("invented",),
-    "fact_error_rate": ("contradicted", "invented"),
+    "carried_fact_rate": ("carried",), "new_value_fact_rate": ("new_value",), "unsupported_fact_rate": ("unsupported",),
+    "unsupported_negative_fact_rate": ("unsupported_negative",),
+    "invented_fact_rate": ("new_value", "unsupported"),
+    "fact_error_rate": ("contradicted", "new_value", "unsupported"),
 }
-FACT_METRICS = (FACTS, *FACT_RATES)
+FACT_PER_NOTE = (FACTS, "facts_matched", FACT_ERRORS)  # counts per note, beside the rates
+FACT_METRICS = (*FACT_PER_NOTE, *FACT_RATES)
 SUMMARY_METRICS = ("rougeL", "bertscore_f1", "invented_fact_rate", "fact_error_rate")  # the headline; the claim
 # Which way is better: higher unless named here; `neutral` metrics have no better side (verdict: higher/lower).
-LOWER_IS_BETTER = frozenset({*LIKELIHOOD, "contradicted_fact_rate", "invented_fact_rate", "fact_error_rate"})
-NEUTRAL = frozenset({FACTS, "carried_fact_rate"})
+LOWER_IS_BETTER = frozenset({*LIKELIHOOD, "contradicted_fact_rate", "new_value_fact_rate", "unsupported_fact_rate",
+                             "invented_fact_rate", "fact_error_rate", FACT_ERRORS})
+NEUTRAL = frozenset({FACTS, "carried_fact_rate", "unsupported_negative_fact_rate"})
 
 
 def direction(metric: str) -> str:
@@ -162,20 +168,21 @@ def leakage_metric_names(ngram: int = 13) -> list[str]:
 # every continuation the model wrote (notelm.privacy.identifiers). `references.identifiers` counts them in the test
 # references (what the de-identified input itself holds); `gate` says whether memorize.fail_on passed.
 EXTRACTION = ("exact", "lcs", "rougeL")  # all m tokens reproduced; longest common token run; ROUGE-L of the text
-EXTRACTION_SIDES = ("train", "test", "gap")
-CANARY_KEYS = ("canary_exposure_max", "canary_exposure_mean", "control_exposure_mean")
+EXTRACTION_SIDES = ("train", "test", "gap", "gap_upper")  # gap_upper: the one-sided 95 % bound the gate reads
+CANARY_KEYS = ("canary_exposure_max", "canary_exposure_mean", "control_exposure_mean", "canary_gap", "canary_gap_upper")
 IDENTIFIERS = "identifiers"
 REFERENCES = "references"
 GATE = "gate"
 
 
-MEMORIZATION_HEADLINE = ("exact_gap", "lcs_gap", "rougeL_gap", "canary_exposure_max", IDENTIFIERS)
+MEMORIZATION_HEADLINE = ("exact_gap", "exact_gap_upper", "lcs_gap", "lcs_gap_upper", "rougeL_gap", "canary_gap",
+                         "canary_gap_upper", IDENTIFIERS)
 
 
 def memorization_headline(detail: dict[str, Any]) -> dict[str, Any]:
     """What `dvc exp show` lists from the detail memorization.json: per variant what the gate reads by default
-    (train − test extraction, the highest canary's exposure, identifier-like strings), the test references'
-    identifier count, and the gate."""
+    (train − test extraction and its upper bound, planted − control canary exposure and its upper bound,
+    identifier-like strings), the test references' identifier count, and the gate."""
     out: dict[str, Any] = {v: {k: _total(detail[v][k]) for k in MEMORIZATION_HEADLINE if k in detail[v]}
                            for v in VARIANTS if v in detail}
     return {**out, REFERENCES: {IDENTIFIERS: _total(detail[REFERENCES][IDENTIFIERS])}, GATE: detail[GATE]}

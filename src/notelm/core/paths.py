@@ -31,6 +31,8 @@ GENERATIONS_DIR = "generations"
 EVAL_METRICS = "metrics/eval.json"              # per system the summary metrics, the claim and its verdict
 EVAL_DETAIL = "metrics/detail/eval.json"        # every metric, interval, difference, study-way score, length
 PER_EXAMPLE = "eval/per_example.csv"
+FACT_LINES = {"development": "labels/fact_lines.jsonl",  # hand-labelled nursing lines (evaluation/extraction.py):
+              "held_out": "labels/fact_lines_heldout.jsonl"}  # the rules were fixed on the first, never on the second
 MEMORIZATION_METRICS = "metrics/memorization.json"        # the memorization gate's numbers, per model variant
 MEMORIZATION_DETAIL = "metrics/detail/memorization.json"  # ... with canary lists, identifier kinds, checkpoints
 EXTRACTIONS = "generations/extraction.jsonl"              # the memorize stage's continuations of train and test notes

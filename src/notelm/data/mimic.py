@@ -22,8 +22,11 @@ import codecs
 import csv
 import datetime as dt
 import gzip
+import io
+import lzma
 import re
 import sys
+import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -130,14 +133,58 @@ def _printable(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _open_text(path: Path, encoding: str = "utf-8"):
-    """Open `path` as text in `encoding` (UTF-8 with or without a byte-order mark), gunzipping if it starts with the
-    gzip magic; undecodable bytes become surrogate escapes."""
+# Compressions by their magic bytes (what pandas reads by extension): the format and how to open it.
+COMPRESSIONS = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\xfd7zXZ\x00": "xz", b"(\xb5/\xfd": "zstd", b"PK\x03\x04": "zip"}
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def _compression(path: Path) -> str | None:
+    """The compression `path` starts with (COMPRESSIONS), or None for plain bytes."""
     with path.open("rb") as fh:
-        gz = fh.read(2) == b"\x1f\x8b"
-    utf8 = codecs.lookup(encoding).name == "utf-8"
-    kwargs = {"encoding": "utf-8-sig" if utf8 else encoding, "errors": "surrogateescape", "newline": ""}
-    return gzip.open(path, "rt", **kwargs) if gz else path.open(**kwargs)
+        head = fh.read(6)
+    return next((name for magic, name in COMPRESSIONS.items() if head.startswith(magic)), None)
+
+
+def _zip_member(path: Path):
+    """The one CSV inside a zip archive, opened as bytes; a clear error for an archive of none or several."""
+    archive = zipfile.ZipFile(path)
+    names = [n for n in archive.namelist() if not n.endswith("/")]
+    csvs = [n for n in names if n.lower().endswith((".csv", ".txt"))] or names
+    if len(csvs) != 1:
+        raise NoteLMError(f"{path}: a zip archive holding {len(names)} file(s) ({', '.join(names[:5]) or 'none'}); "
+                          "expected exactly one notes CSV. Unzip it and set data.raw_path to the notes file")
+    return archive.open(csvs[0])
+
+
+def _open_bytes(path: Path):
+    """`path` as a binary stream, decompressed (gzip, bz2, xz, zstd, zip: by magic bytes, whatever the name)."""
+    import bz2
+
+    kind = _compression(path)
+    if kind == "zstd":
+        try:
+            import zstandard
+        except ImportError as exc:
+            raise NoteLMError(
+                f"{path}: the file is zstd-compressed and the zstandard package is not installed; "
+                f"`pip install zstandard`, or decompress it (`zstd -d {path}`) and set data.raw_path to the CSV"
+            ) from exc
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb"), closefd=True))
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open, "zip": _zip_member}.get(kind, Path.open)
+    return opener(path, "rb") if kind != "zip" else opener(path)
+
+
+def _open_text(path: Path, encoding: str = "utf-8"):
+    """Open `path` as text in `encoding` (UTF-8 with or without a byte-order mark), decompressed (_open_bytes);
+    undecodable bytes become surrogate escapes. A UTF-16 byte-order mark (Excel's "Unicode text") is read as
+    UTF-16 whatever `encoding` says: the mark names the encoding."""
+    with _open_bytes(path) as probe:
+        mark = probe.read(2)
+    if mark in UTF16_BOMS:
+        encoding = "utf-16"
+    elif codecs.lookup(encoding).name == "utf-8":
+        encoding = "utf-8-sig"
+    return io.TextIOWrapper(_open_bytes(path), encoding=encoding, errors="surrogateescape", newline="")
 
 
 def _shown(schema: str, columns: list[str]) -> str:
@@ -159,10 +206,12 @@ def _foreign_delimiter(header: list[str]) -> str | None:
 def _delimiter_error(path: Path, delimiter: str) -> NoteLMError:
     """The error for an export separated by `delimiter`: what the header shows and a command that re-exports it."""
     out = path.with_name(f"comma-{path.name}")  # same suffixes: pandas gzips it again if the input was .gz
+    with _open_bytes(path) as probe:
+        utf16 = ", encoding='utf-16'" if probe.read(2) in UTF16_BOMS else ""  # written back as UTF-8
     return NoteLMError(
         f"{path}: the header is separated by {delimiter!r} ({_DELIMITERS[delimiter]}), not commas; the notes "
         f"are read as comma-separated CSV, as MIMIC exports them. Re-export the file as comma-separated CSV, e.g.\n"
-        f"  python -c \"import pandas as pd; pd.read_csv('{path}', sep={delimiter!r}, dtype=str, "
+        f"  python -c \"import pandas as pd; pd.read_csv('{path}', sep={delimiter!r}{utf16}, dtype=str, "
         f"keep_default_na=False).to_csv('{out}', index=False)\"\n"
         f"and set data.raw_path to {out} (or use the original comma-separated MIMIC export)"
     )
@@ -281,18 +330,27 @@ def _id_key(note: Note, schema: str) -> int | str:
 
 
 def read_notes(path: str | Path, stats: ReadStats | None = None, encoding: str = "utf-8") -> Iterator[Note]:
-    """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain or gzip) in `encoding`, one record at a time.
+    """Stream the notes of a MIMIC-III or MIMIC-IV-Note CSV (plain, or compressed as pandas reads: gzip, bz2, xz,
+    zstd, zip) in `encoding` (UTF-16 where a byte-order mark says so), one record at a time.
 
     Every data record is counted in `stats.rows_read`; a malformed one (wrong field count,
     undecodable bytes, non-numeric id, unparsable time) is not yielded but counted under its
     reason in `stats.dropped` and sampled in `stats.rejects`. So is a row whose id (ROW_ID, note_id)
     an earlier valid row already has (duplicate_row_id): the first is kept, since generations and scores
     are keyed by the id. NUL bytes are read as text (see _CSV_READS_NUL). Raises NoteLMError for a
-    missing, empty, header-only or unreadable file, or a header lacking required columns (naming its
-    delimiter when it is not a comma).
+    missing, empty, header-only or unreadable file, a directory (naming the notes file in it), or a header lacking
+    required columns (naming its delimiter when it is not a comma).
     """
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.is_file() and ".csv" in p.name.lower())
+        notes = [n for n in inside if n.lower().startswith(("noteevents", "discharge", "radiology"))] or inside
+        raise NoteLMError(
+            f"{path}: data.raw_path is a directory; it must name the notes file itself. "
+            + (f"Set data.raw_path to {path / notes[0]} (CSV files here: {', '.join(inside[:6])})" if notes else
+               "It holds no CSV file: set data.raw_path to your NOTEEVENTS.csv(.gz) or MIMIC-IV-Note CSV")
+        )
     if not path.is_file():
         raise NoteLMError(
             f"{path}: raw notes file not found; run `dvc repro synthesize` to build the synthetic corpus, "
@@ -320,7 +378,7 @@ def read_notes(path: str | Path, stats: ReadStats | None = None, encoding: str =
                 else:
                     seen.add(key)
                     yield parsed
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+    except (EOFError, OSError, zlib.error, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise NoteLMError(
             f"{path}: could not read past data row {stats.rows_read} ({exc}); the file looks truncated or corrupt"
         ) from exc

@@ -58,14 +58,10 @@ def typed(note: Note, pick, max_words: int) -> tuple[Typing, list[str]]:
     """The nurse's counts for one note whose suggestion at boundary i is `pick(candidates[i], i)`, and the
     source of each suggestion shown ('' where none is)."""
     words, candidates = note
-    sources: list[str] = []
-
-    def propose(i: int) -> list[str]:
-        c = pick(candidates[i], i)
-        sources.append(c.source if c else "")
-        return c.words if c else []
-
-    return simulate(words, propose, max_words), sources
+    picked = [pick(c, i) for i, c in enumerate(candidates)]  # every boundary: next-word accuracy reads them all
+    visited: list[int] = []
+    typing = simulate(words, lambda i: picked[i].words if picked[i] else [], max_words, visited)
+    return typing, [picked[i].source if picked[i] else "" for i in visited]
 
 
 def tune(notes: Sequence[Note], max_words: int) -> tuple[float, dict[str, float]]:

@@ -9,8 +9,10 @@ it (len(word) + 1 keystrokes). Words match exactly, case and punctuation include
 Per note (`Typing`) and over notes (ratios of sums, `RATIOS`): keystroke savings = 1 − keystrokes / characters
 (Trnka and McCoy 2008; Spithourakis et al. 2016); its ceiling, every suggestion right and accepted whole
 (⌈words / max_words⌉ keystrokes); accept rate = suggestions accepted at least in part / suggestions shown;
-next-word accuracy = boundaries whose proposal starts with the right word / boundaries reached; mean accepted
-length = words accepted / suggestions accepted.
+next-word accuracy = boundaries whose proposal starts with the right word / the note's word boundaries, every
+boundary counted whether the nurse reached it or not (the boundaries reached depend on what each system had
+accepted before, so a share of them would not compare across systems); mean accepted length = words accepted /
+suggestions accepted.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ class Typing:
     shown: int  # ... where the system proposed something
     accepted: int  # suggestions accepted at least in part
     accepted_words: int
-    first_right: int  # boundaries whose proposal starts with the reference's next word
+    boundaries: int  # every word boundary of the note, reached or not
+    first_right: int  # ... whose proposal starts with the reference's next word
 
 
 # metric -> (numerator, denominator) over summed Typing counts; keystroke savings and its ceiling are 1 − ratio
 RATIOS: dict[str, tuple[str, str]] = {
     "keystroke_savings": ("keystrokes", "characters"), "ceiling": ("minimum", "characters"),
-    "accept_rate": ("accepted", "shown"), "next_word_accuracy": ("first_right", "reached"),
+    "accept_rate": ("accepted", "shown"), "next_word_accuracy": ("first_right", "boundaries"),
     "mean_accepted_words": ("accepted_words", "accepted"),
 }
 ONE_MINUS = frozenset({"keystroke_savings", "ceiling"})
@@ -57,22 +60,26 @@ def matched(proposal: list[str], words: list[str], at: int) -> int:
     return n
 
 
-def simulate(words: list[str], propose: Callable[[int], list[str]], max_words: int) -> Typing:
+def simulate(words: list[str], propose: Callable[[int], list[str]], max_words: int,
+             visited: list[int] | None = None) -> Typing:
     """Type `words` with `propose(i)` (the system's next words after the first i reference words) shown at every
-    boundary the nurse reaches; returns the counts."""
-    at = keystrokes = reached = shown = accepted = accepted_words = first_right = 0
+    boundary the nurse reaches (appended to `visited`); returns the counts. Next-word accuracy asks `propose` at
+    every boundary, reached or not."""
+    at = keystrokes = reached = shown = accepted = accepted_words = 0
     while at < len(words):
         proposal = propose(at)[:max_words]
         reached += 1
         shown += bool(proposal)
-        first_right += bool(proposal) and proposal[0] == words[at]
+        if visited is not None:
+            visited.append(at)
         take = matched(proposal, words, at)
         if take:
             keystrokes, accepted, accepted_words, at = keystrokes + 1, accepted + 1, accepted_words + take, at + take
         else:
             keystrokes, at = keystrokes + len(words[at]) + 1, at + 1
+    first_right = sum(1 for i, word in enumerate(words) if (p := propose(i)[:1]) and p[0] == word)
     return Typing(characters(words), keystrokes, math.ceil(len(words) / max_words), reached, shown, accepted,
-                  accepted_words, first_right)
+                  accepted_words, len(words), first_right)
 
 
 def rate(metric: str, numerator: float, denominator: float) -> float:

@@ -19,15 +19,21 @@ LABELS = {
     "bertscore_precision_rescaled": "Precision (rescaled)", "bertscore_recall_rescaled": "Recall (rescaled)",
     "bertscore_f1_rescaled": "F1 (rescaled)", "bits_per_byte": "Bits per byte", "word_perplexity": "Perplexity per word",
     "token_perplexity": "Perplexity per token",
-    "facts": "Facts per note", "matched_fact_rate": "Matched", "contradicted_fact_rate": "Contradicted",
-    "carried_fact_rate": "Carried (chart only)", "invented_fact_rate": "Invented", "fact_error_rate": "Fact errors",
+    "facts": "Facts per note", "facts_matched": "Matched per note", "fact_errors": "Errors per note",
+    "matched_fact_rate": "Matched", "contradicted_fact_rate": "Contradicted",
+    "carried_fact_rate": "Carried (chart only)", "new_value_fact_rate": "New value", "unsupported_fact_rate":
+    "Unsupported", "unsupported_negative_fact_rate": "Unsupported negatives", "invented_fact_rate": "Invented",
+    "fact_error_rate": "Fact errors",
 }
 NAMES = {  # a metric named on its own, in prose
     "rouge1": "ROUGE-1", "rouge2": "ROUGE-2", "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum",
     "bertscore_precision": "BERTScore P", "bertscore_recall": "BERTScore R", "bertscore_f1": "BERTScore F1",
     "bits_per_byte": "bits per byte", "word_perplexity": "per-word perplexity", "token_perplexity": "per-token perplexity",
-    "facts": "facts per note", "matched_fact_rate": "matched facts", "contradicted_fact_rate": "contradicted facts",
-    "carried_fact_rate": "carried facts", "invented_fact_rate": "invented facts", "fact_error_rate": "fact errors",
+    "facts": "facts per note", "facts_matched": "matched facts per note", "fact_errors": "fact errors per note",
+    "matched_fact_rate": "matched facts", "contradicted_fact_rate": "contradicted facts",
+    "carried_fact_rate": "carried facts", "new_value_fact_rate": "new values", "unsupported_fact_rate":
+    "unsupported facts", "unsupported_negative_fact_rate": "unsupported negatives", "invented_fact_rate":
+    "invented facts", "fact_error_rate": "fact errors",
 }
 # One line per metric, as in the original study's tables.
 MEANINGS = {
@@ -45,15 +51,21 @@ MEANINGS = {
     "word_perplexity": "perplexity per whitespace word of the reference: comparable across tokenizers (lower is better)",
     "token_perplexity": "perplexity per token of the model's own tokenizer: not comparable across models",
     "facts": "clinical facts (vitals, oxygen, drips and doses, lines, findings) a continuation states, per note",
-    "matched_fact_rate": "share of facts written that the note's real rest states",
+    "facts_matched": "facts written that the note's real rest states, per note",
+    "fact_errors": "contradicted + new values + unsupported facts, per note (lower is better)",
+    "matched_fact_rate": "share of facts written that the note's real rest states (a value inside a stated range or "
+                         "decade agrees: `HR 88` and `HR 70-89`)",
     "contradicted_fact_rate": "share the rest states otherwise: same vital, drug or line, other value (lower is better)",
     "carried_fact_rate": "share that only the chart (prompt, earlier notes) states: carried forward, maybe stale",
-    "invented_fact_rate": "share stated neither in the note's rest nor in the chart (lower is better)",
-    "fact_error_rate": "contradicted + invented, over facts written (lower is better)",
+    "new_value_fact_rate": "share the rest is silent on and the chart states otherwise: a new value (lower is better)",
+    "unsupported_fact_rate": "share about a subject neither the rest nor the chart mentions (lower is better)",
+    "unsupported_negative_fact_rate": "share of negatives nobody states (`no edema`): unverifiable, kept apart",
+    "invented_fact_rate": "new values + unsupported facts, over facts written (lower is better)",
+    "fact_error_rate": "contradicted + new values + unsupported, over facts written (lower is better)",
 }
 VERDICT_DOC = ("`better` / `worse`: the paired interval lies on one side of 0, read in the metric's better direction "
                "(lower for bits per byte, perplexity and the fact-error rates); `higher` / `lower` for metrics "
-               "with no better side (facts per note, carried facts)")
+               "with no better side (facts per note, carried facts, unsupported negatives)")
 
 READS = {"prompt": "the scored note's prompt", "chart": "the patient's earlier notes of the test split",
          "train": "the train split"}  # the inputs of names.BASELINE_READS, named

@@ -49,13 +49,13 @@ import numpy as np
 
 from notelm.config.data import DataParams
 from notelm.config.evaluate import EvaluateParams
-from notelm.config.names import BERTSCORE_KEYS, FACT_CLASSES, FACTS, VARIANTS, headline
+from notelm.config.names import BERTSCORE_KEYS, FACT_CLASSES, FACT_ERRORS, FACTS, VARIANTS, headline
 from notelm.core import runner
 from notelm.core.errors import NoteLMError
 from notelm.core.files import atomic_open, write_json
 from notelm.core.loader import load_section
-from notelm.core.paths import CHART_AWARE_GENERATIONS, EVAL_DETAIL, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
-from notelm.evaluation import bertscore, bootstrap, facts, rouge, templating
+from notelm.core.paths import CHART_AWARE_GENERATIONS, EVAL_DETAIL, FACT_LINES, EVAL_METRICS, PER_EXAMPLE, PREPARED_DIR, generations_path
+from notelm.evaluation import bertscore, bootstrap, extraction, facts, rouge, templating
 from notelm.evaluation.examples import Examples, read_examples
 from notelm.evaluation.intervals import Intervals, differences, likelihood
 
@@ -89,7 +89,8 @@ def fact_counts(ex: Examples) -> dict[str, dict[str, np.ndarray]]:
     for name, texts in ex.systems.items():
         sorted_ = [facts.classify(facts.extract(t), r, c) for t, r, c in zip(texts, rests, charts)]
         out[name] = {FACTS: np.array([f.written for f in sorted_], float),
-                     **{f"facts_{k}": np.array([getattr(f, k) for f in sorted_], float) for k in FACT_CLASSES}}
+                     **{f"facts_{k}": np.array([getattr(f, k) for f in sorted_], float) for k in FACT_CLASSES},
+                     FACT_ERRORS: np.array([f.errors for f in sorted_], float)}
     return out
 
 
@@ -152,8 +153,10 @@ def other_patient_pairs(patients: list, seed: int) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------ the stage
-def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: EvaluateParams, cap: int | None) -> dict:
-    """The detail eval.json (its shape: config/names.py)."""
+def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: EvaluateParams, cap: int | None,
+              extraction_: dict[str, Any]) -> dict:
+    """The detail eval.json (its shape: config/names.py); `extraction_`: the fact extractor measured on each
+    labelled set (evaluation/extraction.py)."""
     iv = Intervals(ex, scores, cfg)
     baseline_names = [b for b in ex.systems if b not in ex.generations]
     clusters = iv.resampling.n_clusters
@@ -173,7 +176,8 @@ def summarise(ex: Examples, scores: dict, study: dict, info: dict, cfg: Evaluate
         "lengths": lengths_of(ex, cap),
         "templating": templating_metrics(ex, cfg.seed),
         "facts": {"reference_per_note": float(np.mean([len(facts.extract(t)) for t in ex.rests])),
-                  "chart_per_note": float(np.mean([len(facts.extract(t)) for t in ex.charts]))},
+                  "chart_per_note": float(np.mean([len(facts.extract(t)) for t in ex.charts])),
+                  "extraction": extraction_},
     })
 
 
@@ -216,15 +220,17 @@ def _write_per_example(path: Path, ex: Examples, scores: dict[str, dict[str, np.
 
 
 def evaluate(cfg: EvaluateParams, generation_paths: list[Path], prepared: Path, cap: int | None,
-             per_example: Path) -> dict[str, Any]:
+             per_example: Path, fact_lines: dict[str, Path]) -> dict[str, Any]:
     """Score every generations file and baseline on the test notes the generations cover (identical across files),
-    in test-split order; write their per-example scores to `per_example`; return the detail metrics."""
+    in test-split order; write their per-example scores to `per_example`; return the detail metrics, with the fact
+    extractor measured on each labelled set of `fact_lines`."""
     if not generation_paths:
         raise NoteLMError("evaluate: no generations file given")
+    measured = {name: extraction.measure(extraction.read_labelled(path)) for name, path in fact_lines.items()}
     ex = read_examples(cfg, generation_paths, prepared, cap)
     scores, info = score_continuations(ex, cfg)
     study = score_study_way(ex, cfg)
-    detail = summarise(ex, scores, study, info, cfg, cap)
+    detail = summarise(ex, scores, study, info, cfg, cap, measured)
     _write_per_example(per_example, ex, scores)
     return detail
 
@@ -243,6 +249,8 @@ class Paths:
     """Every metric, interval and difference."""
     per_example: str = PER_EXAMPLE
     """Per-example scores (note ids and scores, no note text)."""
+    fact_lines: tuple[str, ...] = tuple(FACT_LINES.values())
+    """Labelled nursing lines the fact extractor is measured on: the development set, then the held-out set."""
 
 
 def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
@@ -250,7 +258,11 @@ def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
     the headline and the per-example scores; returns the headline."""
     cfg = load_section(EvaluateParams, params)
     cap = load_section(DataParams, params).max_target_words
-    result = evaluate(cfg, [Path(p) for p in paths.generations], Path(paths.prepared), cap, Path(paths.per_example))
+    if len(paths.fact_lines) != len(FACT_LINES):
+        raise NoteLMError(f"evaluate: --fact-lines expects {len(FACT_LINES)} files ({', '.join(FACT_LINES)}), got "
+                          f"{len(paths.fact_lines)}")
+    result = evaluate(cfg, [Path(p) for p in paths.generations], Path(paths.prepared), cap, Path(paths.per_example),
+                      dict(zip(FACT_LINES, map(Path, paths.fact_lines))))
     write_json(paths.detail, result)
     write_json(paths.metrics, headline(result))
     if result["bootstrap"]["warning"]:

@@ -23,8 +23,8 @@ Per system: keystroke_savings (1 − keystrokes / characters, each word counted 
 sums over notes with patient-clustered 95 % intervals; per model and for chart_aware,
 `<system>_vs_best_proposer`: its keystroke savings − the best proposer's, paired over the same notes, with a
 verdict; `chart_aware_choice`: the threshold, the validation savings of every threshold tried, the precision
-and the share of shown suggestions from each source. The proposals shown (note text) go to
-generations/suggestions.jsonl, a DVC output.
+and the share of shown suggestions from each source. Per note and system, the counts and the proposals shown
+(`suggestions`, note text) go to generations/suggestions.jsonl, a DVC output.
 """
 
 from __future__ import annotations
@@ -85,13 +85,9 @@ log = logging.getLogger(__spec__.name)  # the module's own name, also when run a
 
 def typed(proposals: list[list[str]], words: list[str], max_words: int) -> tuple[Typing, list[list[str]]]:
     """The nurse's counts for one note whose proposal at boundary i is proposals[i], and the proposals shown."""
-    shown: list[list[str]] = []
-
-    def propose(i: int) -> list[str]:
-        shown.append(proposals[i])
-        return proposals[i]
-
-    return simulate(words, propose, max_words), shown
+    visited: list[int] = []
+    typing = simulate(words, proposals.__getitem__, max_words, visited)
+    return typing, [proposals[i] for i in visited]
 
 
 def model_proposals(model, tokenizer, rows: list[dict], cfg: SuggestParams) -> list[list[list[str]]]:
@@ -243,7 +239,7 @@ def run(params: dict[str, Any], paths: Paths = Paths()) -> dict[str, Any]:
         for row, props in zip(rows, per_row):
             typing, shown = typed(props, row["target"].split(), cfg.max_words)
             typings[system].append(typing)
-            lines.append({"note_id": row["note_id"], "system": system, **asdict(typing), "shown": shown})
+            lines.append({"note_id": row["note_id"], "system": system, **asdict(typing), "suggestions": shown})
     result = {**scores(typings, [r["subject_id"] for r in rows], cfg), CHOICE: choice}
     write_jsonl(paths.out, lines)
     write_json(paths.detail, result)

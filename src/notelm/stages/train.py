@@ -71,13 +71,15 @@ log = logging.getLogger(__spec__.name)  # the module's own name, also when run a
 
 def planted(cfg: TrainParams, train_path: Path) -> tuple[dict[int, list[str]], dict[str, Any] | None]:
     """The canaries of this run: ({train example index: sentences}, the record the memorize stage reads:
-    template, planted and control secrets, repeats), or ({}, None) with train.canaries: 0."""
+    template, planted and control secrets, repeats, the sentences planted in each note by its index), or ({}, None)
+    with train.canaries: 0."""
     if not cfg.canaries:
         return {}, None
     secrets, controls = canaries.draw(cfg.canaries, cfg.seed)
     where = canaries.placements(count_examples(train_path), secrets, cfg.canary_repeats, cfg.seed)
     return where, {"template": canaries.TEMPLATE, "planted": secrets, "controls": controls,
-                   "repeats": cfg.canary_repeats, "notes": len(where)}
+                   "repeats": cfg.canary_repeats, "notes": len(where),
+                   "placements": {str(i): sentences for i, sentences in sorted(where.items())}}
 
 
 def _setup(cfg: TrainParams, row: ModelRow, model_dir: Path, data_dir: Path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,22 @@ def blocks(texts: Iterable[str], tokenizer, max_length: int, packing: bool,
                 carry, emitted = carry[max_length:], True
     if packing and not emitted and carry:
         yield {"input_ids": carry, "attention_mask": [1] * len(carry)}
+
+
+def in_one_block(lengths: list[int], max_length: int, packing: bool) -> Callable[[int, int, int], bool]:
+    """`inside(i, start, end)`: whether tokens [start, end) of text i lie inside one block, trained whole, when
+    `blocks` cuts texts of these token `lengths` (packing: the texts one after another, cut every `max_length`
+    tokens, the tail that fills no block dropped; else each text its own block, truncated)."""
+    if not packing:
+        return lambda i, start, end: end <= min(lengths[i], max_length)
+    starts = list(itertools.accumulate([0, *lengths]))
+    trained = starts[-1] - starts[-1] % max_length or starts[-1]  # one short block when the corpus fills none
+
+    def inside(i: int, start: int, end: int) -> bool:
+        first, last = starts[i] + start, starts[i] + end - 1
+        return end <= lengths[i] and last < trained and first // max_length == last // max_length
+
+    return inside
 
 
 def collate_blocks(features: list[dict[str, Any]]) -> dict[str, Any]:
