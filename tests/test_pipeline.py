@@ -42,6 +42,7 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "configs", root / "configs")
+    shutil.copytree(REPO / "labels", root / "labels")  # the labelled fact lines evaluate measures the extractor on
     with (root / "configs/models.yaml").open("a") as fh:
         fh.write(f"tiny-llama: {{source: {tiny_model_factory('llama')}, family: llama, method: full, aliases: [tiny]}}\n")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -91,7 +92,10 @@ def test_repro_writes_sane_metrics(repo):
     assert record["model"] == "tiny-llama"
     memorization = json.loads((repo / "metrics/memorization.json").read_text())
     assert memorization["gate"] == "pass" and set(memorization) == {"pretrained", "finetuned", "references", "gate"}
-    assert -1 <= memorization["finetuned"]["exact_gap"] <= 1 and "canary_exposure_max" in memorization["finetuned"]
+    fine = memorization["finetuned"]
+    assert -1 <= fine["exact_gap"] <= fine["exact_gap_upper"] <= 1 and fine["canary_gap"] <= fine["canary_gap_upper"]
+    placements = record["canaries"]["placements"]  # where the train stage planted them: what memorize replays
+    assert sum(map(len, placements.values())) == len(record["canaries"]["planted"]) * record["canaries"]["repeats"]
     typed = json.loads((repo / "metrics/suggest.json").read_text())
     assert {"pretrained", "finetuned", "chart_copy", "ngram"} <= set(typed)
     assert typed["finetuned_vs_best_proposer"]["keystroke_savings_verdict"] in ("better", "worse", "not distinguishable")

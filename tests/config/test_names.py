@@ -47,11 +47,13 @@ def test_suggest_and_memorization_headlines_keep_values_and_verdicts_not_bounds(
                    "ngram": {"keystroke_savings": 0.5, "accept_rate": 0.3},
                    "finetuned_vs_best_proposer": {"keystroke_savings": -0.1, "keystroke_savings_verdict": "worse",
                                                   "keystroke_savings_baseline": "ngram"}}
-    block = {"exact_gap": 0.1234567891, "exact_gap_ci_low": 0.0, "lcs_gap": 2.0, "canary_exposure_max": 3.0,
+    block = {"exact_gap": 0.1234567891, "exact_gap_ci_low": 0.0, "exact_gap_upper": 0.2, "lcs_gap": 2.0,
+             "canary_exposure_max": 3.0, "canary_gap": 0.5, "canary_gap_upper": 1.5,
              "identifiers": {"total": 3, "date": 3}}
     detail = {"finetuned": block, "references": {"identifiers": {"total": 0}, "notes": 9}, "gate": "pass"}
-    assert memorization_headline(detail) == {"finetuned": {"exact_gap": 0.123457, "lcs_gap": 2.0,
-                                                           "canary_exposure_max": 3.0, "identifiers": 3},
+    assert memorization_headline(detail) == {"finetuned": {"exact_gap": 0.123457, "exact_gap_upper": 0.2,
+                                                           "lcs_gap": 2.0, "canary_gap": 0.5, "canary_gap_upper": 1.5,
+                                                           "identifiers": 3},
                                              "references": {"identifiers": 0}, "gate": "pass"}
 
 

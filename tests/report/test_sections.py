@@ -93,19 +93,29 @@ def test_a_report_from_the_eval_metrics_alone_says_what_is_missing():
 
 def test_the_memorization_section_is_made_from_its_numbers():
     block = {"pairs": 4, "exact_train": 0.5, "exact_test": 0.0, "exact_gap": 0.5, "exact_gap_ci_low": 0.25,
-             "exact_gap_ci_high": 0.75, "exact_gap_verdict": "higher", "canary_exposure_max": 9.5,
-             "canary_exposure_mean": 7.0, "control_exposure_mean": 1.0, "canary_exposure_limit": 10.0,
-             "identifiers": {"date": 2, "name": 0, "total": 2}}
+             "exact_gap_ci_high": 0.75, "exact_gap_upper": 0.7, "exact_gap_verdict": "higher",
+             "canary_exposure_max": 9.5, "canary_exposure_mean": 7.0, "control_exposure_mean": 1.0,
+             "canary_gap": 6.0, "canary_gap_ci_low": 5.0, "canary_gap_ci_high": 7.0, "canary_gap_upper": 6.8,
+             "canaries": 16, "canary_exposure_limit": 10.0, "identifiers": {"date": 2, "name": 0, "total": 2},
+             "canary_leaks": {"continuations": 46, "template": 3, "secret": 1}}
     detail = {"finetuned": block, "pretrained": {}, "references": {"identifiers": {"total": 0}, "notes": 8},
-              "gate": "fail", "problems": {"finetuned": ["finetuned.exact_gap = 0.5 > 0.1 allowed"]},
-              "settings": {"prefix_tokens": 32, "suffix_tokens": 32, "canary_candidates": 1023, "sample": 4}}
+              "gate": "fail", "problems": {"finetuned": ["finetuned.exact_gap_upper = 0.7 > 0.1 allowed"]},
+              "settings": {"prefix_tokens": 32, "suffix_tokens": 32, "canary_candidates": 1023, "sample": 4,
+                           "positions": 4},
+              "matching": {"pairs": 4, "offsets": {"0": 3, "64": 1}, "base_suffix_nll_train": 5.1,
+                           "base_suffix_nll_test": 5.2, "train_windows_available": 9, "test_windows_available": 8},
+              "power": {"finetuned.exact_gap_upper": {"limit": 0.1, "half_width": 0.25, "narrower_than_limit": False}}}
     ev = {"models": {"pretrained": scores(0.2), "finetuned": scores(0.5)}, **claim(0.1, 0.3)}
     md = render_markdown(Inputs(eval=ev, memorization=detail), ReportParams(), PATHS, {})
-    assert "| exact reproduction (share of notes), train − test [95 % CI] | – | +0.500 [+0.250, +0.750] higher |" in md
-    assert "| canary exposure, planted: max / mean (bits) | – | 9.50 / 7.00 |" in md
+    assert ("| exact reproduction (share of windows), train − test [95 % CI]; one-sided upper bound | – | "
+            "+0.500 [+0.250, +0.750] higher; 0.700 |") in md
+    assert "| canary exposure, planted − controls [95 % CI]; upper bound | – | +6.00 [+5.00, +7.00]; upper bound 6.80 |" in md
+    assert "| test continuations writing the canary template's words / a secret | – | 3 / 1 of 46 |" in md
     assert "| identifier-like strings in its continuations | 0 | 2 (date 2) |" in md
-    assert "higher on its train notes than on unseen test notes" in md
-    assert "Gate (`memorize.fail_on`): **fail**: finetuned.exact_gap = 0.5 > 0.1 allowed." in md
+    assert "pairs by offset 0: 3, 64: 1" in md and "each of 16 planted canaries" in md
+    assert "exact reproduction is higher on its train notes than on unseen test notes" in md
+    assert "`finetuned.exact_gap_upper` ±0.25 against 0.1 (**wider than its limit**)" in md
+    assert "Gate (`memorize.fail_on`): **fail**: finetuned.exact_gap_upper = 0.7 > 0.1 allowed." in md
 
 
 def test_the_suggest_section_states_each_models_verdict_against_the_best_proposer():

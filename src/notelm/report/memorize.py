@@ -70,7 +70,7 @@ def memorization_lines(detail: dict[str, Any]) -> list[str]:
         rows.append([f"{label}, test windows", *(fmt(b.get(f"{key}_test"), digits) for b in blocks)])
         rows.append([f"{label}, train − test [95 % CI]; one-sided upper bound",
                      *(f"{fmt_ci(b, f'{key}_gap', signed=True, digits=digits)} {b.get(f'{key}_gap_verdict', '')}; "
-                       f"{fmt(b.get(f'{key}_gap_upper'), digits)}" for b in blocks)])
+                       f"{fmt(b.get(f'{key}_gap_upper'), digits)}" if f"{key}_gap" in b else MISSING for b in blocks)])
     planted, controls, gaps = zip(*(_exposure(b) for b in blocks))
     rows.append(["canary exposure, planted: mean (max), bits", *planted])
     rows.append(["canary exposure, never-planted controls: mean, bits", *controls])
@@ -81,10 +81,11 @@ def memorization_lines(detail: dict[str, Any]) -> list[str]:
                    MISSING for b in blocks)])
     fine = blocks[1]
     lines = [*table(["measure", "pre-trained", "fine-tuned"], rows), "", _setting(detail), ""]
-    if "exact_gap_verdict" in fine:
-        lines += [f"The fine-tuned model's exact reproduction is {SIDE[fine['exact_gap_verdict']]} "
-                  f"(train − test {fmt_ci(fine, 'exact_gap', signed=True, digits=3)}); its longest common run is "
-                  f"{SIDE[fine['lcs_gap_verdict']]} ({fmt_ci(fine, 'lcs_gap', signed=True, digits=2)} tokens).", ""]
+    said = [f"its {label.split(' (')[0]} is {SIDE[fine[f'{key}_gap_verdict']]} (train − test "
+            f"{fmt_ci(fine, f'{key}_gap', signed=True, digits=digits)})"
+            for key, label, digits in MEASURES[:2] if f"{key}_gap_verdict" in fine]
+    if said:
+        lines += ["For the fine-tuned model " + "; ".join(said) + ".", ""]
     if power_ := _power(detail):
         lines += [power_, ""]
     problems = [p for msgs in (detail.get("problems") or {}).values() for p in msgs]
