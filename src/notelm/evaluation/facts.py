@@ -80,7 +80,8 @@ O2_FLOW = re.compile(r"\b(\d{1,2}(?:\.\d)?)\s*L(?:pm|/min)?\b(?=\s*(?:NC|nasal|O
 _MASKS = r"face mask|face tent|FM|high flow|shovel(?: mask)?|venti(?: mask)?|neb|trach mask"
 FIO2 = re.compile(rf"\bFiO2{_FILLER}(\d{{2,3}})\s*%?|\b(\d{{2,3}})\s*%\s*(?:FiO2|{_MASKS})\b|"
                   rf"\b(?:{_MASKS})\s+(\d{{2,3}})\s*%", re.I)
-_RATE_UNITS = r"mcg/kg/min|mcg/kg/hr|mcg/min|mcg/hr|mg/min|mg/hr|mg/kg/hr|units?/kg/hr|units?/hr|units?/min|u/hr|ml/hr|cc/hr"
+_RATE_UNITS = (r"mcg/kg/min|mcg/kg/hr|mcg/min|mcg/hr|mg/min|mg/hr|mg/kg/hr|units?/kg/hr|units?/hr|units?/min|u/hr|"
+               r"ml/hr|cc/hr")
 _RATE = rf"(\d+(?:\.\d+)?)\s*({_RATE_UNITS})\b"
 DRIP = re.compile(rf"\b([A-Za-z][A-Za-z-]{{2,}})\s+(?:gtt|drip|infusion)\s*(?:(?:started|running|infusing|increased|"
                   rf"decreased|titrated|weaned|restarted)\s*(?:to\s*)?)?(?:at\s*|@\s*)?(?:{_RATE})?", re.I)

@@ -31,6 +31,7 @@ from notelm.training import canaries
 from notelm.training.blocks import end_marker, in_one_block, training_text
 from notelm.training.checkpoints import hash_files
 
+
 @dataclass(frozen=True)
 class Window:
     """One extraction prompt: a note's tokens (its training text without the end token) and where the window
@@ -78,7 +79,8 @@ def suffix_nll(model, windows: list[Window], k: int, m: int, batch_size: int) ->
 
     out: list[float] = []
     for start in range(0, len(windows), batch_size):
-        ids = torch.tensor([w.tokens(k + m) for w in windows[start:start + batch_size]], device=model.device)  # B × (k+m)
+        batch = windows[start:start + batch_size]
+        ids = torch.tensor([w.tokens(k + m) for w in batch], device=model.device)  # B × (k+m)
         with torch.inference_mode():
             logits = model(input_ids=ids).logits[:, k - 1:-1].float()  # B × m × V: the predictions of tokens k…k+m−1
         out += torch.nn.functional.cross_entropy(logits.transpose(1, 2), ids[:, k:], reduction="none").mean(1).tolist()

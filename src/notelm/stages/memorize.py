@@ -21,8 +21,9 @@ saw these notes) finds as predictable, so boilerplate weighs alike on both sides
     rougeL_*                                  ROUGE-L of the continuation against the true one
     canary_gap (_ci_low, _ci_high, _upper)    mean exposure in bits of the train.canaries planted in train − that of
                                               as many never-planted controls (Carlini et al. 2019; each at most
-                                              log2(memorize.canary_candidates + 1) bits; src/notelm/training/canaries.py);
-                                              canary_exposure_max, canary_exposure_mean, control_exposure_mean
+                                              log2(memorize.canary_candidates + 1) bits;
+                                              src/notelm/training/canaries.py); canary_exposure_max,
+                                              canary_exposure_mean, control_exposure_mean
     identifiers                               identifier-like strings outside [**...**] placeholders in every
                                               continuation the variant wrote (generate's and this stage's;
                                               src/notelm/privacy/identifiers.py); references.identifiers: in the test
@@ -119,7 +120,8 @@ def sample(base, tokenizer, splits: dict[str, list[dict]], trained: dict[str, An
     matching = {"pairs": len(pairs), "train_windows_available": len(train), "test_windows_available": len(test),
                 "base_suffix_nll_train": float(np.mean([train_nll[i] for i, _ in pairs])),
                 "base_suffix_nll_test": float(np.mean([test_nll[j] for _, j in pairs])),
-                "offsets": {str(o): sum(1 for i, _ in pairs if train[i].offset == o) for o in offsets(cfg.positions, width)}}
+                "offsets": {str(o): sum(1 for i, _ in pairs if train[i].offset == o)
+                            for o in offsets(cfg.positions, width)}}
     return windows, matching
 
 
