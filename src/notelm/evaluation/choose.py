@@ -58,7 +58,7 @@ def typed(note: Note, pick, max_words: int) -> tuple[Typing, list[str]]:
     """The nurse's counts for one note whose suggestion at boundary i is `pick(candidates[i], i)`, and the
     source of each suggestion shown ('' where none is)."""
     words, candidates = note
-    picked = [pick(c, i) for i, c in enumerate(candidates)]  # every boundary: next-word accuracy reads them all
+    picked = [pick(c, i) for i, c in enumerate(candidates)]
     visited: list[int] = []
     typing = simulate(words, lambda i: picked[i].words if picked[i] else [], max_words, visited)
     return typing, [picked[i].source if picked[i] else "" for i in visited]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from notelm.core.errors import NoteLMError
-from notelm.evaluation.facts import Fact, extract
+from notelm.evaluation.facts import Fact, extract, normalise
 
 GROUPS: dict[str, tuple[str, ...]] = {  # the report's rows: kinds of fact as a reader groups them
     "vital signs": ("BP", "SBP", "HR", "RR", "SpO2", "temp"),
@@ -46,7 +46,7 @@ class Labelled:
 
 def _key(fact: Fact) -> Fact:
     kind, value = fact
-    return kind, "".join(value.split()).lower()
+    return kind, normalise(value)
 
 
 def read_labelled(path: Path) -> list[Labelled]:

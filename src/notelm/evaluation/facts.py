@@ -124,7 +124,8 @@ NEGATE_BEFORE = re.compile(r"\b(?:d/c'?d|dc'?d|discontinued|removed|pulled|out|a
 _CLAUSE = re.compile(r"[.;,:!?]\s|\band\b|\bbut\b")  # negation stops at a clause's end ...
 _LIST = re.compile(r"[.;:!?]\s|\bbut\b")  # ... except across a list of findings (`denies nausea, vomiting, CP`)
 _TERMINATE = re.compile(r"\b(?:to|then|now)\b", re.I)  # `off BiPAP this AM to 3L NC`: the NC is not negated
-def _norm(value: str) -> str:
+def normalise(value: str) -> str:
+    """A fact value as compared: spaces dropped, lower case (`70 - 89` → `70-89`)."""
     return re.sub(r"\s+", "", value).lower()
 
 
@@ -166,7 +167,7 @@ def _last_drug(text: str, before: int) -> str | None:
 
 
 def _rate(m: re.Match, first: int) -> str:
-    return f" {_norm(m.group(first) + m.group(first + 1))}" if m.group(first) else ""
+    return f" {normalise(m.group(first) + m.group(first + 1))}" if m.group(first) else ""
 
 
 def _drips(text: str) -> set[Fact]:
@@ -198,7 +199,7 @@ def _oxygen(text: str) -> set[Fact]:
     facts = {("O2 device", O2_DEVICES[m.group(1).lower()]) for m in _DEVICE_TERMS.finditer(text)
              if not _negated(text, m.start(), m.end())}
     facts.update(("O2 device", "RA") for _ in ROOM_AIR.finditer(text))
-    facts.update(("O2 flow", _norm(m.group(1)) + "l") for m in O2_FLOW.finditer(text)
+    facts.update(("O2 flow", normalise(m.group(1)) + "l") for m in O2_FLOW.finditer(text)
                  if not _NOT_FLOW.search(text, 0, m.start()))  # `diuresed 1L.` is no oxygen flow
     facts.update(("FiO2", next(g for g in m.groups() if g) + "%") for m in FIO2.finditer(text))
     return facts
@@ -209,10 +210,10 @@ def extract(text: str) -> frozenset[Fact]:
     """The facts `text` states (see the module's docstring for what is found and what is missed)."""
     facts: set[Fact] = set()
     for kind, pattern in VITALS.items():
-        facts.update((kind, _norm(next(g for g in m.groups() if g))) for m in pattern.finditer(text))
+        facts.update((kind, normalise(next(g for g in m.groups() if g))) for m in pattern.finditer(text))
     facts |= _oxygen(text) | _drips(text)
-    facts.update(("medication", f"{m.group(1).lower()} {_norm(m.group(2) + m.group(3))}") for m in MED_DOSE.finditer(text))
-    facts.update(("medication", f"{m.group(3).lower()} {_norm(m.group(1) + m.group(2))}")
+    facts.update(("medication", f"{m.group(1).lower()} {normalise(m.group(2) + m.group(3))}") for m in MED_DOSE.finditer(text))
+    facts.update(("medication", f"{m.group(3).lower()} {normalise(m.group(1) + m.group(2))}")
                  for m in MED_DOSE_FIRST.finditer(text))
     for kind, pattern, names in (("line", _LINE_TERMS, LINES), ("finding", _FINDING_TERMS, FINDINGS)):
         for m in pattern.finditer(text):

@@ -63,11 +63,12 @@ def matched(proposal: list[str], words: list[str], at: int) -> int:
 def simulate(words: list[str], propose: Callable[[int], list[str]], max_words: int,
              visited: list[int] | None = None) -> Typing:
     """Type `words` with `propose(i)` (the system's next words after the first i reference words) shown at every
-    boundary the nurse reaches (appended to `visited`); returns the counts. Next-word accuracy asks `propose` at
-    every boundary, reached or not."""
+    boundary the nurse reaches (appended to `visited`); returns the counts. `propose` is asked once at every
+    boundary, reached or not (next-word accuracy reads them all)."""
+    proposals = [propose(i)[:max_words] for i in range(len(words))]
     at = keystrokes = reached = shown = accepted = accepted_words = 0
     while at < len(words):
-        proposal = propose(at)[:max_words]
+        proposal = proposals[at]
         reached += 1
         shown += bool(proposal)
         if visited is not None:
@@ -77,7 +78,7 @@ def simulate(words: list[str], propose: Callable[[int], list[str]], max_words: i
             keystrokes, accepted, accepted_words, at = keystrokes + 1, accepted + 1, accepted_words + take, at + take
         else:
             keystrokes, at = keystrokes + len(words[at]) + 1, at + 1
-    first_right = sum(1 for i, word in enumerate(words) if (p := propose(i)[:1]) and p[0] == word)
+    first_right = sum(1 for p, word in zip(proposals, words) if p and p[0] == word)
     return Typing(characters(words), keystrokes, math.ceil(len(words) / max_words), reached, shown, accepted,
                   accepted_words, len(words), first_right)
 

@@ -79,9 +79,14 @@ def drafters(chart: list[str], ngram: NGram | None, k: int) -> list[Drafter]:
     test notes; not a committed result): a rejected draft still costs the positions it adds to a forward, so the
     drafter right most often goes first."""
     out = [words_drafter(lambda w: ngram.propose(w, k), note_part)] if ngram is not None else []
-    if chart:
-        out.append(words_drafter(lambda w: ChartCopy(chart, []).propose(w, k), note_part))
-    return [*out, prompt_lookup(k)]
+    return [*out, *([chart_drafter(chart, k)] if chart else []), prompt_lookup(k)]
+
+
+def chart_drafter(chart: list[str], k: int) -> Drafter:
+    """A Drafter of the `k` words that follow, in `chart` (the patient's earlier note as words), the place the text's
+    note (names.note_part: without its history) has reached (the `aligned_copy` rule)."""
+    copy = ChartCopy(chart, [])
+    return words_drafter(lambda words: copy.propose(words, k), note_part)
 
 
 def history_drafter(k: int) -> Drafter:

@@ -18,6 +18,18 @@ from notelm.generation.decoding import prompt_ids
 
 Drafter = Callable[[str], str]
 
+# Draft tokens offered at most in one forward: a rejected draft still costs the positions it adds to the forward,
+# so a drafter that keeps being wrong is offered fewer (benchmarks/suggest.py measures the latency either way).
+MAX_OFFER = 16
+
+
+def next_offer(offer: int, offered: int, kept: int) -> int:
+    """How many draft tokens to offer next: twice as many after a whole offer was kept, half after its first token
+    was rejected (at least one), the same otherwise; unchanged when nothing was offered."""
+    if not offered:
+        return offer
+    return min(MAX_OFFER, 2 * offer) if kept == offered else max(1, offer // 2) if not kept else offer
+
 
 def lookup(words: list[str], k: int, context: int = 2) -> list[str]:
     """The `k` words that followed the most recent earlier occurrence of `words`' last `context` words (backing

@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from notelm.generation.decoding import decode, prompt_ids
-from notelm.generation.drafts import Drafter, draft_tokens
-from notelm.generation.suggest import MAX_OFFER, _crop_to, decode_raw
+from notelm.generation.drafts import MAX_OFFER, Drafter, draft_tokens, next_offer
+from notelm.generation.suggest import crop_cache, decode_raw
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,12 @@ def follow(model, tokenizer, prompt: str, drafter: Drafter, tau: float, budget: 
                         logits_to_keep=len(draft) + 1)  # 1 × (len(draft) + 1) × V
             cache, probs = out.past_key_values, out.logits[0].float().softmax(-1)
             kept = next((j for j, t in enumerate(draft) if float(probs[j, t]) < tau), len(draft))
-            if draft:
-                room = min(MAX_OFFER, 2 * room) if kept == len(draft) else max(1, room // 2) if not kept else room
+            room = next_offer(room, len(draft), kept)
             span = span[kept:] if kept == len(draft) else []  # how much is offered at once never changes the text
             new = draft[:kept] + ([int(probs[kept].argmax())] if kept < len(draft) or not draft else [])
             # the cache holds the text and the kept draft tokens; one token at least is left to feed next round
             cached = min(len(confirmed) + kept, len(confirmed) + len(new) - 1)
-            if not _crop_to(cache, cached):
+            if not crop_cache(cache, cached):
                 cache, cached = None, 0
             for j, token in enumerate(new):
                 written.append(token)

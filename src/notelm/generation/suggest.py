@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from notelm.generation.decoding import is_wordpiece, prompt_ids
-from notelm.generation.drafts import Drafter, draft_tokens
+from notelm.generation.drafts import MAX_OFFER, Drafter, draft_tokens, next_offer
 
 
 def proposal_words(last_typed: str, generated: str, max_words: int, ended: bool) -> list[str]:
@@ -76,15 +76,22 @@ def _words(tokenizer, last_typed: str, gap: str, ids: list[int], max_words: int)
     return proposal_words(last_typed, text[len(gap):], max_words, tokenizer.eos_token_id in ids)
 
 
+def _encode(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """`text`'s token ids and their character spans, without a trailing special token (an end marker is not typed
+    text)."""
+    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
+    ids, spans = enc["input_ids"], enc["offset_mapping"]
+    while len(ids) > 1 and spans[-1] == (0, 0):
+        ids, spans = ids[:-1], spans[:-1]
+    return ids, spans
+
+
 def boundaries(tokenizer, prompt: str, words: list[str]) -> tuple[list[int], list[int], list[str]]:
     """The token ids of the prompt followed by `words`, and per word boundary i (the prompt and words[:i] typed):
     how many leading tokens lie wholly in the typed text, and the typed characters after them (the `gap`: ''
     unless a token straddles the boundary)."""
     text = prompt + "".join(" " + w for w in words)
-    enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-    ids, spans = enc["input_ids"], enc["offset_mapping"]
-    while len(ids) > 1 and spans[-1] == (0, 0):  # a trailing special token (an end marker) is not typed text
-        ids, spans = ids[:-1], spans[:-1]
+    ids, spans = _encode(tokenizer, text)
     cuts, gaps, end = [], [], len(prompt)
     for word in words:
         cut = sum(1 for s, e in spans if e <= end)
@@ -142,7 +149,7 @@ def propose_all(model, tokenizer, prompt: str, words: list[str], max_words: int,
     return [_words(tokenizer, lt, g, w, max_words) for lt, g, w in zip(lasts, gaps, written)]
 
 
-def _crop_to(cache, length: int) -> bool:
+def crop_cache(cache, length: int) -> bool:
     """Cut `cache` back to its first `length` tokens (transformers 5 takes minus the tokens to remove); False when
     it cannot (a sliding-window layer past its window keeps no older states): the caller re-reads the text."""
     remove = cache.get_seq_length() - length
@@ -152,11 +159,6 @@ def _crop_to(cache, length: int) -> bool:
     except ValueError:
         return False
     return True
-
-
-# Draft tokens offered at most in one forward: a rejected draft still costs the positions it adds to the forward,
-# so a drafter that keeps being wrong is offered fewer (benchmarks/suggest.py measures the latency either way).
-MAX_OFFER = 16
 
 
 @dataclass
@@ -195,7 +197,7 @@ class Suggester:
 
     def _crop(self, length: int) -> None:
         """Keep the cache's first `length` tokens (all of it dropped when it cannot be cut)."""
-        if self.cache is not None and not _crop_to(self.cache, length):
+        if self.cache is not None and not crop_cache(self.cache, length):
             self.cache, length = None, 0
         self.cached = length if self.cache is not None else 0
 
@@ -240,10 +242,7 @@ class Suggester:
                 room = min(self.offer, self.budget - len(written) - 1)  # kept beside the model's own token
                 draft = self._draft(text + decode_raw(self.tokenizer, written), confirmed)[:room] if room else []
                 new = self._verify(confirmed[self.cached:], draft)
-                if draft:  # a drafter that keeps being wrong is offered fewer tokens until it is right again
-                    kept = len(new) - 1
-                    self.offer = min(MAX_OFFER, 2 * self.offer) if kept == len(draft) else max(1, self.offer // 2) \
-                        if not kept else self.offer
+                self.offer = next_offer(self.offer, len(draft), len(new) - 1)  # fewer while a drafter is wrong
                 for token in new:
                     written.append(token)
                     done = len(written) >= self.budget or _finished(self.tokenizer, written, "", self.max_words)
@@ -290,10 +289,7 @@ def _branches(tokenizer, prompt: str, words: list[str], ids: list[int], candidat
         typed = prompt + "".join(" " + w for w in words[:i])
         for cand in cands:
             text = typed + "".join(" " + w for w in cand)
-            enc = tokenizer(text, add_special_tokens=True, return_offsets_mapping=True)
-            full, spans = enc["input_ids"], enc["offset_mapping"]
-            while len(full) > 1 and spans[-1] == (0, 0):
-                full, spans = full[:-1], spans[:-1]
+            full, spans = _encode(tokenizer, text)
             start = next((t for t, (_, e) in enumerate(spans) if e > len(typed)), len(full))
             lcp = next((t for t, (a, b) in enumerate(zip(full, ids)) if a != b), min(len(full), len(ids)))
             ends, end = [], len(typed)

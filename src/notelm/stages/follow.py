@@ -30,7 +30,7 @@ from notelm.config.data import DataParams
 from notelm.config.follow import FollowParams
 from notelm.config.generate import GenerateParams
 from notelm.config.models import recorded_row
-from notelm.config.names import note_part, scored
+from notelm.config.names import scored
 from notelm.core import runner
 from notelm.core.files import read_jsonl, write_json, write_jsonl
 from notelm.core.loader import load_section
@@ -44,10 +44,9 @@ from notelm.core.paths import (
 )
 from notelm.data.history import alternate
 from notelm.evaluation.examples import cut_words
-from notelm.evaluation.proposers import ChartCopy, chart_copies
+from notelm.evaluation.proposers import chart_copies, chart_drafter
 from notelm.evaluation.rouge import rouge_scores
 from notelm.generation.decoding import prompt_ids, token_budget
-from notelm.generation.drafts import words_drafter
 from notelm.generation.follow import Followed, follow
 from notelm.training.weights import load_checkpoint
 
@@ -61,9 +60,8 @@ def continue_all(model, tokenizer, rows: list[dict], split_rows: list[dict], tau
     budget, _ = token_budget(tokenizer, [r["target"] for r in rows], gen, cap)
     out = []
     for row, copy in zip(rows, chart_copies(rows, split_rows)):
-        chart = ChartCopy(copy.source, [])
-        drafter = words_drafter(lambda words, chart=chart: chart.propose(words, k), note_part)
-        out.append(follow(model, tokenizer, row["prompt"], drafter, tau, budget, cap, gen.max_prompt_tokens))
+        out.append(follow(model, tokenizer, row["prompt"], chart_drafter(copy.source, k), tau, budget, cap,
+                          gen.max_prompt_tokens))
     return out
 
 
