@@ -48,3 +48,27 @@ def test_notelm_facts_prints_precision_and_recall_of_both_labelled_sets_and_the_
     assert out.startswith("| Facts | development P | development R | held-out P | held-out R |")
     assert "| overall |" in out and "- held-out lines: " in out
     assert "labels/fact_lines_heldout.jsonl id " in out  # a line it gets wrong, with what it missed
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["grid", "--gpu", "a100"], "--gpu only with --slurm"),
+    (["grid", "--queue", "--sbatch=--time=1:00", "--dry-run"], "--sbatch, --dry-run only with --slurm"),
+    (["grid", "status", "--outputs"], "--outputs only with `collect`"),
+])
+def test_notelm_grid_refuses_options_that_would_be_ignored(capsys, argv, message):
+    assert cli.main(argv) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_notelm_grid_status_before_any_submission_says_so(capsys, tmp_path):
+    assert cli.main(["grid", "status", "--dir", str(tmp_path)]) == 1
+    assert f"{tmp_path}: no grid was submitted from here" in capsys.readouterr().err
+
+
+def test_notelm_grid_prints_a_matrix_s_points_as_dvc_experiments(capsys, tmp_path):
+    grid = tmp_path / "g.yaml"
+    grid.write_text("matrix: {model: [smollm2, gemma3]}\nset: {train.epochs: 1}\n")
+    assert cli.main(["grid", "--grid", str(grid)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "dvc exp run -n smollm2 -S model=smollm2 -S train.epochs=1",
+        "dvc exp run -n gemma3 -S model=gemma3 -S train.epochs=1"]

@@ -165,8 +165,9 @@ def artifact_path(path: str) -> bool:
 
 
 # The rooms of src/notelm, bottom first: a module may import its own room and the rooms before it. The
-# top-level modules (app, arena, compare, study, readme, cli) are the consumers, above every room.
-ROOMS = ("core", "config", "data", "training", "generation", "evaluation", "privacy", "report", "stages")
+# top-level modules (app, arena, compare, study, readme, cli) are the consumers, above every room; cluster/ is a
+# consumer room (no stage imports it), below them.
+ROOMS = ("core", "config", "data", "training", "generation", "evaluation", "privacy", "report", "stages", "cluster")
 
 
 def rank(module: str) -> int:
@@ -206,6 +207,7 @@ CROSS_MODULE_TESTS = {
     "test_compile.py": "train.compile and generate.compile against eager (trainer and decoding)",
     "test_contract.py": "this file",
     "test_pipeline.py": "the whole dvc.yaml pipeline end to end",
+    "test_cluster.py": "the grid on a real one-node Slurm, the FSDP batch script, the SkyPilot task",
     "test_app_browser.py": "the app in headless Chromium",
 }
 

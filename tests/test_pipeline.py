@@ -34,17 +34,16 @@ def sh(*cmd: str, cwd: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory, tiny_model_factory) -> Path:
-    """A git + DVC copy of the repository whose params select a tiny corpus and a tiny random llama."""
-    root = tmp_path_factory.mktemp("repo")
+def make_repo(root: Path, model_dir: Path) -> Path:
+    """A committed git + DVC copy of the repository at `root` whose params select a tiny corpus and the tiny
+    random llama at `model_dir` (row `tiny-llama`, alias `tiny`); nothing reproduced yet."""
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copytree(REPO / "configs", root / "configs")
     shutil.copytree(REPO / "labels", root / "labels")  # the labelled fact lines evaluate measures the extractor on
     with (root / "configs/models.yaml").open("a") as fh:
-        fh.write(f"tiny-llama: {{source: {tiny_model_factory('llama')}, family: llama, method: full, aliases: [tiny]}}\n")
+        fh.write(f"tiny-llama: {{source: {model_dir}, family: llama, method: full, aliases: [tiny]}}\n")
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["model"] = "tiny"
     params["synthetic"].update(patients=20, admissions_per_patient=[1, 2], notes_per_admission=[2, 3])
@@ -61,6 +60,13 @@ def repo(tmp_path_factory, tiny_model_factory) -> Path:
     sh("dvc", "config", "core.analytics", "false", cwd=root)
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-qm", "pipeline", cwd=root)  # dvclive records the git revision it trains at
+    return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, tiny_model_factory) -> Path:
+    """make_repo, reproduced and committed."""
+    root = make_repo(tmp_path_factory.mktemp("repo"), tiny_model_factory("llama"))
     sh("dvc", "repro", cwd=root)
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-qm", "baseline", cwd=root)

@@ -7,6 +7,8 @@
     notelm plan --gpu 24GB [--gpus 4]       ... on a card you don't have (FSDP over several for the big rows)
     notelm compare [-a | -A] [--study]      models × variants × metrics over DVC experiments and branches
     notelm grid [--queue] [--offline]       the original study's runs (study/grid.yaml) as DVC experiments
+    notelm grid --slurm [--grid FILE]       ... or your own grid, one Slurm array task per point
+    notelm grid status | collect            each point's state and log; pull the finished experiments
     notelm app                              the local completion page, arena and benchmark (Gradio)
     notelm reproduce --check                after `make repro`: did this machine reproduce the committed run?
     notelm facts [--misses]                 the fact extractor's precision and recall on the labelled lines
@@ -26,11 +28,13 @@ import sys
 from pathlib import Path
 
 from notelm import stages
+from notelm.cluster.slurm import GRIDS
 from notelm.config.names import VARIANTS
 from notelm.core import runner
 from notelm.core.errors import NoteLMError
 from notelm.core.loader import load_params
 from notelm.core.paths import FACT_LINES, PARAMS_FILE, RATINGS
+from notelm.study import GRID
 
 ALIASES = {"base-model": "base_model"}
 
@@ -109,10 +113,7 @@ def _add_compare(sub) -> None:
                      help="the paired, patient-clustered difference SECOND − FIRST of two runs on the same test notes")
     cmp.add_argument("--variant", default=VARIANTS[1], help=f"the variant --paired compares (default: {VARIANTS[1]})")
     cmp.set_defaults(func=_compare)
-    grid = sub.add_parser("grid", help="the study's grid (study/grid.yaml) as DVC experiments; not a stage")
-    grid.add_argument("--queue", action="store_true", help="queue them (then: dvc queue start -j 1); default: print")
-    grid.add_argument("--offline", action="store_true", help="only the presets whose weights are here already")
-    grid.set_defaults(func=_grid)
+    _add_grid(sub)
     rep = sub.add_parser("reproduce", help="the workspace's metrics against the committed run: verdicts, moves, "
                                            "the machine facts that explain them; not a stage")
     rep.add_argument("--check", action="store_true", help="exit 1 when a headline verdict changed")
@@ -121,6 +122,31 @@ def _add_compare(sub) -> None:
     rep.add_argument("--save", metavar="FILE", help="also write the comparison as JSON (e.g. "
                                                     "benchmarks/results/reproduce.json, which docs are made from)")
     rep.set_defaults(func=_reproduce)
+
+
+def _add_grid(sub) -> None:
+    grid = sub.add_parser("grid", help="a grid of DVC experiments (default: the study's, study/grid.yaml): print, "
+                                       "queue here, or submit to Slurm; status and collect; not a stage")
+    grid.add_argument("action", nargs="?", choices=("status", "collect"),
+                      help="status: each submitted point's state and log; collect: pull the finished experiments "
+                           "(of the grid submitted last, or of --grid / --dir)")
+    grid.add_argument("--grid", default=GRID, metavar="FILE",
+                      help=f"the grid: presets or a `matrix:` of -S overrides (default: {GRID}; docs/cluster.md)")
+    where = grid.add_mutually_exclusive_group()
+    where.add_argument("--queue", action="store_true", help="queue them here (then: dvc queue start -j 1)")
+    where.add_argument("--slurm", action="store_true", help="submit them to Slurm, one array task per point")
+    grid.add_argument("--offline", action="store_true", help="only the points whose weights are here already")
+    grid.add_argument("--gpu", metavar="CARD", help="with --slurm: train each point on one card of this kind "
+                                                    "(h100, a100, 24GB, ...; `notelm plan --gpu`); default: CPU nodes")
+    grid.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                      help="with --slurm: an sbatch option for every job (repeatable): --sbatch=--partition=gpu "
+                           "--sbatch=--time=04:00:00 --sbatch=--cpus-per-task=8")
+    grid.add_argument("--dir", metavar="DIR", help=f"the grid's scripts, logs, states and ledger (default: "
+                                                  f"{GRIDS}/<grid file name>; on storage the nodes share)")
+    grid.add_argument("--dry-run", action="store_true", help="with --slurm: write the scripts, submit nothing")
+    grid.add_argument("--outputs", action="store_true", help="with collect: also pull the experiments' outputs")
+    grid.add_argument("--params", default=PARAMS_FILE, help=f"params file (default: {PARAMS_FILE})")
+    grid.set_defaults(func=_grid)
 
 
 def _add_facts(sub) -> None:
@@ -187,7 +213,49 @@ def _compare(args: argparse.Namespace) -> None:
 def _grid(args: argparse.Namespace) -> None:
     from notelm.study import grid
 
-    print(grid(args.queue, args.offline), end="")
+    misplaced = [flag for flag, given, needs in (("--gpu", args.gpu, args.slurm), ("--sbatch", args.sbatch, args.slurm),
+                                                ("--dry-run", args.dry_run, args.slurm),
+                                                ("--outputs", args.outputs, args.action == "collect"))
+                 if given and not needs]
+    if misplaced:
+        raise NoteLMError(f"notelm grid: {', '.join(misplaced)} only with "
+                          f"{'`collect`' if misplaced == ['--outputs'] else '--slurm'} (notelm grid -h)")
+    if args.action or args.slurm:
+        return _grid_slurm(args)
+    print(grid(args.queue, args.offline, args.params, args.grid), end="")
+
+
+def _grid_slurm(args: argparse.Namespace) -> None:
+    """`notelm grid --slurm`, `notelm grid status`, `notelm grid collect` (src/notelm/cluster/slurm.py)."""
+    from notelm.cluster import slurm
+
+    grid_dir = Path(args.dir) if args.dir else GRIDS / slurm.grid_name(Path(args.grid).stem)
+    if args.action:
+        dirs = [grid_dir] if args.dir or args.grid != GRID or not slurm.grid_dirs() else slurm.grid_dirs()[:1]
+        for found in dirs:
+            print(slurm.status_text(found) if args.action == "status" else slurm.collect(found, outputs=args.outputs),
+                  end="")
+        return None
+    from notelm.cluster import points, resources
+    from notelm.plan import parse_gpu
+    from notelm.study import offline_points
+
+    params = load_params(args.params)
+    todo, lines = points.load(args.grid), []
+    if args.offline:
+        todo, lines = offline_points(todo, params)
+    card = parse_gpu(args.gpu) if args.gpu else None
+    requests = {}
+    for point in list(todo):
+        try:
+            requests[point.name] = resources.for_point(point, params, card)
+        except resources.TooBig as exc:
+            lines.append(f"# {exc}")
+            todo.remove(point)
+    shared = points.shared_stages(todo, points.dvc_stages())
+    print("\n".join(lines + [slurm.submit(todo, requests, shared, grid_dir, slurm.grid_name(grid_dir.name),
+                                          args.sbatch, dry_run=args.dry_run)]), end="")
+    return None
 
 
 def _reproduce(args: argparse.Namespace) -> int:

