@@ -141,6 +141,10 @@ def _add_grid(sub) -> None:
     grid.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
                       help="with --slurm: an sbatch option for every job (repeatable): --sbatch=--partition=gpu "
                            "--sbatch=--time=04:00:00 --sbatch=--cpus-per-task=8")
+    grid.add_argument("--cpus", type=int, default=4, help="with --slurm: --cpus-per-task of every job, the threads "
+                                                          "torch uses (default: 4; --sbatch=--cpus-per-task=N wins)")
+    grid.add_argument("--max-running", type=int, default=0, metavar="N",
+                      help="with --slurm: at most N tasks of an array at once (Slurm's --array=...%%N)")
     grid.add_argument("--dir", metavar="DIR", help=f"the grid's scripts, logs, states and ledger (default: "
                                                   f"{GRIDS}/<grid file name>; on storage the nodes share)")
     grid.add_argument("--dry-run", action="store_true", help="with --slurm: write the scripts, submit nothing")
@@ -215,6 +219,7 @@ def _grid(args: argparse.Namespace) -> None:
 
     misplaced = [flag for flag, given, needs in (("--gpu", args.gpu, args.slurm), ("--sbatch", args.sbatch, args.slurm),
                                                 ("--dry-run", args.dry_run, args.slurm),
+                                                ("--max-running", args.max_running, args.slurm),
                                                 ("--outputs", args.outputs, args.action == "collect"))
                  if given and not needs]
     if misplaced:
@@ -245,17 +250,19 @@ def _grid_slurm(args: argparse.Namespace) -> None:
     if args.offline:
         todo, lines = offline_points(todo, params)
     card = parse_gpu(args.gpu) if args.gpu else None
-    requests = {}
+    requests, refused = {}, []
     for point in list(todo):
         try:
             requests[point.name] = resources.for_point(point, params, card)
         except resources.TooBig as exc:
-            lines.append(f"# {exc}")
+            refused.append(f"# not submitted: {exc}")
             todo.remove(point)
     shared = points.shared_stages(todo, points.dvc_stages())
-    print("\n".join(lines + [slurm.submit(todo, requests, shared, grid_dir, slurm.grid_name(grid_dir.name),
-                                          args.sbatch, dry_run=args.dry_run)]), end="")
-    return None
+    extra = [f"--cpus-per-task={args.cpus}", *args.sbatch]
+    print("\n".join(lines + refused + [slurm.submit(todo, requests, shared, grid_dir, slurm.grid_name(grid_dir.name),
+                                                    extra, dry_run=args.dry_run, max_running=args.max_running)]),
+          end="")
+    return 1 if refused else None  # the others went, but the grid is not whole
 
 
 def _reproduce(args: argparse.Namespace) -> int:

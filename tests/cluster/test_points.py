@@ -67,6 +67,11 @@ def test_apply_sets_dotted_keys_on_a_copy():
     assert params["train"]["epochs"] == 1
     with pytest.raises(NoteLMError, match="model is not a section"):
         points.apply(params, {"model.x": 1})
+    with pytest.raises(NoteLMError, match=r"-S train.epoch: params.yaml has no such key.*\+\+train.epoch"):
+        points.apply(params, {"train.epoch": 3})  # a typo dvc exp run -S would refuse on the node
+    with pytest.raises(NoteLMError, match="has no 'evaluate' there"):
+        points.apply(params, {"evaluate.seed": 3})
+    assert points.apply(params, {"+evaluate.seed": 3})["evaluate"] == {"seed": 3}
 
 
 STAGES = {  # name -> (params it reads, its upstream stages), as dvc_stages gives them
@@ -97,3 +102,7 @@ def test_dvc_stages_reads_the_repository_s_pipeline():
     assert stages["train"][0] == ["model", "train"] and "prepare" in stages["train"][1]
     assert points.shared_stages([points.Point("x", {"train.max_steps": 2})], stages) == [
         "synthesize", "prepare", "audit", "base_model", "generate_pretrained"]
+
+
+def test_the_study_s_presets_share_only_the_synthetic_corpus():  # docs/cluster.md says so
+    assert points.shared_stages(points.load("study/grid.yaml"), points.dvc_stages()) == ["synthesize"]

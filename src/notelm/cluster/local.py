@@ -47,6 +47,7 @@ def install() -> str | None:
 
 
 def free_port() -> int:
+    """A TCP port of 127.0.0.1 free a moment ago (the daemons bind it next)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -74,12 +75,14 @@ def config(root: Path, host: str, cpus: int, memory_mb: int, ports: tuple[int, i
 
 
 def _user() -> str:
+    """This process's user name: the daemons run as whoever starts them."""
     import pwd
 
     return pwd.getpwuid(os.getuid()).pw_name
 
 
 def _sbin(cmd: str) -> str:
+    """The path of a daemon: /usr/sbin is often not on a user's PATH."""
     return shutil.which(cmd, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin") or cmd
 
 
@@ -120,6 +123,7 @@ def start(root: Path, timeout: float = 30.0) -> dict[str, str]:
 
 
 def _logs(root: Path) -> str:
+    """The last lines of each daemon's log, for an error message."""
     return "\n".join(f"{name}: {' | '.join(path.read_text(errors='replace').splitlines()[-5:])}"
                      for name in ("slurmctld.log", "slurmd.log", "munged.log") if (path := root / name).is_file())
 
@@ -143,6 +147,7 @@ def stop(root: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` still exists."""
     try:
         os.kill(pid, 0)
     except OSError:
@@ -151,6 +156,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m notelm.cluster.local start|stop DIR` (the module docstring); the exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
         print(__doc__.split("\n\n")[1], file=sys.stderr)

@@ -111,22 +111,29 @@ def unique(points: list[Point], path: Path) -> list[Point]:
 
 
 def apply(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `params` with dotted `overrides` set (as `dvc exp run -S` would), for planning a point."""
+    """A copy of `params` with dotted `overrides` set, as `dvc exp run -S` would: a key must exist in params.yaml
+    unless it starts with `+` or `++` (add it); a clear error naming the key otherwise."""
     out = yaml.safe_load(yaml.safe_dump(params))
     for key, value in overrides.items():
+        adding = key.startswith("+")
         node = out
-        *parents, leaf = key.removeprefix("++").split(".")
+        *parents, leaf = key.lstrip("+").split(".")
         for part in parents:
+            if part not in node and not adding:
+                raise NoteLMError(f"-S {key}: params.yaml has no {part!r} there; fix the key, or add it with ++{key}")
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise NoteLMError(f"-S {key}: {part} is not a section of params.yaml")
+        if leaf not in node and not adding:
+            raise NoteLMError(f"-S {key}: params.yaml has no such key (dvc exp run -S would refuse it); fix the key, "
+                              f"or add it with ++{key}")
         node[leaf] = value
     return out
 
 
 def overlaps(key: str, param: str) -> bool:
     """Whether setting `key` changes the params entry `param` (one is the other or a section of it)."""
-    key = key.removeprefix("++")
+    key = key.lstrip("+")
     return key == param or key.startswith(param + ".") or param.startswith(key + ".")
 
 

@@ -41,6 +41,7 @@ class Resources:
 
     @property
     def key(self) -> tuple[int | None, int]:
+        """What makes two requests one array job."""
         return self.mem_gb, self.gpus
 
 

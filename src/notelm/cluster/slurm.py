@@ -8,10 +8,10 @@ their outputs; then, after it succeeds, one array job per distinct resource requ
 (`resources.for_point`). Each task clones `origin` at HEAD into node-local scratch, copies in the shared
 job's dvc.lock and git-tracked outputs (so DVC finds those stages up to date and pulls their cached outputs
 instead of recomputing them), runs `dvc exp run -n <point> -S ...`, and pushes the experiment: its git refs
-to `origin`, its outputs to the DVC remote. A task writes its state
-(`running`, `done`, `failed <exit code>`) to `<grid dir>/state/<point>`; the grid dir (default
-`logs/grid/<grid name>/`, inside the repository, so on storage the nodes share) also holds the rendered
-scripts, the logs and `grid.json`, the ledger of what was submitted.
+to `origin`, its outputs to the DVC remote. A job writes its state (`running`, `done`, `failed <exit code>`)
+to `<grid dir>/state/<Slurm job id>`; the grid dir (default `logs/grid/<grid name>/`, inside the repository,
+so on storage the nodes share) also holds each submission's rendered scripts, the logs, the shared job's
+`shared-tree/<its id>` and `grid.json`, the ledger of what was submitted (point -> its job).
 
 `status` answers from the git remote (an experiment pushed there is done), the state files and `squeue`;
 `collect` pulls the finished experiments' refs so `dvc exp show` and `notelm compare` list them.
@@ -112,57 +112,74 @@ def pushed(url: str, commit: str, root: Path = Path(".")) -> set[str]:
 
 
 def script(grid_dir: Path, where: Origin, bin_dir: str, name: str, points: list[Point] | None,
-           stages: list[str], request: Resources | None, extra: list[str]) -> str:
-    """The sbatch script of the shared-stages job (`points` None: `dvc repro <stages>`, `dvc push`) or of one
-    array job (a task per point: `dvc exp run`, `dvc exp push`). Every value is shell-quoted."""
-    q = shlex.quote
+           stages: list[str], request: Resources, extra: list[str], tree: str = "", max_running: int = 0) -> str:
+    """The sbatch script of the shared-stages job (`points` None: `dvc repro <stages>`, `dvc push`, its tree
+    left for the points) or of one array job (a task per point: `dvc exp run`, `dvc exp push`), the points
+    copying in the shared job's `tree`. Every value is shell-quoted."""
     array = points is not None
-    head = [f"#SBATCH --job-name={name}-{'grid' if array else SHARED}",
-            f"#SBATCH --output={grid_dir / 'logs'}/{'%A_%a' if array else SHARED + '-%j'}.out"]
-    if array:
-        head.append(f"#SBATCH --array=0-{len(points) - 1}")
-    head += [f"#SBATCH {opt}" for opt in [*(request.sbatch() if request else []), *extra]]
-    body = [
+    head = [f"--job-name={name}-{'grid' if array else SHARED}",
+            f"--output={grid_dir / 'logs'}/{'%A_%a' if array else SHARED + '-%j'}.out",
+            *([f"--array=0-{len(points) - 1}{f'%{max_running}' if max_running else ''}"] if array else []),
+            *request.sbatch(), *extra]  # extra last: an option given twice, sbatch takes the last
+    job = '"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' if array else '"$SLURM_JOB_ID"'
+    work = _point_work(points, tree) if array else _shared_work(stages)
+    return "\n".join(["#!/bin/bash", *(f"#SBATCH {opt}" for opt in head), *_prologue(grid_dir, where, bin_dir, job),
+                      *work]) + "\n"
+
+
+def _prologue(grid_dir: Path, where: Origin, bin_dir: str, job: str) -> list[str]:
+    """The lines every job runs first: its state file (keyed by its Slurm id, so a resubmission never writes
+    over an earlier job's), a clone of the commit in node-local scratch, removed at the end."""
+    q = shlex.quote
+    return [
         "# Rendered by `notelm grid --slurm` (src/notelm/cluster/slurm.py); kept beside its logs for reading.",
         "set -euo pipefail",
         f"GRID={q(str(grid_dir))}",
         f"ORIGIN={q(where.url)}",
         f"COMMIT={where.commit}",
+        f"JOB={job}",
         f"export PATH={q(bin_dir)}:\"$PATH\"   # the submitting environment's python and dvc (shared storage)",
         "export DVC_NO_ANALYTICS=1 OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}",
-    ]
-    if array:
-        cases = [f"  {i}) POINT={q(p.name)}; SETS=({' '.join(q(a) for s in p.sets() for a in ('-S', s))}) ;;"
-                 for i, p in enumerate(points)]
-        body += ["case \"$SLURM_ARRAY_TASK_ID\" in", *cases, "esac"]
-        work = [*([f'cp -a "$GRID/{SHARED_TREE}/." .   # dvc.lock and git-tracked outputs of the shared stages']
-                  if stages else []),
-                'dvc exp run --pull -n "$POINT" "${SETS[@]}"   # --pull: cached outputs from the DVC remote',
-                'dvc exp push --run-cache origin "$POINT"   # git refs to origin, outputs to the DVC remote']
-    else:
-        body.append(f"POINT={SHARED}")
-        tree = f'"$GRID/{SHARED_TREE}"'
-        targets = " ".join(q(s) for s in stages)
-        work = [f"dvc repro --pull {targets}",
-                f"dvc push --run-cache {targets}   # their cached outputs, for the points to pull",
-                "# What DVC cannot share through the run-cache (a stage with an uncached output, e.g. a git-tracked",
-                "# metrics file, is never restored from it elsewhere): dvc.lock and the files git would commit.",
-                f'rm -rf {tree}.tmp && mkdir -p {tree}.tmp',
-                f'git ls-files -z -m -o --exclude-standard | xargs -0 -r cp --parents -t {tree}.tmp',
-                f'rm -rf {tree} && mv {tree}.tmp {tree}']
-    body += [
-        'state() {  # the task\'s state, replaced whole (a reader never sees half a line)',
-        '  printf "%s\\n" "$*" > "$GRID/state/.$POINT.tmp" && mv "$GRID/state/.$POINT.tmp" "$GRID/state/$POINT"',
+        'state() {  # the job\'s state, replaced whole (a reader never sees half a line)',
+        '  printf "%s\\n" "$*" > "$GRID/state/.$JOB.tmp" && mv "$GRID/state/.$JOB.tmp" "$GRID/state/$JOB"',
         '}',
-        'WORK=$(mktemp -d "${NOTELM_SCRATCH:-${TMPDIR:-/tmp}}/notelm-$POINT.XXXXXX")',
+        'WORK=$(mktemp -d "${NOTELM_SCRATCH:-${TMPDIR:-/tmp}}/notelm-$JOB.XXXXXX")',
+        "trap 'exit 143' TERM   # Slurm's time limit or scancel: recorded as failed 143",
         "trap 'rc=$?; if [ $rc -eq 0 ]; then state done; else state failed $rc; fi; rm -rf \"$WORK\"' EXIT",
-        'state running "$SLURM_JOB_ID" "$(hostname)"',
-        'echo "notelm grid: $POINT at $COMMIT on $(hostname), in $WORK"',
-        'git clone -q --no-checkout "$ORIGIN" "$WORK" && cd "$WORK" && git checkout -q "$COMMIT"',
+        'state running "$(hostname)"',
+        "# one command a line: under set -e a failure inside `a && b` would not stop the job",
+        'git clone -q --no-checkout "$ORIGIN" "$WORK"',
+        'cd "$WORK"',
+        'git checkout -q "$COMMIT"',
         'export PYTHONPATH="$WORK/src"   # the submitted commit\'s code, whatever the submitting checkout holds now',
-        *work,
     ]
-    return "\n".join(["#!/bin/bash", *head, *body]) + "\n"
+
+
+def _point_work(points: list[Point], tree: str) -> list[str]:
+    """An array task: its point by task id, the shared stages' tree copied in, `dvc exp run`, `dvc exp push`."""
+    q = shlex.quote
+    cases = [f"  {i}) POINT={q(p.name)}; SETS=({' '.join(q(a) for s in p.sets() for a in ('-S', s))}) ;;"
+             for i, p in enumerate(points)]
+    return ['case "$SLURM_ARRAY_TASK_ID" in', *cases,
+            '  *) echo "notelm grid: no point for array task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;', "esac",
+            'echo "notelm grid: $POINT at $COMMIT on $(hostname), in $WORK"',
+            *([f"cp -a {q(tree)}/. .   # dvc.lock and the git-tracked outputs of the shared stages"] if tree else []),
+            'dvc exp run --pull -n "$POINT" ${SETS[@]+"${SETS[@]}"}   # --pull: cached outputs from the DVC remote',
+            'dvc exp push --run-cache origin "$POINT"   # git refs to origin, outputs to the DVC remote']
+
+
+def _shared_work(stages: list[str]) -> list[str]:
+    """The shared job: reproduce the stages, push their outputs, leave dvc.lock and the files git would commit
+    in shared-tree/<its id> -- what DVC cannot share through the run-cache (a stage with an uncached output,
+    e.g. a git-tracked metrics file, is never restored from it on another machine)."""
+    targets = " ".join(shlex.quote(s) for s in stages)
+    tree = f'"$GRID/{SHARED_TREE}/$JOB"'
+    return ['echo "notelm grid: the shared stages at $COMMIT on $(hostname), in $WORK"',
+            f"dvc repro --pull {targets}",
+            f"dvc push --run-cache {targets}   # their cached outputs, for the points to pull",
+            f"mkdir -p {tree}.tmp",
+            f"git ls-files -z -m -o --exclude-standard | xargs -0 -r cp --parents -t {tree}.tmp",
+            f"mv {tree}.tmp {tree}"]
 
 
 # ------------------------------------------------------------------ submit
@@ -190,15 +207,64 @@ def sbatch(path: Path, dependency: str | None = None) -> str:
 
 
 def submit(points: list[Point], requests: dict[str, Resources], stages: list[str], grid_dir: Path,
-           name: str, extra: list[str], root: Path = Path("."), dry_run: bool = False) -> str:
+           name: str, extra: list[str], root: Path = Path("."), dry_run: bool = False, max_running: int = 0) -> str:
     """Submit the points not yet pushed for HEAD nor queued (see the module docstring); return what it did,
     one line each. `requests`: point name -> its Slurm request. With `dry_run`, only render the scripts."""
+    if SHARED in {p.name for p in points}:
+        raise NoteLMError(f"a point may not be named {SHARED!r} (the shared stages' job is); rename it")
     where = origin(root)
     dvc_remote(root)
     grid_dir = grid_dir.resolve()  # the jobs write there from their own clones
     ledger = read_ledger(grid_dir)
+    lines, todo = pending(points, ledger, where, root, dry_run)
+    if not todo:
+        return "\n".join(lines + ["nothing to submit"]) + "\n"
+    for sub in ("logs", "state", SHARED_TREE):
+        (grid_dir / sub).mkdir(parents=True, exist_ok=True)
+    bin_dir = str(Path(sys.executable).parent)
+    now = dt.datetime.now(dt.timezone.utc)
+    stamp, when = now.strftime("%Y%m%dT%H%M%S"), now.isoformat(timespec="seconds")
+    shared, tree = None, ""
+    if stages:
+        request = Resources(max((requests[p.name].mem_gb or 0 for p in todo), default=0) or None,
+                            max(requests[p.name].gpus for p in todo), "the largest of the points'")
+        path = grid_dir / f"{stamp}-{SHARED}.sbatch"
+        write(path, script(grid_dir, where, bin_dir, name, None, stages, request, extra))
+        shared = "(dry run)" if dry_run else sbatch(path)
+        tree = str(grid_dir / SHARED_TREE / shared)
+        ledger[SHARED] = Record(SHARED, where.commit, shared, str(grid_dir / "logs" / f"{SHARED}-{shared}.out"),
+                                {}, " ".join(request.sbatch()), when)
+        record(grid_dir, ledger, dry_run)
+        lines.append(f"{SHARED}: job {shared}, runs {' '.join(stages)} once, before the points ({path})")
+    groups: dict[tuple, list[Point]] = {}
+    for point in todo:
+        groups.setdefault(requests[point.name].key, []).append(point)
+    for number, group in enumerate(groups.values()):
+        request = requests[group[0].name]
+        path = grid_dir / f"{stamp}-array-{number}.sbatch"
+        write(path, script(grid_dir, where, bin_dir, name, group, stages, request, extra, tree, max_running))
+        array = "(dry run)" if dry_run else sbatch(path, shared)
+        asked = " ".join(request.sbatch()) or "cluster defaults"
+        for index, point in enumerate(group):
+            ledger[point.name] = Record(point.name, where.commit, f"{array}_{index}",
+                                        str(grid_dir / "logs" / f"{array}_{index}.out"), point.overrides, asked, when)
+            lines.append(f"{point.name}: job {array}_{index} [{asked}] {requests[point.name].why}")
+        record(grid_dir, ledger, dry_run)
+        lines.append(f"  ({path})")
+    return "\n".join(lines) + "\n"
+
+
+def pending(points: list[Point], ledger: dict[str, Record], where: Origin, root: Path,
+            dry_run: bool) -> tuple[list[str], list[Point]]:
+    """(a line for each point skipped, the points to submit): skipped are those whose experiment is on
+    `origin` for this commit and those of this commit that Slurm still has queued or running."""
     done = pushed(where.url, where.commit, root)
-    live = queued(ledger)
+    try:
+        live = queued(ledger)
+    except NoteLMError:
+        if not dry_run:
+            raise
+        live = {}  # a dry run where squeue is missing: nothing is queued
     lines, todo = [], []
     for point in points:
         if point.name in done:
@@ -207,40 +273,7 @@ def submit(points: list[Point], requests: dict[str, Resources], stages: list[str
             lines.append(f"{point.name}: skipped, still {live[point.name]} (job {ledger[point.name].job})")
         else:
             todo.append(point)
-    if not todo:
-        return "\n".join(lines + ["nothing to submit"]) + "\n"
-    (grid_dir / "logs").mkdir(parents=True, exist_ok=True)
-    (grid_dir / "state").mkdir(exist_ok=True)
-    for stale in [SHARED, *(p.name for p in todo)] if not dry_run else []:  # an earlier submission's end
-        (grid_dir / "state" / stale).unlink(missing_ok=True)
-    bin_dir = str(Path(sys.executable).parent)
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    shared = None
-    if stages:
-        shared_path = grid_dir / f"{SHARED}.sbatch"
-        write(shared_path, script(grid_dir, where, bin_dir, name, None, stages, None, extra))
-        shared = "(dry run)" if dry_run else sbatch(shared_path)
-        ledger[SHARED] = Record(SHARED, where.commit, shared, str(grid_dir / "logs" / f"{SHARED}-{shared}.out"),
-                                {}, f"stages: {' '.join(stages)}", now)
-        record(grid_dir, ledger, dry_run)
-        lines.append(f"{SHARED}: job {shared}, runs {' '.join(stages)} once, before the points ({shared_path})")
-    groups: dict[tuple, list[Point]] = {}
-    for point in todo:
-        groups.setdefault(requests[point.name].key, []).append(point)
-    for number, group in enumerate(groups.values()):
-        request = requests[group[0].name]
-        path = grid_dir / f"array-{number}.sbatch"
-        write(path, script(grid_dir, where, bin_dir, name, group, stages, request, extra))
-        array = "(dry run)" if dry_run else sbatch(path, shared)
-        for index, point in enumerate(group):
-            ledger[point.name] = Record(point.name, where.commit, f"{array}_{index}",
-                                        str(grid_dir / "logs" / f"{array}_{index}.out"), point.overrides,
-                                        " ".join(request.sbatch()) or "cluster defaults", now)
-            lines.append(f"{point.name}: job {array}_{index} [{' '.join(request.sbatch()) or 'cluster defaults'}] "
-                         f"{request.why}")
-        record(grid_dir, ledger, dry_run)
-        lines.append(f"  ({path})")
-    return "\n".join(lines) + "\n"
+    return lines, todo
 
 
 def record(grid_dir: Path, ledger: dict[str, Record], dry_run: bool) -> None:
@@ -250,6 +283,7 @@ def record(grid_dir: Path, ledger: dict[str, Record], dry_run: bool) -> None:
 
 
 def write(path: Path, text: str) -> None:
+    """Write `text` to `path` whole (a temp file, then rename)."""
     with atomic_open(path) as fh:
         fh.write(text)
 
@@ -266,6 +300,7 @@ def read_ledger(grid_dir: Path) -> dict[str, Record]:
 
 
 def write_ledger(grid_dir: Path, ledger: dict[str, Record]) -> None:
+    """Write the ledger whole (a temp file, then rename): a reader sees the old or the new one."""
     with atomic_open(grid_dir / LEDGER) as fh:
         json.dump({"points": [asdict(r) for r in ledger.values()]}, fh, indent=1)
 
@@ -277,7 +312,7 @@ def queued(ledger: dict[str, Record]) -> dict[str, str]:
     """Point name -> its Slurm state (PENDING, RUNNING, ...) for the ledger's jobs that `squeue` still lists."""
     if not ledger:
         return {}
-    out = run(["squeue", "-h", "-r", "-o", "%i|%T|%r"]).stdout
+    out = run(["squeue", "--me", "-h", "-r", "-o", "%i|%T|%r"]).stdout
     jobs = {}
     for line in out.splitlines():
         job, state, reason = (line.split("|") + ["", ""])[:3]
@@ -285,26 +320,29 @@ def queued(ledger: dict[str, Record]) -> dict[str, str]:
     return {name: jobs[r.job] for name, r in ledger.items() if r.job in jobs}
 
 
-def task_state(grid_dir: Path, name: str) -> list[str]:
-    """The words a task last wrote to its state file (empty when it never started)."""
-    path = grid_dir / "state" / name
+def task_state(grid_dir: Path, job: str) -> list[str]:
+    """The words the job `job` (`<array>_<task>` or an id) last wrote to its state file (empty: never started)."""
+    path = grid_dir / "state" / job
     return path.read_text(encoding="utf-8").split() if path.is_file() else []
+
+
+EXITS = {143: "terminated: time limit or scancel", 137: "killed: memory limit?", 255: "a stage failed"}
 
 
 def status_rows(grid_dir: Path, root: Path = Path(".")) -> list[dict[str, str]]:
     """Every point of the ledger (the shared job first): name, state (pending, running, done, failed), job, log
-    and a detail. Done means pushed to `origin`; a task that stopped without writing its end (killed by
-    Slurm: time or memory limit, node failure) is failed."""
+    and a detail. Done means pushed to `origin`; a task that stopped without writing its end (killed
+    outright: node failure, or past Slurm's kill wait) is failed."""
     ledger = read_ledger(grid_dir)
     if not ledger:
         raise NoteLMError(f"{grid_dir}: no grid was submitted from here (notelm grid --slurm writes {LEDGER})")
     url = run(["git", "remote", "get-url", "origin"], root).stdout.strip()
     done = {commit: pushed(url, commit, root) for commit in {r.commit for r in ledger.values()}}
     live = queued(ledger)
-    shared = task_state(grid_dir, SHARED)
+    shared = task_state(grid_dir, ledger[SHARED].job) if SHARED in ledger else []
     rows = []
     for name, record in sorted(ledger.items(), key=lambda kv: kv[0] != SHARED):
-        words = task_state(grid_dir, name)
+        words = task_state(grid_dir, record.job)
         if name != SHARED and name in done[record.commit]:
             state, detail = "done", "pushed to origin"
         elif name in live:
@@ -312,10 +350,11 @@ def status_rows(grid_dir: Path, root: Path = Path(".")) -> list[dict[str, str]]:
         elif words[:1] == ["done"]:
             state, detail = ("done", "stages pushed") if name == SHARED else ("failed", "finished, not on origin")
         elif words[:1] == ["failed"]:
-            state, detail = "failed", f"exit code {words[1] if len(words) > 1 else '?'}"
+            code = int(words[1]) if len(words) > 1 and words[1].isdigit() else None
+            state, detail = "failed", f"exit code {code}" + (f" ({EXITS[code]})" if code in EXITS else "")
         elif words[:1] == ["running"]:
-            state, detail = "failed", "stopped without reporting (killed: time or memory limit, node failure?)"
-        elif shared[:1] == ["failed"]:
+            state, detail = "failed", "stopped without reporting (node failure, or killed past Slurm's KillWait)"
+        elif name != SHARED and shared[:1] == ["failed"]:
             state, detail = "failed", "not run: the shared stages failed"
         else:
             state, detail = "failed", "left the queue without starting (cancelled?)"
@@ -342,6 +381,8 @@ def collect(grid_dir: Path, root: Path = Path("."), outputs: bool = False) -> st
     """Pull the refs of every finished point (`dvc exp pull`; with `outputs`, their cached outputs too) so
     `dvc exp show` and `notelm compare` list them; return what it pulled."""
     ledger = read_ledger(grid_dir)
+    if not ledger:
+        raise NoteLMError(f"{grid_dir}: no grid was submitted from here (notelm grid --slurm writes {LEDGER})")
     url = run(["git", "remote", "get-url", "origin"], root).stdout.strip()
     pulled = []
     for commit in {r.commit for r in ledger.values()}:
