@@ -236,10 +236,10 @@ def _grid_slurm(args: argparse.Namespace) -> None:
 
     grid_dir = Path(args.dir) if args.dir else GRIDS / slurm.grid_name(Path(args.grid).stem)
     if args.action:
-        dirs = [grid_dir] if args.dir or args.grid != GRID or not slurm.grid_dirs() else slurm.grid_dirs()[:1]
-        for found in dirs:
-            print(slurm.status_text(found) if args.action == "status" else slurm.collect(found, outputs=args.outputs),
-                  end="")
+        if not args.dir and args.grid == GRID:  # no grid named: the one submitted last
+            grid_dir = next(iter(slurm.grid_dirs()), grid_dir)
+        print(slurm.status_text(grid_dir) if args.action == "status" else slurm.collect(grid_dir, outputs=args.outputs),
+              end="")
         return None
     from notelm.cluster import points, resources
     from notelm.plan import parse_gpu

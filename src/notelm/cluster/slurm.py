@@ -26,15 +26,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from notelm.cluster.points import Point
+from notelm.cluster.points import NAME, Point
 from notelm.cluster.resources import Resources
 from notelm.core.errors import NoteLMError
 from notelm.core.files import atomic_open
@@ -308,6 +308,14 @@ def write_ledger(grid_dir: Path, ledger: dict[str, Record]) -> None:
 # ------------------------------------------------------------------ status and collect
 
 
+def submitted(grid_dir: Path, root: Path) -> tuple[dict[str, Record], str]:
+    """(the grid dir's ledger, the URL of `origin`); a NoteLMError when nothing was submitted from there."""
+    ledger = read_ledger(grid_dir)
+    if not ledger:
+        raise NoteLMError(f"{grid_dir}: no grid was submitted from here (notelm grid --slurm writes {LEDGER})")
+    return ledger, run(["git", "remote", "get-url", "origin"], root).stdout.strip()
+
+
 def queued(ledger: dict[str, Record]) -> dict[str, str]:
     """Point name -> its Slurm state (PENDING, RUNNING, ...) for the ledger's jobs that `squeue` still lists."""
     if not ledger:
@@ -333,10 +341,7 @@ def status_rows(grid_dir: Path, root: Path = Path(".")) -> list[dict[str, str]]:
     """Every point of the ledger (the shared job first): name, state (pending, running, done, failed), job, log
     and a detail. Done means pushed to `origin`; a task that stopped without writing its end (killed
     outright: node failure, or past Slurm's kill wait) is failed."""
-    ledger = read_ledger(grid_dir)
-    if not ledger:
-        raise NoteLMError(f"{grid_dir}: no grid was submitted from here (notelm grid --slurm writes {LEDGER})")
-    url = run(["git", "remote", "get-url", "origin"], root).stdout.strip()
+    ledger, url = submitted(grid_dir, root)
     done = {commit: pushed(url, commit, root) for commit in {r.commit for r in ledger.values()}}
     live = queued(ledger)
     shared = task_state(grid_dir, ledger[SHARED].job) if SHARED in ledger else []
@@ -369,10 +374,7 @@ def status_text(grid_dir: Path, root: Path = Path(".")) -> str:
     rows = status_rows(grid_dir, root)
     table = markdown.table(["point", "state", "job", "log", "detail"],
                            [[r["point"], r["state"], r["job"], r["log"], r["detail"]] for r in rows])
-    counts: dict[str, int] = {}
-    for r in rows:
-        if r["point"] != SHARED:
-            counts[r["state"]] = counts.get(r["state"], 0) + 1
+    counts = Counter(r["state"] for r in rows if r["point"] != SHARED)
     summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
     return "\n".join([f"grid {grid_dir}: {summary}", "", *table]) + "\n"
 
@@ -380,10 +382,7 @@ def status_text(grid_dir: Path, root: Path = Path(".")) -> str:
 def collect(grid_dir: Path, root: Path = Path("."), outputs: bool = False) -> str:
     """Pull the refs of every finished point (`dvc exp pull`; with `outputs`, their cached outputs too) so
     `dvc exp show` and `notelm compare` list them; return what it pulled."""
-    ledger = read_ledger(grid_dir)
-    if not ledger:
-        raise NoteLMError(f"{grid_dir}: no grid was submitted from here (notelm grid --slurm writes {LEDGER})")
-    url = run(["git", "remote", "get-url", "origin"], root).stdout.strip()
+    ledger, url = submitted(grid_dir, root)
     pulled = []
     for commit in {r.commit for r in ledger.values()}:
         names = sorted(pushed(url, commit, root) & set(ledger))
@@ -404,4 +403,4 @@ def grid_dirs(root: Path = Path(".")) -> list[Path]:
 
 def grid_name(text: str) -> str:
     """A grid's name as a directory name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "grid"
+    return NAME.sub("_", text).strip("._") or "grid"
